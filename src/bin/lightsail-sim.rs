@@ -1,1 +1,55 @@
-fn main() {}
+//! `lightsail-sim`: the Lightsail GUI-session simulator as a stand-alone server.
+//! See `lightsail-sim --help` and `lightsail_gui_operator::simulator`.
+
+use clap::Parser;
+use lightsail_gui_operator::simulator::{SimArgs, Simulator};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = SimArgs::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("lightsail-sim: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let config = args.to_config()?;
+    let simulator = Simulator::start(config, args.listen.as_str()).await?;
+    // The one stdout line: a parent started with `--listen 127.0.0.1:0` reads the port here.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "lightsail-sim listening on {}",
+        simulator.endpoint_url()
+    )?;
+    stdout.flush()?;
+    drop(stdout);
+    shutdown_signal().await?;
+    tracing::info!("stopping");
+    simulator.shutdown().await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

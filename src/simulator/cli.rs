@@ -1,0 +1,231 @@
+//! Command-line flags of `lightsail-sim`, each with a `LIGHTSAIL_SIM_*` environment fallback.
+
+use super::config::{
+    ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY,
+    ErrorStyle, Faults, RateLimit, SimConfig, parse_duration,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+On start it prints one line to stdout, `lightsail-sim listening on http://ADDR`, then logs to
+stderr (RUST_LOG sets the level; default info). SIGTERM or SIGINT stop it gracefully.
+
+Durations are a number and a unit: 250us, 500ms, 2s, 1.5m, 1h (or 0).
+
+Config file (--config; YAML, or JSON when named *.json):
+  computers:
+    - name: vm-1                 # \\w[\\w\\-]*\\w
+      region: us-west-2          # default us-east-1
+      startFailsWith: {errorCode: InternalError, errorDetails: \"disk full\"}
+      stopFailsWith: {errorCode: InternalError, errorDetails: \"stuck\"}
+      accessDenied: false        # calls answer AccessDeniedException
+      unauthenticated: false     # calls answer UnauthenticatedException
+      invalidInput: false        # calls answer InvalidInputException
+      serviceError: false        # calls answer ServiceException
+      callsFailWith: RegionSetupInProgressException   # any modelled exception
+      holdStartResponse: false   # StartGUISession responses wait for a release
+
+Control endpoint, same port, unauthenticated (loopback test tool):
+  GET  /_sim/calls                      call counts by action, resource, outcome (JSON)
+  GET  /_sim/metrics                    the same in Prometheus text
+  POST /_sim/reset[?scope=all]          zero the counts (all: also sessions, operations, bucket)
+  GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
+                                        \"serviceErrorRate\":0.1,\"throttleRate\":0.1,
+                                        \"rateLimit\":{\"requestsPerSecond\":50,\"burst\":100}}
+  GET  /_sim/computers                  all computers with session state and held responses
+  POST /_sim/computers                  add or update a computer (a config-file entry as JSON)
+  GET|DELETE /_sim/computers/NAME       one computer
+  POST /_sim/computers/NAME/release     clear holdStartResponse and send the held responses";
+
+/// Serves the Lightsail GUI-session API (awsJson1_1, SigV4) for tests and benchmarks.
+#[derive(Debug, clap::Parser)]
+#[command(name = "lightsail-sim", version, about, after_help = AFTER_HELP)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port (see the line printed on start).
+    #[arg(long, env = "LIGHTSAIL_SIM_LISTEN", default_value = "127.0.0.1:4580")]
+    pub listen: String,
+
+    /// YAML or JSON file with the computer inventory.
+    #[arg(long, env = "LIGHTSAIL_SIM_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// A computer, NAME or NAME@REGION (region default us-east-1); repeatable, or
+    /// comma-separated.
+    #[arg(
+        long = "computer",
+        env = "LIGHTSAIL_SIM_COMPUTERS",
+        value_name = "NAME[@REGION]",
+        value_delimiter = ',',
+        value_parser = computer_arg
+    )]
+    pub computers: Vec<ComputerSpec>,
+
+    /// Access key id whose signatures are accepted.
+    #[arg(long, env = "LIGHTSAIL_SIM_ACCESS_KEY_ID", default_value = DEFAULT_ACCESS_KEY_ID)]
+    pub access_key_id: String,
+
+    /// Secret key of that access key.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_SECRET_ACCESS_KEY",
+        default_value = DEFAULT_SECRET_ACCESS_KEY,
+        hide_env_values = true
+    )]
+    pub secret_access_key: String,
+
+    /// How long a started GUI session lasts before it is startExpired.
+    #[arg(long, env = "LIGHTSAIL_SIM_SESSION_LIFETIME", default_value = "1h", value_parser = duration_arg)]
+    pub session_lifetime: Duration,
+
+    /// How long a Start/Stop operation stays Started before it succeeds or fails.
+    #[arg(long, env = "LIGHTSAIL_SIM_SETTLE_TIME", default_value = "1s", value_parser = duration_arg)]
+    pub settle_time: Duration,
+
+    /// Error bodies: `code` adds code/docs/tip as real Lightsail does (the Rust SDK then
+    /// reports unmodelled errors with codes such as NotFound); `type` writes only __type and
+    /// message (the SDK reports the modelled exceptions).
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_ERROR_STYLE",
+        value_enum,
+        default_value = "code"
+    )]
+    pub error_style: ErrorStyle,
+
+    /// Operations per GetOperationsForResource page.
+    #[arg(long, env = "LIGHTSAIL_SIM_OPERATIONS_PAGE_SIZE", default_value_t = super::config::DEFAULT_OPERATIONS_PAGE_SIZE)]
+    pub operations_page_size: usize,
+
+    /// Fixed latency added to every authenticated call.
+    #[arg(long, env = "LIGHTSAIL_SIM_LATENCY", default_value = "0", value_parser = duration_arg)]
+    pub latency: Duration,
+
+    /// Random extra latency, uniform between 0 and this.
+    #[arg(long, env = "LIGHTSAIL_SIM_LATENCY_JITTER", default_value = "0", value_parser = duration_arg)]
+    pub latency_jitter: Duration,
+
+    /// Fraction (0 to 1) of calls that answer ServiceException (HTTP 500).
+    #[arg(long, env = "LIGHTSAIL_SIM_SERVICE_ERROR_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
+    pub service_error_rate: f64,
+
+    /// Fraction (0 to 1) of calls that answer ThrottlingException (HTTP 400).
+    #[arg(long, env = "LIGHTSAIL_SIM_THROTTLE_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
+    pub throttle_rate: f64,
+
+    /// Token-bucket refill rate in requests per second past which calls are throttled; 0 means
+    /// unlimited.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_RATE_LIMIT",
+        default_value_t = 0.0,
+        value_name = "REQ_PER_S"
+    )]
+    pub rate_limit: f64,
+
+    /// Token-bucket size (calls allowed back to back); default: the rate limit, rounded up.
+    #[arg(long, env = "LIGHTSAIL_SIM_RATE_BURST", value_name = "CALLS")]
+    pub rate_burst: Option<u32>,
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+fn fraction_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+fn computer_arg(text: &str) -> Result<ComputerSpec, String> {
+    ComputerSpec::parse_flag(text).map_err(|e| e.to_string())
+}
+
+impl SimArgs {
+    /// The configuration these flags (and the config file they name) describe.
+    pub fn to_config(&self) -> Result<SimConfig, ConfigError> {
+        let mut computers = match &self.config {
+            Some(path) => ConfigFile::load(path)?.computers,
+            None => Vec::new(),
+        };
+        computers.extend(self.computers.iter().cloned());
+        let rate_limit = if self.rate_limit == 0.0 {
+            if self.rate_burst.is_some() {
+                return Err(ConfigError::Invalid(
+                    "--rate-burst needs --rate-limit".to_owned(),
+                ));
+            }
+            None
+        } else {
+            let default_burst = self.rate_limit.ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+            Some(RateLimit::new(
+                self.rate_limit,
+                self.rate_burst.unwrap_or(default_burst),
+            ))
+        };
+        let config = SimConfig {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            computers,
+            session_lifetime: self.session_lifetime,
+            settle_time: self.settle_time,
+            error_style: self.error_style,
+            operations_page_size: self.operations_page_size,
+            faults: Faults {
+                latency: self.latency,
+                latency_jitter: self.latency_jitter,
+                service_error_rate: self.service_error_rate,
+                throttle_rate: self.throttle_rate,
+                rate_limit,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn flags_are_consistent() {
+        SimArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_build_a_config() {
+        let args = SimArgs::try_parse_from([
+            "lightsail-sim",
+            "--computer",
+            "vm-1",
+            "--computer",
+            "vm-2@eu-west-1,vm-3",
+            "--settle-time",
+            "250ms",
+            "--rate-limit",
+            "2.5",
+        ]);
+        let config = args
+            .map_err(|e| e.to_string())
+            .and_then(|a| a.to_config().map_err(|e| e.to_string()));
+        let config = match config {
+            Ok(config) => config,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<&str> = config.computers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["vm-1", "vm-2", "vm-3"]);
+        assert_eq!(config.computers[1].region, "eu-west-1");
+        assert_eq!(config.settle_time, Duration::from_millis(250));
+        assert_eq!(config.faults.rate_limit, Some(RateLimit::new(2.5, 3)));
+    }
+
+    #[test]
+    fn burst_without_rate_is_rejected() {
+        let args = SimArgs::try_parse_from(["lightsail-sim", "--rate-burst", "5"]);
+        assert!(args.is_ok_and(|a| a.to_config().is_err()));
+    }
+}

@@ -1,0 +1,240 @@
+//! `lightsail-sim`: an in-process or stand-alone server that answers the Lightsail GUI-session
+//! calls the way AWS does on the wire, for the operator's tests, demo and benchmarks.
+//!
+//! It shares no code with the operator. What it does:
+//!
+//! * **Protocol** — awsJson1_1 on `POST /` with `X-Amz-Target: Lightsail_20161128.<Action>`
+//!   for `StartGUISession`, `StopGUISession`, `GetOperation`, `GetOperationsForResource` and
+//!   `CreateGUISessionAccessDetails`. Other targets answer `UnknownOperationException`, bodies
+//!   that are not a JSON object `SerializationException`.
+//! * **SigV4** — requests must be signed for service `lightsail` with the configured key pair
+//!   (default [`DEFAULT_ACCESS_KEY_ID`] / [`DEFAULT_SECRET_ACCESS_KEY`]); the credential scope's
+//!   region is the region called, and computers of other regions are `NotFoundException` there.
+//! * **Behaviour** — sessions go notStarted → starting → started → startExpired (after the
+//!   session lifetime), stopping → stopped; each Start/Stop makes an operation that is `Started`
+//!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
+//!   when read; nothing runs in the background.
+//! * **Faults** — latency and jitter, a share of `ServiceException`s, a share of
+//!   `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
+//!   behaviours per [`ComputerSpec`].
+//!
+//! # Control endpoint
+//!
+//! On the same port, unauthenticated (a loopback test tool), under `/_sim/` which no AWS call
+//! uses (they are all `POST /`):
+//!
+//! | method and path | does |
+//! | --- | --- |
+//! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
+//! | `GET /_sim/metrics` | the same as Prometheus text (`lightsail_sim_calls_total`) |
+//! | `POST /_sim/reset` | zeroes the counts; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
+//! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON; PUT replaces them all (omitted fields are off) |
+//! | `GET /_sim/computers` | `{"computers":[`[`ComputerView`]`]}` |
+//! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history |
+//! | `GET /_sim/computers/{name}`, `DELETE …` | one computer |
+//! | `POST /_sim/computers/{name}/release` | clears `holdStartResponse`, sending the held responses |
+//!
+//! Control errors answer 4xx with `{"error": "..."}`.
+//!
+//! # Throughput
+//!
+//! Measured on the 2-core development machine, simulator and load generator sharing the two
+//! cores, 64 calls in flight, `GetOperation` over loopback with the real SDK:
+//! THROUGHPUT_PLACEHOLDER
+
+mod calls;
+mod cli;
+mod config;
+mod faults;
+mod server;
+mod sigv4;
+mod state;
+mod wire;
+
+pub use calls::{CallCount, CallReport, OUTCOME_OK};
+pub use cli::SimArgs;
+pub use config::{
+    ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE,
+    DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY, DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME,
+    ErrorStyle, Faults, LightsailException, OperationFailure, RateLimit, SimConfig,
+    format_duration, is_valid_resource_name, parse_duration,
+};
+pub use state::ComputerView;
+pub use wire::{Action, UNKNOWN_ACTION};
+
+use anyhow::Context as _;
+use server::{Shared, lock};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long [`RunningSimulator::shutdown`] lets open connections finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts simulators.
+pub struct Simulator;
+
+impl Simulator {
+    /// Validates `config`, binds `bind_addr` (e.g. `"127.0.0.1:0"` for any free port) and
+    /// serves on the current tokio runtime until [`RunningSimulator::shutdown`] or drop.
+    pub async fn start(
+        config: SimConfig,
+        bind_addr: impl tokio::net::ToSocketAddrs,
+    ) -> anyhow::Result<RunningSimulator> {
+        config.validate()?;
+        let mut world = state::World::new(state::Timings {
+            settle_time: config.settle_time,
+            session_lifetime: config.session_lifetime,
+            page_size: config.operations_page_size,
+        });
+        for computer in &config.computers {
+            world.upsert(computer.clone());
+        }
+        let shared = Arc::new(Shared {
+            verifier: sigv4::Verifier::new(&config.access_key_id, &config.secret_access_key),
+            error_style: config.error_style,
+            world: Mutex::new(world),
+            faults: Mutex::new(faults::FaultState::new(config.faults.clone())),
+            calls: Mutex::new(calls::CallCounter::default()),
+        });
+        let listener = tokio::net::TcpListener::bind(bind_addr)
+            .await
+            .context("cannot bind the simulator's listen address")?;
+        let local_addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let app = server::router(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // An error means the handle is gone: stop too.
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(%local_addr, computers = config.computers.len(), "lightsail-sim started");
+        Ok(RunningSimulator {
+            local_addr,
+            access_key_id: config.access_key_id,
+            secret_access_key: config.secret_access_key,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A serving simulator. Dropping it stops the server (without waiting); prefer
+/// [`shutdown`](Self::shutdown).
+pub struct RunningSimulator {
+    local_addr: SocketAddr,
+    access_key_id: String,
+    secret_access_key: String,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSimulator {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ADDR`, for `endpoint_url` / `AWS_ENDPOINT_URL_LIGHTSAIL`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// The access key id it accepts.
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+
+    /// The secret key it accepts.
+    pub fn secret_access_key(&self) -> &str {
+        &self.secret_access_key
+    }
+
+    /// The call counts so far.
+    pub fn calls(&self) -> CallReport {
+        lock(&self.shared.calls).report()
+    }
+
+    /// Zeroes the call counts.
+    pub fn reset_calls(&self) {
+        lock(&self.shared.calls).reset();
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).faults().clone()
+    }
+
+    /// Replaces the faults (a new rate limit starts with a full bucket).
+    pub fn set_faults(&self, faults: Faults) -> Result<(), ConfigError> {
+        faults.validate()?;
+        lock(&self.shared.faults).replace(faults);
+        Ok(())
+    }
+
+    /// Adds a computer or replaces its spec (keeping its history); `true` when it is new.
+    pub fn upsert_computer(&self, spec: ComputerSpec) -> Result<bool, ConfigError> {
+        spec.validate()?;
+        Ok(self.shared.upsert_computer(spec).0)
+    }
+
+    /// Removes a computer and its operations; `false` when there was none.
+    pub fn remove_computer(&self, name: &str) -> bool {
+        lock(&self.shared.world).remove(name)
+    }
+
+    /// Every computer with its current state, sorted by name.
+    pub fn computers(&self) -> Vec<ComputerView> {
+        lock(&self.shared.world).views()
+    }
+
+    /// One computer with its current state.
+    pub fn computer(&self, name: &str) -> Option<ComputerView> {
+        lock(&self.shared.world).view_of(name)
+    }
+
+    /// Clears `holdStartResponse` for `name`, sending its held responses; `false` when there
+    /// is no such computer.
+    pub fn release_start_responses(&self, name: &str) -> bool {
+        self.shared.release_start_responses(name).is_some()
+    }
+
+    /// Stops accepting, releases held responses, and waits (up to a few seconds) for open
+    /// connections to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.signal_stop();
+        let Some(mut task) = self.task.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(joined) => Ok(joined.context("simulator task failed")??),
+            Err(_) => {
+                task.abort();
+                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; closed them");
+                Ok(())
+            }
+        }
+    }
+
+    fn signal_stop(&self) {
+        lock(&self.shared.world).release_all();
+        self.stop.send_replace(true);
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.signal_stop();
+            // Nobody waits for a graceful end here, so make the end certain.
+            task.abort();
+        }
+    }
+}

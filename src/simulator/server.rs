@@ -1,0 +1,329 @@
+//! HTTP routes: the AWS protocol on `POST /` and the control endpoint under `/_sim/`.
+
+use super::calls::{CallCounter, CallReport, OUTCOME_OK};
+use super::config::{ComputerSpec, ErrorStyle, Faults, LightsailException};
+use super::faults::{FaultState, Verdict};
+use super::sigv4::Verifier;
+use super::state::{ComputerView, World, new_uuid};
+use super::wire::{Action, AwsError, ErrorCode, RequestFields, UNKNOWN_ACTION, json_response};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime};
+
+/// State shared by all requests.
+pub(crate) struct Shared {
+    pub verifier: Verifier,
+    pub error_style: ErrorStyle,
+    pub world: Mutex<World>,
+    pub faults: Mutex<FaultState>,
+    pub calls: Mutex<CallCounter>,
+}
+
+/// Locks, shrugging off poisoning: every critical section leaves its data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn upsert_computer(&self, spec: ComputerSpec) -> (bool, Option<ComputerView>) {
+        let name = spec.name.clone();
+        let mut world = lock(&self.world);
+        let created = world.upsert(spec);
+        (created, world.view_of(&name))
+    }
+
+    pub(crate) fn release_start_responses(&self, name: &str) -> Option<ComputerView> {
+        let mut world = lock(&self.world);
+        let mut spec = world.get(name)?.spec.clone();
+        spec.hold_start_response = false;
+        world.upsert(spec);
+        world.view_of(name)
+    }
+
+    fn count(&self, action: &'static str, resource: Arc<str>, outcome: &'static str) {
+        lock(&self.calls).record(action, resource, outcome);
+    }
+
+    /// The resource a call is about, for counting calls that fail before reaching the world.
+    fn claimed_resource(&self, action: Option<Action>, fields: Option<&RequestFields>) -> Arc<str> {
+        let Some(fields) = fields else {
+            return Arc::from("");
+        };
+        if let Some(name) = &fields.resource_name {
+            return Arc::from(name.as_str());
+        }
+        if action == Some(Action::GetOperation)
+            && let Some(id) = &fields.operation_id
+        {
+            return lock(&self.world)
+                .resource_of_operation(id)
+                .unwrap_or_else(|| Arc::from(""));
+        }
+        Arc::from("")
+    }
+
+    fn fail(
+        &self,
+        action: &'static str,
+        resource: Arc<str>,
+        error: AwsError,
+        request_id: &str,
+    ) -> Response {
+        let outcome = error.code.type_name();
+        tracing::debug!(action, resource = &*resource, outcome, "call");
+        self.count(action, resource, outcome);
+        error.into_response(self.error_style, request_id)
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", post(aws_call))
+        .route("/_sim/calls", get(get_calls))
+        .route("/_sim/metrics", get(get_metrics))
+        .route("/_sim/reset", post(post_reset))
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/computers", get(get_computers).post(post_computer))
+        .route(
+            "/_sim/computers/{name}",
+            get(get_computer).delete(delete_computer),
+        )
+        .route("/_sim/computers/{name}/release", post(post_release))
+        .with_state(shared)
+}
+
+/// One AWS call: authenticate, route, apply faults, act, count, answer.
+async fn aws_call(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = new_uuid();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let action = Action::from_target(target);
+    let action_name = action.map_or(UNKNOWN_ACTION, Action::name);
+    let fields = RequestFields::parse(&body);
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+
+    let verified =
+        shared
+            .verifier
+            .verify(method.as_str(), path, &headers, &body, SystemTime::now());
+    let region = match verified {
+        Ok(region) => region,
+        Err(error) => {
+            let resource = shared.claimed_resource(action, fields.as_ref().ok());
+            return shared.fail(action_name, resource, error, &request_id);
+        }
+    };
+    let Some(action) = action else {
+        let error = AwsError::new(
+            ErrorCode::UnknownOperation,
+            format!(
+                "Operation {} is not supported by lightsail-sim",
+                target.unwrap_or("(no X-Amz-Target)")
+            ),
+        );
+        let resource = shared.claimed_resource(None, fields.as_ref().ok());
+        return shared.fail(action_name, resource, error, &request_id);
+    };
+    let fields = match fields {
+        Ok(fields) => fields,
+        Err(error) => return shared.fail(action_name, Arc::from(""), error, &request_id),
+    };
+
+    let (verdict, latency) = lock(&shared.faults).judge(Instant::now());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let injected = match verdict {
+        Verdict::Proceed => None,
+        Verdict::Throttle => Some(AwsError::new(ErrorCode::Throttling, "Rate exceeded")),
+        Verdict::ServiceError => Some(AwsError::lightsail(
+            LightsailException::Service,
+            "An internal error occurred (injected by lightsail-sim).",
+        )),
+    };
+    if let Some(error) = injected {
+        let resource = shared.claimed_resource(Some(action), Some(&fields));
+        return shared.fail(action_name, resource, error, &request_id);
+    }
+
+    let answer = {
+        let mut world = lock(&shared.world);
+        let resource_name = fields.resource_name.as_deref();
+        match action {
+            Action::StartGuiSession => world.start_or_stop(resource_name, region, true),
+            Action::StopGuiSession => world.start_or_stop(resource_name, region, false),
+            Action::GetOperation => world.get_operation(fields.operation_id.as_deref(), region),
+            Action::GetOperationsForResource => {
+                world.operations_for_resource(resource_name, fields.page_token.as_deref(), region)
+            }
+            Action::CreateGuiSessionAccessDetails => world.access_details(resource_name, region),
+        }
+    };
+    let resource = answer.resource.unwrap_or_else(|| Arc::from(""));
+    match answer.body {
+        Err(error) => shared.fail(action_name, resource, error, &request_id),
+        Ok(body) => {
+            tracing::debug!(
+                action = action_name,
+                resource = &*resource,
+                outcome = OUTCOME_OK,
+                "call"
+            );
+            shared.count(action_name, resource, OUTCOME_OK);
+            if let Some(held) = answer.hold {
+                // Counted and recorded already; the client hears back only once released.
+                held.released().await;
+            }
+            json_response(StatusCode::OK, body, &request_id)
+        }
+    }
+}
+
+fn control_error(status: StatusCode, message: impl Into<String>) -> Response {
+    #[derive(Serialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    (
+        status,
+        Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// A control request's JSON body, or the 400 explaining why it is not one.
+fn parse_control_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(control_error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {e}"),
+        ))
+    })
+}
+
+async fn get_calls(State(shared): State<Arc<Shared>>) -> Json<CallReport> {
+    Json(lock(&shared.calls).report())
+}
+
+async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = lock(&shared.calls).report().to_prometheus();
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetQuery {
+    scope: Option<String>,
+}
+
+async fn post_reset(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ResetQuery>,
+) -> Response {
+    match query.scope.as_deref() {
+        None | Some("calls") => lock(&shared.calls).reset(),
+        Some("all") => {
+            lock(&shared.calls).reset();
+            lock(&shared.world).clear_history();
+            lock(&shared.faults).refill();
+        }
+        Some(other) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown reset scope {other:?}: use calls or all"),
+            );
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Json<Faults> {
+    Json(lock(&shared.faults).faults().clone())
+}
+
+async fn put_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let faults: Faults = match parse_control_body(&body) {
+        Ok(faults) => faults,
+        Err(response) => return *response,
+    };
+    if let Err(error) = faults.validate() {
+        return control_error(StatusCode::BAD_REQUEST, error.to_string());
+    }
+    lock(&shared.faults).replace(faults.clone());
+    tracing::info!(?faults, "faults replaced");
+    Json(faults).into_response()
+}
+
+#[derive(Serialize)]
+struct ComputersBody {
+    computers: Vec<ComputerView>,
+}
+
+async fn get_computers(State(shared): State<Arc<Shared>>) -> Json<ComputersBody> {
+    Json(ComputersBody {
+        computers: lock(&shared.world).views(),
+    })
+}
+
+async fn post_computer(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let spec: ComputerSpec = match parse_control_body(&body) {
+        Ok(spec) => spec,
+        Err(response) => return *response,
+    };
+    if let Err(error) = spec.validate() {
+        return control_error(StatusCode::BAD_REQUEST, error.to_string());
+    }
+    let name = spec.name.clone();
+    match shared.upsert_computer(spec) {
+        (created, Some(view)) => {
+            tracing::info!(computer = %name, created, "computer set");
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(view)).into_response()
+        }
+        (_, None) => control_error(StatusCode::INTERNAL_SERVER_ERROR, "computer vanished"),
+    }
+}
+
+async fn get_computer(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match lock(&shared.world).view_of(&name) {
+        Some(view) => Json(view).into_response(),
+        None => control_error(StatusCode::NOT_FOUND, format!("no computer {name:?}")),
+    }
+}
+
+async fn delete_computer(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    if lock(&shared.world).remove(&name) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        control_error(StatusCode::NOT_FOUND, format!("no computer {name:?}"))
+    }
+}
+
+async fn post_release(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match shared.release_start_responses(&name) {
+        Some(view) => Json(view).into_response(),
+        None => control_error(StatusCode::NOT_FOUND, format!("no computer {name:?}")),
+    }
+}

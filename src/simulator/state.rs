@@ -1,0 +1,638 @@
+//! The simulated account: computers, their GUI sessions and the operation history.
+//!
+//! Nothing runs in the background: an operation's status and a session's state are computed at
+//! read time from when things happened, the settle time and the session lifetime.
+
+use super::config::{ComputerSpec, LightsailException, OperationFailure};
+use super::wire::{
+    AccessDetailsBody, AwsError, EpochMillis, LocationBody, OperationBody, OperationsBody,
+    OperationsPageBody, SessionBody, SingleOperationBody,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+
+/// Milliseconds since the epoch, the resolution of Lightsail timestamps.
+pub(crate) fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A random version-4 UUID.
+pub(crate) fn new_uuid() -> String {
+    const VERSION_MASK: u128 = 0xf << 76;
+    const VERSION_4: u128 = 0x4 << 76;
+    const VARIANT_MASK: u128 = 0x3 << 62;
+    const VARIANT_RFC_4122: u128 = 0x2 << 62;
+    let random: u128 = rand::random();
+    let bits = (random & !VERSION_MASK & !VARIANT_MASK) | VERSION_4 | VARIANT_RFC_4122;
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OperationKind {
+    Start,
+    Stop,
+}
+
+impl OperationKind {
+    fn operation_type(self) -> &'static str {
+        match self {
+            Self::Start => "StartGUISession",
+            Self::Stop => "StopGUISession",
+        }
+    }
+}
+
+/// One Start or Stop, immutable once made.
+struct Operation {
+    id: Arc<str>,
+    resource: Arc<str>,
+    region: Arc<str>,
+    kind: OperationKind,
+    created_at: i64,
+    settles_at: i64,
+    failure: Option<OperationFailure>,
+}
+
+impl Operation {
+    fn body(&self, now: i64) -> OperationBody<'_> {
+        let settled = now >= self.settles_at;
+        let (status, failure) = match (settled, &self.failure) {
+            (false, _) => ("Started", None),
+            (true, None) => ("Succeeded", None),
+            (true, Some(failure)) => ("Failed", Some(failure)),
+        };
+        OperationBody {
+            id: &self.id,
+            resource_name: &self.resource,
+            resource_type: "Instance",
+            created_at: EpochMillis(self.created_at),
+            location: LocationBody {
+                availability_zone: format!("{}a", self.region),
+                region_name: &self.region,
+            },
+            is_terminal: settled,
+            operation_details: &self.resource,
+            operation_type: self.kind.operation_type(),
+            status,
+            status_changed_at: EpochMillis(if settled {
+                self.settles_at
+            } else {
+                self.created_at
+            }),
+            error_code: failure.map(|f| f.error_code.as_str()),
+            error_details: failure.map(|f| f.error_details.as_str()),
+        }
+    }
+}
+
+/// A computer's state besides its spec.
+pub(crate) struct Computer {
+    pub name: Arc<str>,
+    region: Arc<str>,
+    pub spec: ComputerSpec,
+    /// Operation ids, oldest first.
+    operations: Vec<Arc<str>>,
+    /// The latest Start or Stop, which decides the session state.
+    last_session_operation: Option<Arc<str>>,
+    /// `true` while StartGUISession responses are held back.
+    hold: watch::Sender<bool>,
+    /// Responses currently held back.
+    held: Arc<AtomicUsize>,
+}
+
+/// A held-back response's ticket: released when the hold is cleared, counted while it waits.
+pub(crate) struct HeldResponse {
+    hold: watch::Receiver<bool>,
+    held: Arc<AtomicUsize>,
+}
+
+impl HeldResponse {
+    /// Waits until the hold is cleared or the computer is removed.
+    pub(crate) async fn released(mut self) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        let _uncount = DecrementOnDrop(Arc::clone(&self.held));
+        // An error means the sender is gone (computer removed or simulator stopped): release.
+        let _ = self.hold.wait_for(|held| !*held).await;
+    }
+}
+
+struct DecrementOnDrop(Arc<AtomicUsize>);
+
+impl Drop for DecrementOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What `GET /_sim/computers` shows of a computer.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputerView {
+    /// The spec as last set.
+    #[serde(flatten)]
+    pub spec: ComputerSpec,
+    /// Session status as `CreateGUISessionAccessDetails` would report it now.
+    pub session_status: String,
+    /// Start/Stop operations made so far.
+    pub operation_count: usize,
+    /// `StartGUISession` responses currently held back.
+    pub held_start_responses: usize,
+}
+
+/// Timings that shape every session and operation.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timings {
+    pub settle_time: Duration,
+    pub session_lifetime: Duration,
+    pub page_size: usize,
+}
+
+/// All computers and operations.
+pub(crate) struct World {
+    timings: Timings,
+    computers: HashMap<Arc<str>, Computer>,
+    operations: HashMap<Arc<str>, Operation>,
+}
+
+/// The answer to a call, with the resource it was about (for counting).
+pub(crate) struct Answer {
+    pub body: Result<Vec<u8>, AwsError>,
+    pub resource: Option<Arc<str>>,
+    pub hold: Option<HeldResponse>,
+}
+
+impl Answer {
+    fn error(error: AwsError, resource: Option<Arc<str>>) -> Self {
+        Self {
+            body: Err(error),
+            resource,
+            hold: None,
+        }
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AwsError> {
+    serde_json::to_vec(value)
+        .map_err(|e| AwsError::lightsail(LightsailException::Service, e.to_string()))
+}
+
+impl World {
+    pub(crate) fn new(timings: Timings) -> Self {
+        Self {
+            timings,
+            computers: HashMap::new(),
+            operations: HashMap::new(),
+        }
+    }
+
+    /// Adds a computer, or replaces the spec of an existing one while keeping its session and
+    /// operations. Returns whether it is new. Clearing `holdStartResponse` releases held calls.
+    pub(crate) fn upsert(&mut self, spec: ComputerSpec) -> bool {
+        match self.computers.get_mut(spec.name.as_str()) {
+            Some(computer) => {
+                computer.region = Arc::from(spec.region.as_str());
+                computer.hold.send_replace(spec.hold_start_response);
+                computer.spec = spec;
+                false
+            }
+            None => {
+                let name: Arc<str> = Arc::from(spec.name.as_str());
+                let computer = Computer {
+                    name: Arc::clone(&name),
+                    region: Arc::from(spec.region.as_str()),
+                    hold: watch::Sender::new(spec.hold_start_response),
+                    held: Arc::new(AtomicUsize::new(0)),
+                    spec,
+                    operations: Vec::new(),
+                    last_session_operation: None,
+                };
+                self.computers.insert(name, computer);
+                true
+            }
+        }
+    }
+
+    /// Removes a computer and its operations; held responses are released.
+    pub(crate) fn remove(&mut self, name: &str) -> bool {
+        match self.computers.remove(name) {
+            Some(computer) => {
+                for id in &computer.operations {
+                    self.operations.remove(id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases every held response (used at shutdown).
+    pub(crate) fn release_all(&mut self) {
+        for computer in self.computers.values_mut() {
+            computer.spec.hold_start_response = false;
+            computer.hold.send_replace(false);
+        }
+    }
+
+    /// Forgets all sessions and operations, keeping the computers.
+    pub(crate) fn clear_history(&mut self) {
+        self.operations.clear();
+        for computer in self.computers.values_mut() {
+            computer.operations.clear();
+            computer.last_session_operation = None;
+        }
+    }
+
+    /// The computer an operation belongs to.
+    pub(crate) fn resource_of_operation(&self, id: &str) -> Option<Arc<str>> {
+        self.operations
+            .get(id)
+            .map(|operation| Arc::clone(&operation.resource))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Computer> {
+        self.computers.get(name)
+    }
+
+    pub(crate) fn views(&self) -> Vec<ComputerView> {
+        let now = now_millis();
+        let mut views: Vec<ComputerView> = self
+            .computers
+            .values()
+            .map(|computer| self.view(computer, now))
+            .collect();
+        views.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        views
+    }
+
+    pub(crate) fn view_of(&self, name: &str) -> Option<ComputerView> {
+        self.computers
+            .get(name)
+            .map(|computer| self.view(computer, now_millis()))
+    }
+
+    fn view(&self, computer: &Computer, now: i64) -> ComputerView {
+        ComputerView {
+            spec: computer.spec.clone(),
+            session_status: self.session_status(computer, now).status.to_owned(),
+            operation_count: computer.operations.len(),
+            held_start_responses: computer.held.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The computer a call names, as seen from `region`, after its forced exceptions.
+    fn resolve(
+        &self,
+        resource_name: Option<&str>,
+        region: &str,
+    ) -> Result<&Computer, (AwsError, Option<Arc<str>>)> {
+        let Some(name) = resource_name else {
+            return Err((
+                AwsError::lightsail(
+                    LightsailException::InvalidInput,
+                    "1 validation error detected: Value null at 'resourceName' failed to satisfy \
+                     constraint: Member must not be null",
+                ),
+                None,
+            ));
+        };
+        let named = || Some(Arc::<str>::from(name));
+        if !super::config::is_valid_resource_name(name) {
+            return Err((
+                AwsError::lightsail(
+                    LightsailException::InvalidInput,
+                    format!(
+                        "1 validation error detected: Value '{name}' at 'resourceName' failed to \
+                         satisfy constraint: Member must satisfy regular expression pattern: \
+                         \\w[\\w\\-]*\\w"
+                    ),
+                ),
+                named(),
+            ));
+        }
+        let computer = match self.computers.get(name) {
+            Some(computer) if &*computer.region == region => computer,
+            _ => {
+                return Err((
+                    AwsError::lightsail(
+                        LightsailException::NotFound,
+                        format!("The Instance does not exist: {name}"),
+                    ),
+                    named(),
+                ));
+            }
+        };
+        forced(computer).map_err(|e| (e, Some(Arc::clone(&computer.name))))?;
+        Ok(computer)
+    }
+
+    /// `StartGUISession` / `StopGUISession`.
+    pub(crate) fn start_or_stop(
+        &mut self,
+        resource_name: Option<&str>,
+        region: &str,
+        start: bool,
+    ) -> Answer {
+        let name = match self.resolve(resource_name, region) {
+            Ok(computer) => Arc::clone(&computer.name),
+            Err((error, resource)) => return Answer::error(error, resource),
+        };
+        let now = now_millis();
+        let Some(computer) = self.computers.get_mut(&name) else {
+            return Answer::error(
+                AwsError::lightsail(LightsailException::Service, "computer vanished"),
+                Some(name),
+            );
+        };
+        let (kind, failure) = if start {
+            (OperationKind::Start, computer.spec.start_fails_with.clone())
+        } else {
+            (OperationKind::Stop, computer.spec.stop_fails_with.clone())
+        };
+        let operation = Operation {
+            id: Arc::from(new_uuid()),
+            resource: Arc::clone(&computer.name),
+            region: Arc::clone(&computer.region),
+            kind,
+            created_at: now,
+            settles_at: now.saturating_add(millis(self.timings.settle_time)),
+            failure,
+        };
+        computer.operations.push(Arc::clone(&operation.id));
+        computer.last_session_operation = Some(Arc::clone(&operation.id));
+        let hold = (start && *computer.hold.borrow()).then(|| HeldResponse {
+            hold: computer.hold.subscribe(),
+            held: Arc::clone(&computer.held),
+        });
+        let body = to_json(&OperationsBody {
+            operations: vec![operation.body(now)],
+        });
+        self.operations.insert(Arc::clone(&operation.id), operation);
+        Answer {
+            body,
+            resource: Some(name),
+            hold,
+        }
+    }
+
+    /// `GetOperation`.
+    pub(crate) fn get_operation(&self, operation_id: Option<&str>, region: &str) -> Answer {
+        let Some(id) = operation_id else {
+            return Answer::error(
+                AwsError::lightsail(
+                    LightsailException::InvalidInput,
+                    "1 validation error detected: Value null at 'operationId' failed to satisfy \
+                     constraint: Member must not be null",
+                ),
+                None,
+            );
+        };
+        let found = self
+            .operations
+            .get(id)
+            .filter(|operation| &*operation.region == region);
+        let Some(operation) = found else {
+            return Answer::error(
+                AwsError::lightsail(
+                    LightsailException::NotFound,
+                    format!("The Operation does not exist: {id}"),
+                ),
+                None,
+            );
+        };
+        let resource = Some(Arc::clone(&operation.resource));
+        if let Some(computer) = self.computers.get(&operation.resource)
+            && let Err(error) = forced(computer)
+        {
+            return Answer::error(error, resource);
+        }
+        Answer {
+            body: to_json(&SingleOperationBody {
+                operation: operation.body(now_millis()),
+            }),
+            resource,
+            hold: None,
+        }
+    }
+
+    /// `GetOperationsForResource`: newest first, `page_size` per page; the page token is the
+    /// id of the first operation of the next page, so it stays valid as new ones are added.
+    pub(crate) fn operations_for_resource(
+        &self,
+        resource_name: Option<&str>,
+        page_token: Option<&str>,
+        region: &str,
+    ) -> Answer {
+        let computer = match self.resolve(resource_name, region) {
+            Ok(computer) => computer,
+            Err((error, resource)) => return Answer::error(error, resource),
+        };
+        let resource = Some(Arc::clone(&computer.name));
+        let skip = match page_token {
+            None => 0,
+            Some(token) => match computer
+                .operations
+                .iter()
+                .rev()
+                .position(|id| **id == *token)
+            {
+                Some(position) => position,
+                None => {
+                    return Answer::error(
+                        AwsError::lightsail(
+                            LightsailException::InvalidInput,
+                            format!("The page token is not valid: {token}"),
+                        ),
+                        resource,
+                    );
+                }
+            },
+        };
+        let page_size = self.timings.page_size;
+        let now = now_millis();
+        let operations: Vec<OperationBody<'_>> = computer
+            .operations
+            .iter()
+            .rev()
+            .skip(skip)
+            .take(page_size)
+            .filter_map(|id| self.operations.get(id))
+            .map(|operation| operation.body(now))
+            .collect();
+        let remaining = computer.operations.len().saturating_sub(skip + page_size);
+        let (next_page_count, next_page_token) = if remaining > 0 {
+            (
+                Some(remaining.div_ceil(page_size).to_string()),
+                computer
+                    .operations
+                    .iter()
+                    .rev()
+                    .nth(skip + page_size)
+                    .map(|id| id.to_string()),
+            )
+        } else {
+            (None, None)
+        };
+        Answer {
+            body: to_json(&OperationsPageBody {
+                operations,
+                next_page_count,
+                next_page_token,
+            }),
+            resource,
+            hold: None,
+        }
+    }
+
+    /// `CreateGUISessionAccessDetails`.
+    pub(crate) fn access_details(&self, resource_name: Option<&str>, region: &str) -> Answer {
+        let computer = match self.resolve(resource_name, region) {
+            Ok(computer) => computer,
+            Err((error, resource)) => return Answer::error(error, resource),
+        };
+        let session = self.session_status(computer, now_millis());
+        let sessions = if session.status == "started" {
+            // The URLs carry a bearer token, as real ones do; nothing here logs them.
+            let token = new_uuid();
+            vec![
+                SessionBody {
+                    name: "primary",
+                    url: format!(
+                        "https://{}.dcv.lightsail-sim.invalid/{}?authToken={token}",
+                        computer.region, computer.name
+                    ),
+                    is_primary: true,
+                },
+                SessionBody {
+                    name: "secondary",
+                    url: format!(
+                        "https://{}.dcv.lightsail-sim.invalid/{}?authToken={token}&view=secondary",
+                        computer.region, computer.name
+                    ),
+                    is_primary: false,
+                },
+            ]
+        } else {
+            Vec::new()
+        };
+        Answer {
+            body: to_json(&AccessDetailsBody {
+                resource_name: &computer.name,
+                status: session.status,
+                percentage_complete: session.percentage_complete,
+                failure_reason: session.failure_reason,
+                sessions,
+            }),
+            resource: Some(Arc::clone(&computer.name)),
+            hold: None,
+        }
+    }
+
+    /// notStarted → starting → started → startExpired, or → failedStartingGUISession;
+    /// stopping → stopped, or → failedStoppingGUISession.
+    fn session_status<'a>(&'a self, computer: &Computer, now: i64) -> SessionStatus<'a> {
+        let latest = computer
+            .last_session_operation
+            .as_ref()
+            .and_then(|id| self.operations.get(id));
+        let Some(operation) = latest else {
+            return SessionStatus::new("notStarted", 0);
+        };
+        let span = (operation.settles_at - operation.created_at).max(1);
+        let progress = ((now - operation.created_at) * 100 / span).clamp(0, 99) as u8;
+        let settled = now >= operation.settles_at;
+        match (operation.kind, settled, &operation.failure) {
+            (OperationKind::Start, false, _) => SessionStatus::new("starting", progress),
+            (OperationKind::Stop, false, _) => SessionStatus::new("stopping", progress),
+            (kind, true, Some(failure)) => SessionStatus {
+                status: match kind {
+                    OperationKind::Start => "failedStartingGUISession",
+                    OperationKind::Stop => "failedStoppingGUISession",
+                },
+                percentage_complete: 100,
+                failure_reason: Some(&failure.error_details),
+            },
+            (OperationKind::Start, true, None) => {
+                let expires_at = operation
+                    .settles_at
+                    .saturating_add(millis(self.timings.session_lifetime));
+                let status = if now < expires_at {
+                    "started"
+                } else {
+                    "startExpired"
+                };
+                SessionStatus::new(status, 100)
+            }
+            (OperationKind::Stop, true, None) => SessionStatus::new("stopped", 100),
+        }
+    }
+}
+
+struct SessionStatus<'a> {
+    status: &'static str,
+    percentage_complete: u8,
+    failure_reason: Option<&'a str>,
+}
+
+impl SessionStatus<'_> {
+    fn new(status: &'static str, percentage_complete: u8) -> Self {
+        Self {
+            status,
+            percentage_complete,
+            failure_reason: None,
+        }
+    }
+}
+
+fn forced(computer: &Computer) -> Result<(), AwsError> {
+    match computer.spec.forced_exception() {
+        None => Ok(()),
+        Some(exception) => Err(AwsError::lightsail(
+            exception,
+            format!(
+                "{} configured for {} in the simulator",
+                exception.type_name(),
+                computer.name
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_version_4() {
+        let id = new_uuid();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(groups[2].starts_with('4'), "{id}");
+        assert!(
+            matches!(groups[3].chars().next(), Some('8' | '9' | 'a' | 'b')),
+            "{id}"
+        );
+        assert_ne!(new_uuid(), id);
+    }
+}
