@@ -492,10 +492,17 @@ impl ConfigFile {
         } else {
             serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
         };
+        let mut seen = std::collections::HashSet::new();
         for computer in &file.computers {
             computer
                 .validate()
                 .map_err(|e| parse_error(e.to_string()))?;
+            if !seen.insert(computer.name.as_str()) {
+                return Err(parse_error(format!(
+                    "computer {:?} is defined more than once",
+                    computer.name
+                )));
+            }
         }
         Ok(file)
     }

@@ -67,15 +67,15 @@ pub(crate) struct RequestFields {
 impl RequestFields {
     /// An empty body counts as `{}`; anything but a JSON object is a `SerializationException`.
     pub(crate) fn parse(body: &[u8]) -> Result<Self, AwsError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self::default());
+        let serialization = |detail: String| AwsError::new(ErrorCode::Serialization, detail);
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => Ok(Self::default()),
+            // serde would also read a struct from a JSON array, which AWS does not accept.
+            Some(b'{') => serde_json::from_slice(body).map_err(|e| serialization(e.to_string())),
+            Some(_) => Err(serialization(
+                "Start of list or value found where a structure was expected".to_owned(),
+            )),
         }
-        serde_json::from_slice(body).map_err(|e| {
-            AwsError::new(
-                ErrorCode::Serialization,
-                format!("Start of structure or map found where not expected: {e}"),
-            )
-        })
     }
 }
 

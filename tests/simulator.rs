@@ -1,0 +1,1456 @@
+//! The Lightsail simulator driven by the real `aws-sdk-lightsail` client over loopback.
+
+mod simulator_support;
+
+use aws_sdk_lightsail::config::retry::RetryConfig;
+use aws_sdk_lightsail::error::ProvideErrorMetadata;
+use aws_sdk_lightsail::operation::create_gui_session_access_details::CreateGUISessionAccessDetailsError;
+use aws_sdk_lightsail::operation::get_operation::GetOperationError;
+use aws_sdk_lightsail::operation::get_operations_for_resource::{
+    GetOperationsForResourceError, GetOperationsForResourceOutput,
+};
+use aws_sdk_lightsail::operation::start_gui_session::StartGUISessionError;
+use aws_sdk_lightsail::operation::stop_gui_session::StopGUISessionError;
+use aws_sdk_lightsail::primitives::DateTime;
+use aws_sdk_lightsail::types::{
+    Operation, OperationStatus, OperationType, RegionName, ResourceType, Status,
+};
+use http::{Method, StatusCode};
+use lightsail_gui_operator::simulator::{
+    ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator, SimConfig,
+    Simulator,
+};
+use serde_json::json;
+use simulator_support::{
+    HttpReply, Signing, SimProcess, TEST_REGION, aws_request, control, request_bytes, run_binary,
+    sdk_client, send, wait_until,
+};
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncWriteExt;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn start(config: SimConfig) -> RunningSimulator {
+    match Simulator::start(config, "127.0.0.1:0").await {
+        Ok(simulator) => simulator,
+        Err(e) => panic!("simulator did not start: {e:#}"),
+    }
+}
+
+async fn stop(simulator: RunningSimulator) {
+    if let Err(e) = simulator.shutdown().await {
+        panic!("simulator did not shut down cleanly: {e:#}");
+    }
+}
+
+fn client(sim: &RunningSimulator) -> aws_sdk_lightsail::Client {
+    sdk_client(
+        &sim.endpoint_url(),
+        sim.access_key_id(),
+        sim.secret_access_key(),
+        TEST_REGION,
+        RetryConfig::disabled(),
+    )
+}
+
+fn signing(sim: &RunningSimulator) -> Signing<'_> {
+    Signing {
+        access_key_id: sim.access_key_id(),
+        secret_access_key: sim.secret_access_key(),
+        region: TEST_REGION,
+        time: SystemTime::now(),
+    }
+}
+
+/// Epoch milliseconds of an SDK timestamp; the SDK's float parsing can be a microsecond off.
+fn millis(time: Option<&DateTime>) -> i64 {
+    let Some(time) = time else {
+        panic!("timestamp missing");
+    };
+    time.secs() * 1000 + (f64::from(time.subsec_nanos()) / 1e6).round() as i64
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn the_operation(operations: &[Operation]) -> &Operation {
+    match operations {
+        [operation] => operation,
+        other => panic!("expected one operation, got {other:?}"),
+    }
+}
+
+fn is_uuid(text: &str) -> bool {
+    let lengths: Vec<usize> = text.split('-').map(str::len).collect();
+    lengths == [8, 4, 4, 4, 12] && text.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
+/// Checks every field of an operation the simulator made for `resource`.
+fn assert_operation(
+    operation: &Operation,
+    resource: &str,
+    operation_type: OperationType,
+    status: OperationStatus,
+) {
+    assert!(is_uuid(operation.id().unwrap_or_default()), "{operation:?}");
+    assert_eq!(operation.resource_name(), Some(resource));
+    assert_eq!(operation.resource_type(), Some(&ResourceType::Instance));
+    let created = millis(operation.created_at());
+    assert!((created - now_millis()).abs() < 60_000, "{operation:?}");
+    let location = operation.location();
+    assert_eq!(
+        location.and_then(|l| l.availability_zone()),
+        Some("us-east-1a")
+    );
+    assert_eq!(
+        location.and_then(|l| l.region_name()),
+        Some(&RegionName::UsEast1)
+    );
+    assert_eq!(operation.operation_details(), Some(resource));
+    assert_eq!(operation.operation_type(), Some(&operation_type));
+    assert_eq!(operation.status(), Some(&status));
+    let terminal = status != OperationStatus::Started;
+    assert_eq!(operation.is_terminal(), Some(terminal));
+    assert!(millis(operation.status_changed_at()) >= created);
+    if status != OperationStatus::Failed {
+        assert_eq!(operation.error_code(), None);
+        assert_eq!(operation.error_details(), None);
+    }
+}
+
+/// `nextPageCount` is deprecated in the model, yet Lightsail still sends it.
+#[allow(deprecated)]
+fn next_page_count(page: &GetOperationsForResourceOutput) -> Option<&str> {
+    page.next_page_count()
+}
+
+async fn get_operation(client: &aws_sdk_lightsail::Client, id: &str) -> Operation {
+    match client.get_operation().operation_id(id).send().await {
+        Ok(output) => match output.operation() {
+            Some(operation) => operation.clone(),
+            None => panic!("GetOperation returned no operation"),
+        },
+        Err(e) => panic!("GetOperation failed: {e:?}"),
+    }
+}
+
+async fn start_session(client: &aws_sdk_lightsail::Client, name: &str) -> Operation {
+    match client.start_gui_session().resource_name(name).send().await {
+        Ok(output) => the_operation(output.operations()).clone(),
+        Err(e) => panic!("StartGUISession failed: {e:?}"),
+    }
+}
+
+async fn session_status(client: &aws_sdk_lightsail::Client, name: &str) -> Option<Status> {
+    match client
+        .create_gui_session_access_details()
+        .resource_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => output.status().cloned(),
+        Err(e) => panic!("CreateGUISessionAccessDetails failed: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn start_then_get_shows_started_then_succeeded() {
+    let settle = Duration::from_millis(300);
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(settle)
+            .with_computer(ComputerSpec::new("vm-1")),
+    )
+    .await;
+    let client = client(&sim);
+
+    let started = start_session(&client, "vm-1").await;
+    assert_operation(
+        &started,
+        "vm-1",
+        OperationType::StartGuiSession,
+        OperationStatus::Started,
+    );
+    let id = started.id().unwrap_or_default().to_owned();
+    let fetched = get_operation(&client, &id).await;
+    assert_eq!(fetched.id(), Some(id.as_str()));
+    assert_eq!(millis(fetched.created_at()), millis(started.created_at()));
+
+    let succeeded = wait_until("the start to succeed", WAIT, || {
+        let (client, id) = (&client, &id);
+        async move {
+            let operation = get_operation(client, id).await;
+            assert_ne!(operation.status(), Some(&OperationStatus::Failed));
+            (operation.status() == Some(&OperationStatus::Succeeded)).then_some(operation)
+        }
+    })
+    .await;
+    assert_operation(
+        &succeeded,
+        "vm-1",
+        OperationType::StartGuiSession,
+        OperationStatus::Succeeded,
+    );
+    assert_eq!(
+        millis(succeeded.status_changed_at()) - millis(succeeded.created_at()),
+        settle.as_millis() as i64
+    );
+    let calls = sim.calls();
+    assert_eq!(
+        calls.count(Some("StartGUISession"), Some("vm-1"), Some("ok")),
+        1
+    );
+    assert!(calls.count(Some("GetOperation"), Some("vm-1"), Some("ok")) >= 2);
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn every_action_round_trips_every_field() {
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::from_millis(50))
+            .with_computer(ComputerSpec::new("vm-rt")),
+    )
+    .await;
+    let client = client(&sim);
+
+    let start_op = start_session(&client, "vm-rt").await;
+    assert_operation(
+        &start_op,
+        "vm-rt",
+        OperationType::StartGuiSession,
+        OperationStatus::Started,
+    );
+    wait_until("the session to start", WAIT, || async {
+        (session_status(&client, "vm-rt").await == Some(Status::Started)).then_some(())
+    })
+    .await;
+
+    let details = match client
+        .create_gui_session_access_details()
+        .resource_name("vm-rt")
+        .send()
+        .await
+    {
+        Ok(details) => details,
+        Err(e) => panic!("CreateGUISessionAccessDetails failed: {e:?}"),
+    };
+    assert_eq!(details.resource_name(), Some("vm-rt"));
+    assert_eq!(details.status(), Some(&Status::Started));
+    assert_eq!(details.percentage_complete(), Some(100));
+    assert_eq!(details.failure_reason(), None);
+    let sessions = details.sessions();
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(
+        sessions
+            .iter()
+            .filter(|s| s.is_primary() == Some(true))
+            .count(),
+        1
+    );
+    for session in sessions {
+        assert!(session.name().is_some_and(|n| !n.is_empty()));
+        assert!(session.url().is_some_and(|u| u.starts_with("https://")));
+    }
+
+    let stop_op = match client
+        .stop_gui_session()
+        .resource_name("vm-rt")
+        .send()
+        .await
+    {
+        Ok(output) => the_operation(output.operations()).clone(),
+        Err(e) => panic!("StopGUISession failed: {e:?}"),
+    };
+    assert_operation(
+        &stop_op,
+        "vm-rt",
+        OperationType::StopGuiSession,
+        OperationStatus::Started,
+    );
+    wait_until("the session to stop", WAIT, || async {
+        (session_status(&client, "vm-rt").await == Some(Status::Stopped)).then_some(())
+    })
+    .await;
+
+    let history = match client
+        .get_operations_for_resource()
+        .resource_name("vm-rt")
+        .send()
+        .await
+    {
+        Ok(history) => history,
+        Err(e) => panic!("GetOperationsForResource failed: {e:?}"),
+    };
+    let ids: Vec<Option<&str>> = history.operations().iter().map(Operation::id).collect();
+    assert_eq!(ids, [stop_op.id(), start_op.id()], "newest first");
+    assert_operation(
+        &history.operations()[0],
+        "vm-rt",
+        OperationType::StopGuiSession,
+        OperationStatus::Succeeded,
+    );
+    assert_operation(
+        &history.operations()[1],
+        "vm-rt",
+        OperationType::StartGuiSession,
+        OperationStatus::Succeeded,
+    );
+    assert_eq!(history.next_page_token(), None);
+    assert_eq!(next_page_count(&history), None);
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn sessions_expire_after_their_lifetime() {
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::from_millis(100))
+            .with_session_lifetime(Duration::from_millis(300))
+            .with_computer(ComputerSpec::new("vm-exp")),
+    )
+    .await;
+    let client = client(&sim);
+    assert_eq!(
+        session_status(&client, "vm-exp").await,
+        Some(Status::NotStarted)
+    );
+    start_session(&client, "vm-exp").await;
+    // Settling takes 100 ms, far longer than one loopback call.
+    assert_eq!(
+        session_status(&client, "vm-exp").await,
+        Some(Status::Starting)
+    );
+    wait_until("the session to start", WAIT, || async {
+        (session_status(&client, "vm-exp").await == Some(Status::Started)).then_some(())
+    })
+    .await;
+    wait_until("the session to expire", WAIT, || async {
+        let status = session_status(&client, "vm-exp").await;
+        assert!(
+            matches!(status, Some(Status::Started | Status::StartExpired)),
+            "{status:?}"
+        );
+        (status == Some(Status::StartExpired)).then_some(())
+    })
+    .await;
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn a_failing_start_ends_failed_with_its_error() {
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::from_millis(50))
+            .with_computer(ComputerSpec::new("vm-bad").start_fails_with("DcvError", "disk full")),
+    )
+    .await;
+    let client = client(&sim);
+    let started = start_session(&client, "vm-bad").await;
+    assert_eq!(started.status(), Some(&OperationStatus::Started));
+    let id = started.id().unwrap_or_default().to_owned();
+    let failed = wait_until("the start to fail", WAIT, || {
+        let (client, id) = (&client, &id);
+        async move {
+            let operation = get_operation(client, id).await;
+            (operation.status() == Some(&OperationStatus::Failed)).then_some(operation)
+        }
+    })
+    .await;
+    assert_operation(
+        &failed,
+        "vm-bad",
+        OperationType::StartGuiSession,
+        OperationStatus::Failed,
+    );
+    assert_eq!(failed.error_code(), Some("DcvError"));
+    assert_eq!(failed.error_details(), Some("disk full"));
+    let details = client
+        .create_gui_session_access_details()
+        .resource_name("vm-bad")
+        .send()
+        .await;
+    let details = match details {
+        Ok(details) => details,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(details.status(), Some(&Status::FailedStartingGuiSession));
+    assert_eq!(details.failure_reason(), Some("disk full"));
+    assert!(details.sessions().is_empty());
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn operations_page_newest_first() {
+    let sim = start(
+        SimConfig::default()
+            .with_operations_page_size(2)
+            .with_computer(ComputerSpec::new("vm-pages")),
+    )
+    .await;
+    let client = client(&sim);
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(
+            start_session(&client, "vm-pages")
+                .await
+                .id
+                .unwrap_or_default(),
+        );
+    }
+    made.reverse();
+
+    let mut seen = Vec::new();
+    let mut counts = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .get_operations_for_resource()
+            .resource_name("vm-pages")
+            .set_page_token(token.clone())
+            .send()
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => panic!("{e:?}"),
+        };
+        seen.extend(
+            page.operations()
+                .iter()
+                .map(|o| o.id().unwrap_or_default().to_owned()),
+        );
+        counts.push((
+            page.operations().len(),
+            next_page_count(&page).map(str::to_owned),
+        ));
+        token = page.next_page_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+        assert!(counts.len() < 10, "paging does not end");
+    }
+    assert_eq!(seen, made);
+    assert_eq!(
+        counts,
+        [
+            (2, Some("2".to_owned())),
+            (2, Some("1".to_owned())),
+            (1, None)
+        ]
+    );
+
+    let bad_token = client
+        .get_operations_for_resource()
+        .resource_name("vm-pages")
+        .page_token("no-such-token")
+        .send()
+        .await;
+    let error = bad_token.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("InvalidInput")),
+        "{error:?}"
+    );
+    stop(sim).await;
+}
+
+/// What the SDK made of an error: the modelled variant's name (if any), its code and message.
+#[derive(Debug, PartialEq)]
+struct SdkErrorSeen {
+    modelled: Option<&'static str>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+fn seen<E: ProvideErrorMetadata>(error: &E, modelled: Option<&'static str>) -> SdkErrorSeen {
+    SdkErrorSeen {
+        modelled,
+        code: error.code().map(str::to_owned),
+        message: error.message().map(str::to_owned),
+    }
+}
+
+fn start_variant(error: &StartGUISessionError) -> Option<&'static str> {
+    match error {
+        StartGUISessionError::AccessDeniedException(_) => Some("AccessDeniedException"),
+        StartGUISessionError::InvalidInputException(_) => Some("InvalidInputException"),
+        StartGUISessionError::NotFoundException(_) => Some("NotFoundException"),
+        StartGUISessionError::RegionSetupInProgressException(_) => {
+            Some("RegionSetupInProgressException")
+        }
+        StartGUISessionError::ServiceException(_) => Some("ServiceException"),
+        StartGUISessionError::UnauthenticatedException(_) => Some("UnauthenticatedException"),
+        _ => None,
+    }
+}
+
+fn stop_variant(error: &StopGUISessionError) -> Option<&'static str> {
+    match error {
+        StopGUISessionError::AccessDeniedException(_) => Some("AccessDeniedException"),
+        StopGUISessionError::InvalidInputException(_) => Some("InvalidInputException"),
+        StopGUISessionError::NotFoundException(_) => Some("NotFoundException"),
+        StopGUISessionError::RegionSetupInProgressException(_) => {
+            Some("RegionSetupInProgressException")
+        }
+        StopGUISessionError::ServiceException(_) => Some("ServiceException"),
+        StopGUISessionError::UnauthenticatedException(_) => Some("UnauthenticatedException"),
+        _ => None,
+    }
+}
+
+fn access_details_variant(error: &CreateGUISessionAccessDetailsError) -> Option<&'static str> {
+    use CreateGUISessionAccessDetailsError as E;
+    match error {
+        E::AccessDeniedException(_) => Some("AccessDeniedException"),
+        E::InvalidInputException(_) => Some("InvalidInputException"),
+        E::NotFoundException(_) => Some("NotFoundException"),
+        E::RegionSetupInProgressException(_) => Some("RegionSetupInProgressException"),
+        E::ServiceException(_) => Some("ServiceException"),
+        E::UnauthenticatedException(_) => Some("UnauthenticatedException"),
+        _ => None,
+    }
+}
+
+fn get_operation_variant(error: &GetOperationError) -> Option<&'static str> {
+    match error {
+        GetOperationError::AccessDeniedException(_) => Some("AccessDeniedException"),
+        GetOperationError::AccountSetupInProgressException(_) => {
+            Some("AccountSetupInProgressException")
+        }
+        GetOperationError::InvalidInputException(_) => Some("InvalidInputException"),
+        GetOperationError::NotFoundException(_) => Some("NotFoundException"),
+        GetOperationError::OperationFailureException(_) => Some("OperationFailureException"),
+        GetOperationError::RegionSetupInProgressException(_) => {
+            Some("RegionSetupInProgressException")
+        }
+        GetOperationError::ServiceException(_) => Some("ServiceException"),
+        GetOperationError::UnauthenticatedException(_) => Some("UnauthenticatedException"),
+        _ => None,
+    }
+}
+
+fn operations_variant(error: &GetOperationsForResourceError) -> Option<&'static str> {
+    use GetOperationsForResourceError as E;
+    match error {
+        E::AccessDeniedException(_) => Some("AccessDeniedException"),
+        E::AccountSetupInProgressException(_) => Some("AccountSetupInProgressException"),
+        E::InvalidInputException(_) => Some("InvalidInputException"),
+        E::NotFoundException(_) => Some("NotFoundException"),
+        E::OperationFailureException(_) => Some("OperationFailureException"),
+        E::RegionSetupInProgressException(_) => Some("RegionSetupInProgressException"),
+        E::ServiceException(_) => Some("ServiceException"),
+        E::UnauthenticatedException(_) => Some("UnauthenticatedException"),
+        _ => None,
+    }
+}
+
+const MODELLED_BY_SESSION_CALLS: [LightsailException; 6] = [
+    LightsailException::AccessDenied,
+    LightsailException::InvalidInput,
+    LightsailException::NotFound,
+    LightsailException::RegionSetupInProgress,
+    LightsailException::Service,
+    LightsailException::Unauthenticated,
+];
+
+/// Calls `action` against a computer forced to answer `exception` and returns what the SDK saw.
+async fn provoke(
+    sim: &RunningSimulator,
+    client: &aws_sdk_lightsail::Client,
+    action: &str,
+    exception: LightsailException,
+    operation_id: &str,
+) -> SdkErrorSeen {
+    let forced = ComputerSpec::new("vm-err").calls_fail_with(exception);
+    assert!(sim.upsert_computer(forced).is_ok());
+    let seen = match action {
+        "StartGUISession" => match client
+            .start_gui_session()
+            .resource_name("vm-err")
+            .send()
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => Some({
+                let e = e.into_service_error();
+                seen(&e, start_variant(&e))
+            }),
+        },
+        "StopGUISession" => match client
+            .stop_gui_session()
+            .resource_name("vm-err")
+            .send()
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => Some({
+                let e = e.into_service_error();
+                seen(&e, stop_variant(&e))
+            }),
+        },
+        "CreateGUISessionAccessDetails" => match client
+            .create_gui_session_access_details()
+            .resource_name("vm-err")
+            .send()
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => Some({
+                let e = e.into_service_error();
+                seen(&e, access_details_variant(&e))
+            }),
+        },
+        "GetOperation" => match client
+            .get_operation()
+            .operation_id(operation_id)
+            .send()
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => Some({
+                let e = e.into_service_error();
+                seen(&e, get_operation_variant(&e))
+            }),
+        },
+        "GetOperationsForResource" => match client
+            .get_operations_for_resource()
+            .resource_name("vm-err")
+            .send()
+            .await
+        {
+            Ok(_) => None,
+            Err(e) => Some({
+                let e = e.into_service_error();
+                seen(&e, operations_variant(&e))
+            }),
+        },
+        other => panic!("no such action {other}"),
+    };
+    match seen {
+        Some(seen) => seen,
+        None => panic!("{action} succeeded despite {exception:?}"),
+    }
+}
+
+async fn assert_modelled_errors(style: ErrorStyle) {
+    let sim = start(
+        SimConfig::default()
+            .with_error_style(style)
+            .with_computer(ComputerSpec::new("vm-err")),
+    )
+    .await;
+    let client = client(&sim);
+    let operation_id = start_session(&client, "vm-err")
+        .await
+        .id
+        .unwrap_or_default();
+    let cases = [
+        ("StartGUISession", &MODELLED_BY_SESSION_CALLS[..]),
+        ("StopGUISession", &MODELLED_BY_SESSION_CALLS[..]),
+        (
+            "CreateGUISessionAccessDetails",
+            &MODELLED_BY_SESSION_CALLS[..],
+        ),
+        ("GetOperation", &LightsailException::ALL[..]),
+        ("GetOperationsForResource", &LightsailException::ALL[..]),
+    ];
+    for (action, exceptions) in cases {
+        for &exception in exceptions {
+            let got = provoke(&sim, &client, action, exception, &operation_id).await;
+            let message = Some(format!(
+                "{} configured for vm-err in the simulator",
+                exception.type_name()
+            ));
+            let expected = match style {
+                // Real Lightsail: `code` wins, so no modelled variant and the short code.
+                ErrorStyle::Code => SdkErrorSeen {
+                    modelled: None,
+                    code: Some(exception.code().to_owned()),
+                    message,
+                },
+                ErrorStyle::Type => SdkErrorSeen {
+                    modelled: Some(exception.type_name()),
+                    code: Some(exception.type_name().to_owned()),
+                    message,
+                },
+            };
+            assert_eq!(
+                got, expected,
+                "{action} answering {exception:?} in {style:?} style"
+            );
+            let counted =
+                sim.calls()
+                    .count(Some(action), Some("vm-err"), Some(exception.type_name()));
+            assert_eq!(counted, 1, "{action} {exception:?} counted");
+        }
+    }
+
+    // Errors that come from the request rather than the computer's behaviour.
+    let unknown = client
+        .start_gui_session()
+        .resource_name("vm-nowhere")
+        .send()
+        .await;
+    let bad_name = client
+        .start_gui_session()
+        .resource_name("-bad-")
+        .send()
+        .await;
+    let missing = client.start_gui_session().send().await;
+    for (result, exception) in [
+        (unknown, LightsailException::NotFound),
+        (bad_name, LightsailException::InvalidInput),
+        (missing, LightsailException::InvalidInput),
+    ] {
+        let error = match result {
+            Ok(_) => panic!("expected {exception:?}"),
+            Err(e) => e.into_service_error(),
+        };
+        let (modelled, code) = match style {
+            ErrorStyle::Code => (None, exception.code()),
+            ErrorStyle::Type => (Some(exception.type_name()), exception.type_name()),
+        };
+        assert_eq!(start_variant(&error), modelled, "{error:?}");
+        assert_eq!(error.code(), Some(code), "{error:?}");
+    }
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn modelled_errors_with_code_arrive_as_unmodelled_codes() {
+    assert_modelled_errors(ErrorStyle::Code).await;
+}
+
+#[tokio::test]
+async fn modelled_errors_with_type_only_arrive_as_modelled_variants() {
+    assert_modelled_errors(ErrorStyle::Type).await;
+}
+
+#[tokio::test]
+async fn service_exception_is_a_server_fault_with_code_docs_and_tip() {
+    let sim =
+        start(SimConfig::default().with_computer(
+            ComputerSpec::new("vm-500").calls_fail_with(LightsailException::Service),
+        ))
+        .await;
+    let body = json!({"resourceName": "vm-500"}).to_string();
+    let reply = send(aws_request(
+        &sim.endpoint_url(),
+        Some("Lightsail_20161128.StartGUISession"),
+        body.as_bytes(),
+        Some(signing(&sim)),
+    ))
+    .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let json = reply.json();
+    assert_eq!(json["__type"], "ServiceException");
+    assert_eq!(json["code"], "Service");
+    for member in ["message", "docs", "tip"] {
+        assert!(
+            json[member].as_str().is_some_and(|s| !s.is_empty()),
+            "{json}"
+        );
+    }
+    assert_eq!(
+        reply
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/x-amz-json-1.1")
+    );
+    assert!(reply.headers.contains_key("x-amzn-requestid"));
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn computers_of_other_regions_are_not_found() {
+    let sim = start(
+        SimConfig::default().with_computer(ComputerSpec::new("vm-eu").in_region("eu-west-1")),
+    )
+    .await;
+    let here = client(&sim);
+    let result = here.start_gui_session().resource_name("vm-eu").send().await;
+    let error = result.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("NotFound")),
+        "{error:?}"
+    );
+
+    let there = sdk_client(
+        &sim.endpoint_url(),
+        sim.access_key_id(),
+        sim.secret_access_key(),
+        "eu-west-1",
+        RetryConfig::disabled(),
+    );
+    let operation = start_session(&there, "vm-eu").await;
+    let location = operation.location();
+    assert_eq!(
+        location.and_then(|l| l.availability_zone()),
+        Some("eu-west-1a")
+    );
+    assert_eq!(
+        location.and_then(|l| l.region_name()),
+        Some(&RegionName::EuWest1)
+    );
+    let id = operation.id().unwrap_or_default();
+    let elsewhere = here.get_operation().operation_id(id).send().await;
+    let error = elsewhere.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("NotFound")),
+        "{error:?}"
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn bad_credentials_are_rejected() {
+    let sim = start(SimConfig::default().with_computer(ComputerSpec::new("vm-auth"))).await;
+    let wrong_secret = sdk_client(
+        &sim.endpoint_url(),
+        sim.access_key_id(),
+        "not-the-secret",
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    let result = wrong_secret
+        .start_gui_session()
+        .resource_name("vm-auth")
+        .send()
+        .await;
+    let error = result.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("InvalidSignatureException")),
+        "{error:?}"
+    );
+    let wrong_key = sdk_client(
+        &sim.endpoint_url(),
+        "AKIDSOMEONEELSE",
+        sim.secret_access_key(),
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    let result = wrong_key
+        .start_gui_session()
+        .resource_name("vm-auth")
+        .send()
+        .await;
+    let error = result.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("InvalidClientTokenId")),
+        "{error:?}"
+    );
+
+    let body = json!({"resourceName": "vm-auth"}).to_string();
+    let target = Some("Lightsail_20161128.StartGUISession");
+    let unsigned = send(aws_request(
+        &sim.endpoint_url(),
+        target,
+        body.as_bytes(),
+        None,
+    ))
+    .await;
+    assert_error(
+        &unsigned,
+        StatusCode::FORBIDDEN,
+        "MissingAuthenticationToken",
+    );
+    let stale = Signing {
+        time: SystemTime::now() - Duration::from_secs(16 * 60),
+        ..signing(&sim)
+    };
+    let expired = send(aws_request(
+        &sim.endpoint_url(),
+        target,
+        body.as_bytes(),
+        Some(stale),
+    ))
+    .await;
+    assert_error(&expired, StatusCode::BAD_REQUEST, "RequestExpired");
+    let slightly_off = Signing {
+        time: SystemTime::now() - Duration::from_secs(10 * 60),
+        ..signing(&sim)
+    };
+    let accepted = send(aws_request(
+        &sim.endpoint_url(),
+        target,
+        body.as_bytes(),
+        Some(slightly_off),
+    ))
+    .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text());
+
+    let calls = sim.calls();
+    for (outcome, expected) in [
+        ("InvalidSignatureException", 1),
+        ("InvalidClientTokenId", 1),
+        ("MissingAuthenticationToken", 1),
+        ("RequestExpired", 1),
+        ("ok", 1),
+    ] {
+        assert_eq!(
+            calls.count(Some("StartGUISession"), Some("vm-auth"), Some(outcome)),
+            expected,
+            "{outcome}: {calls:?}"
+        );
+    }
+    assert_eq!(sim.computer("vm-auth").map(|c| c.operation_count), Some(1));
+    stop(sim).await;
+}
+
+fn assert_error(reply: &HttpReply, status: StatusCode, type_name: &str) {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    let json = reply.json();
+    assert_eq!(json["__type"], type_name, "{json}");
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{json}"
+    );
+}
+
+#[tokio::test]
+async fn protocol_errors_are_answered_like_aws() {
+    let sim = start(SimConfig::default().with_computer(ComputerSpec::new("vm-proto"))).await;
+    let url = sim.endpoint_url();
+    let body = br#"{"resourceName":"vm-proto"}"#;
+    let unknown = send(aws_request(
+        &url,
+        Some("Lightsail_20161128.GetInstances"),
+        body,
+        Some(signing(&sim)),
+    ))
+    .await;
+    assert_error(
+        &unknown,
+        StatusCode::BAD_REQUEST,
+        "UnknownOperationException",
+    );
+    let other_service = send(aws_request(
+        &url,
+        Some("AmazonEC2.StartGUISession"),
+        body,
+        Some(signing(&sim)),
+    ))
+    .await;
+    assert_error(
+        &other_service,
+        StatusCode::BAD_REQUEST,
+        "UnknownOperationException",
+    );
+    let no_target = send(aws_request(&url, None, body, Some(signing(&sim)))).await;
+    assert_error(
+        &no_target,
+        StatusCode::BAD_REQUEST,
+        "UnknownOperationException",
+    );
+    let target = Some("Lightsail_20161128.StartGUISession");
+    for malformed in [
+        &b"{\"resourceName\":"[..],
+        b"[\"vm-proto\"]",
+        b"{\"resourceName\": 7}",
+    ] {
+        let reply = send(aws_request(&url, target, malformed, Some(signing(&sim)))).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, "SerializationException");
+    }
+    let calls = sim.calls();
+    assert_eq!(
+        calls.count(Some("Unknown"), None, Some("UnknownOperationException")),
+        3
+    );
+    assert_eq!(
+        calls.count(
+            Some("StartGUISession"),
+            None,
+            Some("SerializationException")
+        ),
+        3
+    );
+    assert_eq!(sim.computer("vm-proto").map(|c| c.operation_count), Some(0));
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk_and_counted() {
+    let sim = start(
+        SimConfig::default()
+            .with_computer(ComputerSpec::new("vm-throttle"))
+            .with_faults(Faults {
+                rate_limit: Some(RateLimit::new(2.0, 1)),
+                ..Faults::default()
+            }),
+    )
+    .await;
+    let retrying = sdk_client(
+        &sim.endpoint_url(),
+        sim.access_key_id(),
+        sim.secret_access_key(),
+        TEST_REGION,
+        RetryConfig::standard()
+            .with_max_attempts(10)
+            .with_initial_backoff(Duration::from_millis(50))
+            .with_max_backoff(Duration::from_millis(500)),
+    );
+    // The bucket holds one call and refills every 500 ms: the second call is throttled at
+    // least once and succeeds on a retry.
+    let first = start_session(&retrying, "vm-throttle").await;
+    let id = first.id().unwrap_or_default();
+    let second = retrying.get_operation().operation_id(id).send().await;
+    assert!(second.is_ok(), "{second:?}");
+    let calls = sim.calls();
+    assert_eq!(
+        calls.count(Some("StartGUISession"), Some("vm-throttle"), Some("ok")),
+        1
+    );
+    assert_eq!(
+        calls.count(Some("GetOperation"), Some("vm-throttle"), Some("ok")),
+        1
+    );
+    assert!(
+        calls.count(
+            Some("GetOperation"),
+            Some("vm-throttle"),
+            Some("ThrottlingException")
+        ) >= 1,
+        "{calls:?}"
+    );
+
+    // Without retries the SDK shows the throttling error as such.
+    sim.set_faults(Faults {
+        throttle_rate: 1.0,
+        ..Faults::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let result = client(&sim).get_operation().operation_id(id).send().await;
+    let error = result.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("ThrottlingException")),
+        "{error:?}"
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn injected_service_errors_and_latency_apply() {
+    let sim = start(SimConfig::default().with_computer(ComputerSpec::new("vm-faults"))).await;
+    let client = client(&sim);
+    let reply = control(
+        Method::PUT,
+        &format!("{}/_sim/faults", sim.endpoint_url()),
+        Some(json!({"serviceErrorRate": 1.0, "latency": "150ms"})),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(sim.faults().latency, Duration::from_millis(150));
+    let began = std::time::Instant::now();
+    let result = client
+        .start_gui_session()
+        .resource_name("vm-faults")
+        .send()
+        .await;
+    assert!(began.elapsed() >= Duration::from_millis(150));
+    let error = result.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("Service")),
+        "{error:?}"
+    );
+    assert_eq!(
+        sim.computer("vm-faults").map(|c| c.operation_count),
+        Some(0)
+    );
+    assert_eq!(
+        sim.calls().count(
+            Some("StartGUISession"),
+            Some("vm-faults"),
+            Some("ServiceException")
+        ),
+        1
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn held_start_responses_wait_for_release() {
+    let sim = start(SimConfig::default()).await;
+    let url = sim.endpoint_url();
+    // Added at run time over the control endpoint, as the operator's tests do.
+    let added = control(
+        Method::POST,
+        &format!("{url}/_sim/computers"),
+        Some(json!({"name": "vm-hold", "holdStartResponse": true})),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.text());
+
+    let client = client(&sim);
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .start_gui_session()
+                .resource_name("vm-hold")
+                .send()
+                .await
+        }
+    });
+    wait_until("the start to be counted and held", WAIT, || async {
+        let counted = sim
+            .calls()
+            .count(Some("StartGUISession"), Some("vm-hold"), Some("ok"));
+        let held = sim
+            .computer("vm-hold")
+            .map_or(0, |c| c.held_start_responses);
+        (counted == 1 && held == 1).then_some(())
+    })
+    .await;
+    assert!(!pending.is_finished(), "the response was not held");
+    assert_eq!(sim.computer("vm-hold").map(|c| c.operation_count), Some(1));
+
+    let released = control(
+        Method::POST,
+        &format!("{url}/_sim/computers/vm-hold/release"),
+        None,
+    )
+    .await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.text());
+    assert_eq!(released.json()["holdStartResponse"], false);
+    let answered = match tokio::time::timeout(WAIT, pending).await {
+        Ok(Ok(Ok(output))) => output,
+        other => panic!("held start did not complete: {other:?}"),
+    };
+    assert_eq!(
+        the_operation(answered.operations()).status(),
+        Some(&OperationStatus::Started)
+    );
+    assert_eq!(
+        sim.computer("vm-hold").map(|c| c.held_start_responses),
+        Some(0)
+    );
+
+    // A client that gives up frees its held response.
+    assert!(
+        sim.upsert_computer(ComputerSpec::new("vm-hold").hold_start_response(true))
+            .is_ok()
+    );
+    let request = aws_request(
+        &url,
+        Some("Lightsail_20161128.StartGUISession"),
+        br#"{"resourceName":"vm-hold"}"#,
+        Some(signing(&sim)),
+    );
+    let bytes = request_bytes(request).await;
+    let mut socket = match tokio::net::TcpStream::connect(sim.local_addr()).await {
+        Ok(socket) => socket,
+        Err(e) => panic!("connect: {e}"),
+    };
+    assert!(socket.write_all(&bytes).await.is_ok());
+    wait_until("the second start to be held", WAIT, || async {
+        (sim.computer("vm-hold").map(|c| c.held_start_responses) == Some(1)).then_some(())
+    })
+    .await;
+    drop(socket);
+    wait_until("the abandoned response to be dropped", WAIT, || async {
+        (sim.computer("vm-hold").map(|c| c.held_start_responses) == Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(sim.computer("vm-hold").map(|c| c.operation_count), Some(2));
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn shutdown_releases_held_responses() {
+    let sim = start(
+        SimConfig::default().with_computer(ComputerSpec::new("vm-held").hold_start_response(true)),
+    )
+    .await;
+    let client = client(&sim);
+    let pending = tokio::spawn(async move {
+        client
+            .start_gui_session()
+            .resource_name("vm-held")
+            .send()
+            .await
+    });
+    wait_until("the start to be held", WAIT, || async {
+        (sim.computer("vm-held").map(|c| c.held_start_responses) == Some(1)).then_some(())
+    })
+    .await;
+    match tokio::time::timeout(WAIT, sim.shutdown()).await {
+        Ok(Ok(())) => {}
+        other => panic!("shutdown with a held response: {other:?}"),
+    }
+    assert!(matches!(
+        tokio::time::timeout(WAIT, pending).await,
+        Ok(Ok(_))
+    ));
+}
+
+#[tokio::test]
+async fn control_endpoint_reports_and_changes_state() {
+    let sim = start(SimConfig::default().with_computer(ComputerSpec::new("vm-ctl"))).await;
+    let url = sim.endpoint_url();
+    let client = client(&sim);
+    start_session(&client, "vm-ctl").await;
+    let missing = client
+        .start_gui_session()
+        .resource_name("vm-none")
+        .send()
+        .await;
+    assert!(missing.is_err());
+
+    let calls = control(Method::GET, &format!("{url}/_sim/calls"), None).await;
+    assert_eq!(calls.status, StatusCode::OK);
+    assert_eq!(
+        calls.json(),
+        json!({"calls": [
+            {"action": "StartGUISession", "resource": "vm-ctl", "outcome": "ok", "count": 1},
+            {"action": "StartGUISession", "resource": "vm-none", "outcome": "NotFoundException", "count": 1},
+        ], "total": 2})
+    );
+    let metrics = control(Method::GET, &format!("{url}/_sim/metrics"), None).await;
+    assert!(metrics.text().contains(
+        "lightsail_sim_calls_total{action=\"StartGUISession\",resource=\"vm-ctl\",outcome=\"ok\"} 1\n"
+    ), "{}", metrics.text());
+    assert!(
+        metrics
+            .text()
+            .contains("# TYPE lightsail_sim_calls_total counter")
+    );
+
+    let reset = control(Method::POST, &format!("{url}/_sim/reset"), None).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    assert_eq!(sim.calls().total, 0);
+    assert_eq!(sim.computer("vm-ctl").map(|c| c.operation_count), Some(1));
+    let reset_all = control(Method::POST, &format!("{url}/_sim/reset?scope=all"), None).await;
+    assert_eq!(reset_all.status, StatusCode::NO_CONTENT);
+    assert_eq!(sim.computer("vm-ctl").map(|c| c.operation_count), Some(0));
+    let bad_scope = control(Method::POST, &format!("{url}/_sim/reset?scope=most"), None).await;
+    assert_eq!(bad_scope.status, StatusCode::BAD_REQUEST);
+
+    let faults = json!({
+        "latency": "20ms", "latencyJitter": "5ms", "serviceErrorRate": 0.25,
+        "throttleRate": 0.5, "rateLimit": {"requestsPerSecond": 50.0, "burst": 100}
+    });
+    let put = control(
+        Method::PUT,
+        &format!("{url}/_sim/faults"),
+        Some(faults.clone()),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let got = control(Method::GET, &format!("{url}/_sim/faults"), None).await;
+    assert_eq!(got.json(), faults);
+    assert_eq!(sim.faults().rate_limit, Some(RateLimit::new(50.0, 100)));
+    for bad in [
+        json!({"throttleRate": 2.0}),
+        json!({"latency": "fast"}),
+        json!({"rateLimit": {"requestsPerSecond": 0.0, "burst": 1}}),
+        json!({"latencyMs": 5}),
+    ] {
+        let reply = control(
+            Method::PUT,
+            &format!("{url}/_sim/faults"),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        );
+    }
+    assert_eq!(
+        sim.faults().rate_limit,
+        Some(RateLimit::new(50.0, 100)),
+        "bad PUTs change nothing"
+    );
+    assert!(sim.set_faults(Faults::default()).is_ok());
+
+    let update = control(
+        Method::POST,
+        &format!("{url}/_sim/computers"),
+        Some(json!({"name": "vm-ctl", "accessDenied": true})),
+    )
+    .await;
+    assert_eq!(update.status, StatusCode::OK, "{}", update.text());
+    let denied = client
+        .start_gui_session()
+        .resource_name("vm-ctl")
+        .send()
+        .await;
+    let error = denied.map(|_| ()).map_err(|e| e.into_service_error());
+    assert!(
+        matches!(&error, Err(e) if e.code() == Some("AccessDenied")),
+        "{error:?}"
+    );
+    for bad in [
+        json!({"name": "-x"}),
+        json!({"name": "vm-x", "acessDenied": true}),
+        json!({"region": "us-east-1"}),
+    ] {
+        let reply = control(
+            Method::POST,
+            &format!("{url}/_sim/computers"),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let listed = control(Method::GET, &format!("{url}/_sim/computers"), None).await;
+    let listed = listed.json();
+    assert_eq!(listed["computers"][0]["name"], "vm-ctl");
+    assert_eq!(listed["computers"][0]["accessDenied"], true);
+    assert_eq!(listed["computers"][0]["sessionStatus"], "notStarted");
+    let one = control(Method::GET, &format!("{url}/_sim/computers/vm-ctl"), None).await;
+    assert_eq!(one.json()["region"], "us-east-1");
+    let deleted = control(
+        Method::DELETE,
+        &format!("{url}/_sim/computers/vm-ctl"),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = control(Method::GET, &format!("{url}/_sim/computers/vm-ctl"), None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    stop(sim).await;
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let (status, stdout, _) = run_binary(&["--help"]);
+    assert!(status.success());
+    for flag in [
+        "--listen",
+        "--config",
+        "--computer",
+        "--access-key-id",
+        "--secret-access-key",
+        "--session-lifetime",
+        "--settle-time",
+        "--error-style",
+        "--operations-page-size",
+        "--latency",
+        "--latency-jitter",
+        "--service-error-rate",
+        "--throttle-rate",
+        "--rate-limit",
+        "--rate-burst",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+    for documented in [
+        "LIGHTSAIL_SIM_LISTEN",
+        "/_sim/calls",
+        "/_sim/faults",
+        "holdStartResponse",
+        "lightsail-sim listening on",
+    ] {
+        assert!(stdout.contains(documented), "--help lacks {documented}");
+    }
+}
+
+#[test]
+fn bad_flags_and_bad_config_give_clear_errors() {
+    for (args, complaint) in [
+        (vec!["--error-style", "nope"], "invalid value 'nope'"),
+        (vec!["--settle-time", "5"], "invalid duration"),
+        (vec!["--throttle-rate", "1.5"], "not a fraction"),
+        (vec!["--computer", "bad name"], "does not match"),
+        (vec!["--bogus"], "unexpected argument '--bogus'"),
+    ] {
+        let (status, _, stderr) = run_binary(&args);
+        assert_eq!(status.code(), Some(2), "{args:?}");
+        assert!(stderr.contains(complaint), "{args:?}: {stderr}");
+    }
+
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        assert!(std::fs::write(&path, text).is_ok());
+        path.display().to_string()
+    };
+    let missing = dir.path().join("missing.yaml").display().to_string();
+    let cases = [
+        (missing.clone(), "cannot read config file".to_owned()),
+        (
+            write(
+                "typo.yaml",
+                "computers:\n  - name: vm-1\n    acessDenied: true\n",
+            ),
+            "unknown field `acessDenied`".to_owned(),
+        ),
+        (
+            write("name.yaml", "computers:\n  - name: -vm\n"),
+            "does not match".to_owned(),
+        ),
+        (
+            write("broken.json", "{\"computers\": [}"),
+            "invalid config file".to_owned(),
+        ),
+        (
+            write("twice.yaml", "computers: [{name: vm-1}, {name: vm-1}]\n"),
+            "more than once".to_owned(),
+        ),
+    ];
+    for (path, complaint) in cases {
+        let (status, stdout, stderr) = run_binary(&["--listen", "127.0.0.1:0", "--config", &path]);
+        assert_eq!(status.code(), Some(1), "{path}: {stderr}");
+        assert!(stderr.contains(&complaint), "{path}: {stderr}");
+        assert!(stderr.contains(&path), "{path}: {stderr}");
+        assert!(stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_binary_serves_its_config_and_stops_on_sigterm() {
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    };
+    let config = dir.path().join("sim.yaml");
+    let yaml = "computers:\n  - name: vm-file\n    region: us-east-1\n    startFailsWith: {errorCode: Boom, errorDetails: no}\n";
+    assert!(std::fs::write(&config, yaml).is_ok());
+    let config = config.display().to_string();
+    let mut process = SimProcess::start(&[
+        "--config",
+        &config,
+        "--computer",
+        "vm-flag",
+        "--settle-time",
+        "0",
+        "--access-key-id",
+        "AKIDBINARY",
+        "--secret-access-key",
+        "binary-secret",
+    ]);
+    let client = sdk_client(
+        &process.endpoint,
+        "AKIDBINARY",
+        "binary-secret",
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    let from_flag = start_session(&client, "vm-flag").await;
+    let id = from_flag.id().unwrap_or_default();
+    assert_eq!(
+        get_operation(&client, id).await.status(),
+        Some(&OperationStatus::Succeeded)
+    );
+    let from_file = start_session(&client, "vm-file").await;
+    let failed = get_operation(&client, from_file.id().unwrap_or_default()).await;
+    assert_eq!(failed.error_code(), Some("Boom"));
+    let calls = control(
+        Method::GET,
+        &format!("{}/_sim/calls", process.endpoint),
+        None,
+    )
+    .await;
+    assert_eq!(calls.json()["total"], 4);
+    let status = process.terminate();
+    assert!(status.success(), "{status:?}");
+}
