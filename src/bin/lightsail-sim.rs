@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use lightsail_gui_operator::simulator::{SimArgs, Simulator};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -11,6 +11,7 @@ async fn main() -> ExitCode {
     let args = SimArgs::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -38,9 +38,20 @@
 //!
 //! # Throughput
 //!
-//! Measured on the 2-core development machine, simulator and load generator sharing the two
-//! cores, 64 calls in flight, `GetOperation` over loopback with the real SDK:
-//! THROUGHPUT_PLACEHOLDER
+//! `GetOperation` over loopback, 64 calls in flight, SigV4 checked on every call, release build,
+//! simulator and load generator sharing the 2-core development machine (Xeon):
+//!
+//! ```text
+//! cargo build --release --bin lightsail-sim --example sim_load
+//! target/release/lightsail-sim --listen 127.0.0.1:4580 --computer bench-1 &
+//! target/release/examples/sim_load --endpoint http://127.0.0.1:4580 --mode presigned --concurrency 64 --duration 10s
+//!   → 65,316 req/s (p50 0.9 ms, p99 4.4 ms)
+//! target/release/examples/sim_load --endpoint http://127.0.0.1:4580 --mode sdk --concurrency 64 --duration 10s
+//!   → 10,851 req/s (p50 5.8 ms, p99 12.7 ms)
+//! ```
+//!
+//! With the SDK as client, the SDK is the limit (the same simulator serves six times as much
+//! to pre-signed requests), so the simulator is not the bottleneck of an SDK-driven benchmark.
 
 mod calls;
 mod cli;
