@@ -1340,6 +1340,10 @@ fn help_documents_every_flag() {
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
+    assert!(
+        stdout.starts_with("Serves the Lightsail GUI-session API"),
+        "{stdout}"
+    );
     for documented in [
         "LIGHTSAIL_SIM_LISTEN",
         "/_sim/calls",

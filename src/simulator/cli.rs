@@ -40,7 +40,7 @@ Control endpoint, same port, unauthenticated (loopback test tool):
 
 /// Serves the Lightsail GUI-session API (awsJson1_1, SigV4) for tests and benchmarks.
 #[derive(Debug, clap::Parser)]
-#[command(name = "lightsail-sim", version, about, after_help = AFTER_HELP)]
+#[command(name = "lightsail-sim", version, after_help = AFTER_HELP)]
 pub struct SimArgs {
     /// Address to listen on; port 0 picks a free port (see the line printed on start).
     #[arg(long, env = "LIGHTSAIL_SIM_LISTEN", default_value = "127.0.0.1:4580")]
@@ -82,9 +82,7 @@ pub struct SimArgs {
     #[arg(long, env = "LIGHTSAIL_SIM_SETTLE_TIME", default_value = "1s", value_parser = duration_arg)]
     pub settle_time: Duration,
 
-    /// Error bodies: `code` adds code/docs/tip as real Lightsail does (the Rust SDK then
-    /// reports unmodelled errors with codes such as NotFound); `type` writes only __type and
-    /// message (the SDK reports the modelled exceptions).
+    /// How modelled Lightsail exceptions are written in error bodies.
     #[arg(
         long,
         env = "LIGHTSAIL_SIM_ERROR_STYLE",

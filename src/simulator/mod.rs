@@ -13,7 +13,8 @@
 //! * **Behaviour** — sessions go notStarted → starting → started → startExpired (after the
 //!   session lifetime), stopping → stopped; each Start/Stop makes an operation that is `Started`
 //!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
-//!   when read; nothing runs in the background.
+//!   when read; nothing runs in the background. A Start on a session that is already up
+//!   starts it anew (AWS does not document that case); every Start/Stop is kept in the history.
 //! * **Faults** — latency and jitter, a share of `ServiceException`s, a share of
 //!   `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
 //!   behaviours per [`ComputerSpec`].
