@@ -250,3 +250,13 @@ impl Drop for RunningSimulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Other test binaries share one handle across tasks.
+    #[test]
+    fn handle_is_shareable_across_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::RunningSimulator>();
+    }
+}

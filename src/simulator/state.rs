@@ -621,6 +621,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn computer_views_read_back_from_json() {
+        let view = ComputerView {
+            spec: ComputerSpec::new("vm-1").hold_start_response(true),
+            session_status: "started".to_owned(),
+            operation_count: 2,
+            held_start_responses: 1,
+        };
+        let json = serde_json::to_value(&view).ok();
+        assert_eq!(
+            json.as_ref().map(|j| j["holdStartResponse"].clone()),
+            Some(serde_json::Value::Bool(true))
+        );
+        let back: Option<ComputerView> = json.and_then(|j| serde_json::from_value(j).ok());
+        assert_eq!(back, Some(view));
+    }
+
+    #[test]
     fn uuids_are_version_4() {
         let id = new_uuid();
         let groups: Vec<&str> = id.split('-').collect();
