@@ -1,1 +1,8 @@
 pub mod simulator;
+
+/// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;
+/// with both compiled in, rustls refuses to guess, so every entry point calls this first.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -1,0 +1,160 @@
+//! Test support: a real kube-apiserver + etcd shared by every test of one test binary.
+//!
+//! The control plane is started once per test binary by `scripts/control-plane-up` (the same
+//! script developers use), or reused from `LGO_TEST_KUBECONFIG` when that names a running one.
+//! The script runs until its stdin closes; this process holds the write end of that pipe for its
+//! whole life, so however it ends (success, panic, abort, kill -9) the pipe closes and the script
+//! stops etcd and kube-apiserver and removes its temp dir.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    /// Directory holding etcd, kube-apiserver, kubectl and helm.
+    pub bin_dir: PathBuf,
+    // Kept open for the life of the process: closing it stops the control plane.
+    _lifeline: Option<Mutex<(Child, ChildStdin)>>,
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane of this test binary, started on first use.
+pub fn control_plane() -> &'static ControlPlane {
+    static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+    CONTROL_PLANE.get_or_init(|| start().unwrap_or_else(|e| panic!("control plane: {e}")))
+}
+
+fn build_control_plane() -> Result<PathBuf, String> {
+    let out = Command::new(repo_root().join("scripts/control-plane-build"))
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running scripts/control-plane-build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "scripts/control-plane-build failed ({})",
+            out.status
+        ));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let bin_dir = build_control_plane()?;
+    if let Ok(kubeconfig) = std::env::var("LGO_TEST_KUBECONFIG") {
+        return Ok(ControlPlane {
+            kubeconfig: kubeconfig.into(),
+            bin_dir,
+            _lifeline: None,
+        });
+    }
+    let mut child = Command::new(repo_root().join("scripts/control-plane-up"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("running scripts/control-plane-up: {e}"))?;
+    let stdin = child.stdin.take().ok_or("no stdin pipe")?;
+    let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+    let mut kubeconfig = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading control-plane-up output: {e}"))?;
+        if let Some(path) = line.strip_prefix("kubeconfig: ") {
+            kubeconfig = Some(PathBuf::from(path));
+            break;
+        }
+    }
+    let Some(kubeconfig) = kubeconfig else {
+        let status = child.wait().map_err(|e| e.to_string())?;
+        return Err(format!(
+            "scripts/control-plane-up exited ({status}) before it was ready"
+        ));
+    };
+    Ok(ControlPlane {
+        kubeconfig,
+        bin_dir,
+        _lifeline: Some(Mutex::new((child, stdin))),
+    })
+}
+
+impl ControlPlane {
+    /// A client for `context` of the generated kubeconfig: `admin` or `developer` (no grants).
+    pub async fn client_as(&self, context: &str) -> Client {
+        lightsail_gui_operator::install_crypto_provider();
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let options = KubeConfigOptions {
+            context: Some(context.to_owned()),
+            ..Default::default()
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .expect("kubeconfig");
+        Client::try_from(config).expect("client")
+    }
+
+    pub async fn client(&self) -> Client {
+        self.client_as("admin").await
+    }
+
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join("kubectl"));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+}
+
+/// Creates a namespace of its own for one test, named after it.
+pub async fn test_namespace(client: &Client, test: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "{}-{}-{}",
+        test.replace('_', "-"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name }
+    }))
+    .expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    name
+}
+
+/// Applies every CRD in `crds/` (server-side apply), once per test binary.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let dir = repo_root().join("crds");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("crds/").flatten().collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read crd");
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse crd");
+        let name = crd.metadata.name.clone().expect("crd name");
+        api.patch(
+            &name,
+            &PatchParams::apply("lgo-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("apply crd");
+    }
+}
