@@ -70,3 +70,53 @@ fn kubectl_talks_to_the_control_plane() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+fn fake_assets() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["etcd", "kube-apiserver", "kubectl", "helm"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    dir
+}
+
+#[test]
+fn kubebuilder_assets_are_used_without_building_anything() {
+    let assets = fake_assets();
+    let cache = tempfile::tempdir().expect("tempdir");
+    // No Go on PATH and an empty cache: any attempt to build would fail or fill the cache.
+    let out = std::process::Command::new(support::repo_root().join("scripts/control-plane-build"))
+        .env("KUBEBUILDER_ASSETS", assets.path())
+        .env("LGO_CACHE", cache.path())
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run control-plane-build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        assets.path().to_string_lossy()
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).expect("cache").count(), 0);
+}
+
+#[test]
+fn incomplete_kubebuilder_assets_are_a_clear_error() {
+    let assets = fake_assets();
+    std::fs::remove_file(assets.path().join("helm")).expect("remove helm");
+    let out = std::process::Command::new(support::repo_root().join("scripts/control-plane-build"))
+        .env("KUBEBUILDER_ASSETS", assets.path())
+        .output()
+        .expect("run control-plane-build");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("KUBEBUILDER_ASSETS") && stderr.contains("helm"),
+        "{stderr}"
+    );
+}
