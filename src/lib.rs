@@ -1,3 +1,5 @@
+pub mod crd;
+pub mod decision;
 pub mod simulator;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;

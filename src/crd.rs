@@ -1,0 +1,453 @@
+//! The `GuiSession` custom resource (`lightsail.operators.dev/v1alpha1`) and the Go-duration
+//! parser used for `spec.maxSessionAge`.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The default for `spec.maxSessionAge`.
+pub const DEFAULT_MAX_SESSION_AGE: &str = "1h";
+
+/// Desired state of a GuiSession: which Lightsail resource to keep a GUI session open for, and
+/// how long each session may live before a fresh one is started.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "lightsail.operators.dev",
+    version = "v1alpha1",
+    kind = "GuiSession",
+    namespaced,
+    shortname = "guis",
+    category = "lightsail",
+    status = "GuiSessionStatus",
+    doc = "A GuiSession keeps a browser-based GUI session of an Amazon Lightsail resource available. The operator starts a GUI session for the named resource and starts a fresh one whenever the current session is older than spec.maxSessionAge.",
+    printcolumn = r#"{"name":"Resource","type":"string","description":"Name of the Lightsail resource","jsonPath":".spec.resourceName"}"#,
+    printcolumn = r#"{"name":"Region","type":"string","description":"AWS Region of the last operation","jsonPath":".status.operation.location.regionName"}"#,
+    printcolumn = r#"{"name":"Operation","type":"string","description":"Status of the last Lightsail operation","jsonPath":".status.operation.status"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","description":"Whether a GUI session is available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Expires","type":"date","description":"When the current session is replaced by a new one","jsonPath":".status.sessionExpiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GuiSessionSpec {
+    /// Name of the Lightsail resource (for example an instance) whose GUI session is kept
+    /// available. It must exist in the Region the operator works in (or in `region`).
+    #[schemars(pattern(r"^\w[\w\-]*\w$"), length(max = 255))]
+    pub resource_name: String,
+
+    /// AWS Region of the resource, for example `eu-central-1`. When unset, the operator's
+    /// default Region is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
+    /// How long a GUI session may live before the operator starts a new one, as a Go duration
+    /// string such as `45m`, `1h` or `1h30m`. Must be greater than zero. The operator may raise
+    /// very small values to its configured minimum session age.
+    #[serde(default = "default_max_session_age")]
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) > duration('0s')",
+        "message": "maxSessionAge must be a positive Go duration such as 45m, 1h or 1h30m"
+    }]))]
+    pub max_session_age: String,
+
+    /// When true, the operator starts no new sessions for this resource. A running session is
+    /// left alone and simply runs out.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// When true, deleting this GuiSession also stops the resource's current GUI session.
+    /// When false (the default), the session is left to run out on its own.
+    #[serde(default)]
+    pub stop_on_delete: bool,
+}
+
+fn default_max_session_age() -> String {
+    DEFAULT_MAX_SESSION_AGE.to_owned()
+}
+
+/// Observed state of a GuiSession, written by the operator.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuiSessionStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The last Lightsail operation the operator started or adopted for this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+
+    /// When the current GUI session was started (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_started_at: Option<String>,
+
+    /// When the current GUI session will be replaced by a new one (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<String>,
+
+    /// The last error the operator hit while managing the session, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+
+    /// Standard conditions. `Ready` is `True` while a GUI session is available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+/// A Lightsail operation, as reported by the Lightsail API. Timestamps are RFC 3339, in whole
+/// seconds.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// The operation ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name of the resource the operation acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// Type of the resource, for example `Instance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// When the operation was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Where the operation runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Whether the operation has finished (successfully or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_terminal: Option<bool>,
+    /// Free-form details Lightsail gives about the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_details: Option<String>,
+    /// The kind of operation, for example `StartGUISession`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_type: Option<String>,
+    /// Status of the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OperationStatus>,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_changed_at: Option<String>,
+    /// Error code, when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Error details, when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<String>,
+}
+
+/// Where a Lightsail operation runs.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    /// Availability Zone, for example `eu-central-1a`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// AWS Region, for example `eu-central-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+}
+
+/// Status of a Lightsail operation.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum OperationStatus {
+    NotStarted,
+    Started,
+    Failed,
+    Completed,
+    Succeeded,
+}
+
+/// The last error the operator hit.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// Machine-readable error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Human-readable description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the error happened (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// Formats a timestamp as RFC 3339, truncated to whole seconds, as stored in the status.
+pub fn rfc3339_seconds(ts: jiff::Timestamp) -> String {
+    jiff::Timestamp::from_second(ts.as_second())
+        .unwrap_or(ts)
+        .to_string()
+}
+
+/// Why a Go duration string could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration: expected a Go duration such as 45m, 1h or 1h30m")]
+    Empty,
+    #[error("invalid duration {0:?}: negative durations are not allowed")]
+    Negative(String),
+    #[error(
+        "invalid duration {0:?}: expected a number followed by a unit (ns, us, µs, ms, s, m, h), such as 1h30m"
+    )]
+    Invalid(String),
+    #[error(
+        "invalid duration {input:?}: missing unit after {number:?} (use ns, us, µs, ms, s, m or h)"
+    )]
+    MissingUnit { input: String, number: String },
+    #[error("invalid duration {input:?}: unknown unit {unit:?} (use ns, us, µs, ms, s, m or h)")]
+    UnknownUnit { input: String, unit: String },
+    #[error("invalid duration {0:?}: too large")]
+    Overflow(String),
+}
+
+/// Parses a Go `time.ParseDuration` string (`300ms`, `1.5h`, `2h45m`, `0`) into a [`Duration`].
+/// Negative durations are rejected; the largest accepted value is Go's (`i64::MAX` nanoseconds).
+pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
+    const MAX_NANOS: u128 = i64::MAX as u128;
+    let invalid = || DurationError::Invalid(input.to_owned());
+    let overflow = || DurationError::Overflow(input.to_owned());
+
+    if input.is_empty() {
+        return Err(DurationError::Empty);
+    }
+    let (negative, mut s) = match input.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, input.strip_prefix('+').unwrap_or(input)),
+    };
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+
+    let mut total: u128 = 0;
+    while !s.is_empty() {
+        let start = input.len() - s.len();
+        // Integer part.
+        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (int_digits, rest) = s.split_at(int_len);
+        s = rest;
+        // Fraction part.
+        let mut frac_digits = "";
+        if let Some(rest) = s.strip_prefix('.') {
+            let frac_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let (f, r) = rest.split_at(frac_len);
+            frac_digits = f;
+            s = r;
+        }
+        if int_digits.is_empty() && frac_digits.is_empty() {
+            return Err(invalid());
+        }
+        let number = &input[start..input.len() - s.len()];
+        // Unit.
+        let unit_len = s
+            .char_indices()
+            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
+            .map_or(s.len(), |(i, _)| i);
+        let (unit, rest) = s.split_at(unit_len);
+        s = rest;
+        let unit_nanos: u128 = match unit {
+            "" => {
+                return Err(DurationError::MissingUnit {
+                    input: input.to_owned(),
+                    number: number.to_owned(),
+                });
+            }
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            other => {
+                return Err(DurationError::UnknownUnit {
+                    input: input.to_owned(),
+                    unit: other.to_owned(),
+                });
+            }
+        };
+        let mut int_value: u128 = 0;
+        for b in int_digits.bytes() {
+            int_value = int_value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u128::from(b - b'0')))
+                .filter(|v| *v <= MAX_NANOS)
+                .ok_or_else(overflow)?;
+        }
+        let mut value = int_value.checked_mul(unit_nanos).ok_or_else(overflow)?;
+        // Fractions finer than a nanosecond are dropped, as in Go.
+        let mut scale = unit_nanos;
+        for b in frac_digits.bytes() {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            value += u128::from(b - b'0') * scale;
+        }
+        total = total.checked_add(value).ok_or_else(overflow)?;
+        if total > MAX_NANOS {
+            return Err(overflow());
+        }
+    }
+    if negative && total != 0 {
+        return Err(DurationError::Negative(input.to_owned()));
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| overflow())?;
+    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| overflow())?;
+    Ok(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    fn ok(s: &str) -> Duration {
+        match parse_go_duration(s) {
+            Ok(d) => d,
+            Err(e) => panic!("{s:?} should parse: {e}"),
+        }
+    }
+
+    #[test]
+    fn parses_go_durations() {
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("-0"), Duration::ZERO);
+        assert_eq!(ok("0s"), Duration::ZERO);
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("+5s"), Duration::from_secs(5));
+        assert_eq!(ok("1h30m"), Duration::from_secs(5400));
+        assert_eq!(ok("2h45m10s"), Duration::from_secs(2 * 3600 + 45 * 60 + 10));
+        assert_eq!(ok("1.5h"), Duration::from_secs(5400));
+        assert_eq!(ok(".5s"), Duration::from_millis(500));
+        assert_eq!(ok("1.s"), Duration::from_secs(1));
+        assert_eq!(ok("300ms"), Duration::from_millis(300));
+        assert_eq!(ok("10us"), Duration::from_micros(10));
+        assert_eq!(ok("10µs"), Duration::from_micros(10));
+        assert_eq!(ok("10μs"), Duration::from_micros(10));
+        assert_eq!(ok("7ns"), Duration::from_nanos(7));
+        assert_eq!(ok("1.0000000001s"), Duration::from_secs(1));
+        assert_eq!(ok("1m0.5s"), Duration::from_millis(60_500));
+        assert_eq!(
+            ok("9223372036854775807ns"),
+            Duration::from_nanos(i64::MAX as u64)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_durations() {
+        assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
+        assert!(matches!(
+            parse_go_duration("-1h"),
+            Err(DurationError::Negative(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("h"),
+            Err(DurationError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("."),
+            Err(DurationError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("-"),
+            Err(DurationError::Invalid(_))
+        ));
+        assert_eq!(parse_go_duration("-0s"), Ok(Duration::ZERO));
+        assert!(matches!(
+            parse_go_duration("+"),
+            Err(DurationError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("1h "),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_go_duration("1d"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_go_duration("1H"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_go_duration("10"),
+            Err(DurationError::MissingUnit { number, .. }) if number == "10"
+        ));
+        assert!(matches!(
+            parse_go_duration("1h30"),
+            Err(DurationError::MissingUnit { .. })
+        ));
+        assert!(matches!(
+            parse_go_duration("9223372036854775808ns"),
+            Err(DurationError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("3000000h"),
+            Err(DurationError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse_go_duration("99999999999999999999999999999999999999999h"),
+            Err(DurationError::Overflow(_))
+        ));
+        let msg = parse_go_duration("1d")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(msg.contains("unknown unit \"d\""), "{msg}");
+    }
+
+    #[test]
+    fn default_max_session_age_parses() {
+        assert_eq!(ok(DEFAULT_MAX_SESSION_AGE), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn spec_defaults_apply() {
+        let spec: GuiSessionSpec =
+            serde_json::from_str(r#"{"resourceName":"my-instance"}"#).expect("valid spec");
+        assert_eq!(spec.max_session_age, "1h");
+        assert!(!spec.suspend);
+        assert!(!spec.stop_on_delete);
+        assert_eq!(spec.region, None);
+    }
+
+    #[test]
+    fn crd_has_expected_shape() {
+        let crd = GuiSession::crd();
+        assert_eq!(crd.spec.group, "lightsail.operators.dev");
+        assert_eq!(crd.spec.names.kind, "GuiSession");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["guis".to_owned()]));
+        assert_eq!(
+            crd.spec.names.categories,
+            Some(vec!["lightsail".to_owned()])
+        );
+        let json = serde_json::to_string(&crd).expect("serialises");
+        assert!(json.contains(r#""x-kubernetes-list-type":"map""#), "{json}");
+        assert!(json.contains("duration(self) > duration('0s')"));
+        assert!(json.contains(r#""maxLength":255"#));
+        let columns = crd.spec.versions[0]
+            .additional_printer_columns
+            .clone()
+            .unwrap_or_default();
+        let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Resource", "Region", "Operation", "Ready", "Expires", "Age"]
+        );
+    }
+
+    #[test]
+    fn rfc3339_truncates_to_seconds() {
+        let ts: jiff::Timestamp = "2026-11-24T20:00:01.987Z".parse().expect("valid");
+        assert_eq!(rfc3339_seconds(ts), "2026-11-24T20:00:01Z");
+    }
+}
