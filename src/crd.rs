@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 /// The default for `spec.maxSessionAge`.
 pub const DEFAULT_MAX_SESSION_AGE: &str = "1h";
 
-/// Desired state of a GuiSession: which Lightsail resource to keep a GUI session open for, and
-/// how long each session may live before a fresh one is started.
+// Doc comments on the CRD types below are user documentation (`kubectl explain`), which keeps
+// their line breaks: keep one line per paragraph. The Expires column is a string because kubectl
+// shows a future instant in a `date` column as `<invalid>`.
+/// Desired state of a GuiSession: which Lightsail resource to keep a GUI session open for, and how long each session may live before a fresh one is started.
 #[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
 #[kube(
     group = "lightsail.operators.dev",
@@ -27,24 +29,20 @@ pub const DEFAULT_MAX_SESSION_AGE: &str = "1h";
     printcolumn = r#"{"name":"Region","type":"string","description":"AWS Region of the last operation","jsonPath":".status.operation.location.regionName"}"#,
     printcolumn = r#"{"name":"Operation","type":"string","description":"Status of the last Lightsail operation","jsonPath":".status.operation.status"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"Whether a GUI session is available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","description":"When the current session is replaced by a new one","jsonPath":".status.sessionExpiresAt"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","description":"When the current session is replaced by a new one","jsonPath":".status.sessionExpiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct GuiSessionSpec {
-    /// Name of the Lightsail resource (for example an instance) whose GUI session is kept
-    /// available. It must exist in the Region the operator works in (or in `region`).
+    /// Name of the Lightsail resource (for example an instance) whose GUI session is kept available. It must exist in the Region the operator works in (or in `region`).
     #[schemars(pattern(r"^\w[\w\-]*\w$"), length(max = 255))]
     pub resource_name: String,
 
-    /// AWS Region of the resource, for example `eu-central-1`. When unset, the operator's
-    /// default Region is used.
+    /// AWS Region of the resource, for example `eu-central-1`. When unset, the operator's default Region is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
 
-    /// How long a GUI session may live before the operator starts a new one, as a Go duration
-    /// string such as `45m`, `1h` or `1h30m`. Must be greater than zero. The operator may raise
-    /// very small values to its configured minimum session age.
+    /// How long a GUI session may live before the operator starts a new one, as a Go duration string such as `45m`, `1h` or `1h30m`. Must be greater than zero. The operator may raise very small values to its configured minimum session age.
     #[serde(default = "default_max_session_age")]
     #[schemars(length(max = 64))]
     #[schemars(extend("x-kubernetes-validations" = [{
@@ -53,13 +51,11 @@ pub struct GuiSessionSpec {
     }]))]
     pub max_session_age: String,
 
-    /// When true, the operator starts no new sessions for this resource. A running session is
-    /// left alone and simply runs out.
+    /// When true, the operator starts no new sessions for this resource. A running session is left alone and simply runs out.
     #[serde(default)]
     pub suspend: bool,
 
-    /// When true, deleting this GuiSession also stops the resource's current GUI session.
-    /// When false (the default), the session is left to run out on its own.
+    /// When true, deleting this GuiSession also stops the resource's current GUI session. When false (the default), the session is left to run out on its own.
     #[serde(default)]
     pub stop_on_delete: bool,
 }
@@ -98,8 +94,7 @@ pub struct GuiSessionStatus {
     pub conditions: Option<Vec<Condition>>,
 }
 
-/// A Lightsail operation, as reported by the Lightsail API. Timestamps are RFC 3339, in whole
-/// seconds.
+/// A Lightsail operation, as reported by the Lightsail API. Timestamps are RFC 3339, in whole seconds.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
