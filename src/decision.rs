@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::crd::{
-    DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, OperationStatus, parse_go_duration,
+    DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, Operation, OperationStatus,
+    parse_go_duration,
 };
 
 /// Operator-wide settings that shape decisions.
@@ -27,8 +30,8 @@ impl Default for Settings {
         Settings {
             min_session_age: Duration::from_secs(5 * 60),
             stalled_retry: Duration::from_secs(5 * 60),
-            follow_backoff_initial: Duration::from_secs(2),
-            follow_backoff_max: Duration::from_secs(60),
+            follow_backoff_initial: Duration::from_secs(1),
+            follow_backoff_max: Duration::from_secs(30),
         }
     }
 }
@@ -36,8 +39,8 @@ impl Default for Settings {
 /// The next step for one GuiSession.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// No session is recorded: look up `GetOperationsForResource` to adopt a running session
-    /// before starting a new one.
+    /// No session is recorded, or a start may have happened without its result being recorded:
+    /// look up `GetOperationsForResource` to adopt a running session before starting a new one.
     LookupForAdoption,
     /// Start a new GUI session (the recorded one expired, or the last start failed and its
     /// retry delay elapsed).
@@ -79,10 +82,31 @@ fn parse_ts(s: Option<&String>) -> Option<Timestamp> {
     s.and_then(|s| s.parse().ok())
 }
 
-/// Decides the next step. `deleting` is true once the object has a `deletionTimestamp`.
+/// Reason of the `Reconciling` condition written just before `StartGUISession` is called. Until
+/// the call's result is recorded, its presence means "a session may have been started": the next
+/// reconcile (perhaps in another process, after a crash) looks up the resource's operations
+/// before starting, so a crash between the call and the status write never starts twice.
+pub const REASON_STARTING: &str = "SessionStarting";
+
+fn condition_true<'a>(status: &'a GuiSessionStatus, type_: &str) -> Option<&'a Condition> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// True while a start may be in flight (see [`REASON_STARTING`]).
+pub fn start_pending(status: &GuiSessionStatus) -> bool {
+    condition_true(status, "Reconciling").is_some_and(|c| c.reason == REASON_STARTING)
+}
+
+/// Decides the next step. `generation` is the object's `metadata.generation`; `deleting` is
+/// true once the object has a `deletionTimestamp`.
 pub fn decide(
     spec: &GuiSessionSpec,
     status: Option<&GuiSessionStatus>,
+    generation: Option<i64>,
     now: Timestamp,
     settings: &Settings,
     deleting: bool,
@@ -123,8 +147,15 @@ pub fn decide(
                 after,
             };
         }
+    }
+    if start_pending(status) {
+        return Decision::LookupForAdoption;
+    }
+    // A spec change retries a stalled object at once; otherwise it waits out the retry delay.
+    let spec_changed = generation.is_some() && status.observed_generation != generation;
+    if let Some(op) = operation {
         // The last start failed: retry after the stalled-retry delay.
-        if failed {
+        if op.status == Some(OperationStatus::Failed) && !spec_changed {
             let failed_at = status
                 .last_error
                 .as_ref()
@@ -139,6 +170,20 @@ pub fn decide(
             };
         }
     }
+    // A terminal API error (no failed operation): the same wait.
+    if !spec_changed
+        && condition_true(status, "Stalled").is_some()
+        && let Some(at) = status
+            .last_error
+            .as_ref()
+            .and_then(|e| parse_ts(e.time.as_ref()))
+        && now < add(at, settings.stalled_retry)
+    {
+        return Decision::WaitUntil(add(at, settings.stalled_retry));
+    }
+    if operation.is_some_and(|op| op.status == Some(OperationStatus::Failed)) {
+        return Decision::Start;
+    }
 
     let expiry = parse_ts(status.session_started_at.as_ref())
         .map(|started| session_expiry(spec, started, settings))
@@ -148,6 +193,24 @@ pub fn decide(
         Some(_) => Decision::Start,
         None => Decision::LookupForAdoption,
     }
+}
+
+/// The operation to adopt instead of starting a session: the newest `StartGUISession` operation
+/// that did not fail and whose session is still younger than the effective `maxSessionAge`.
+pub fn pick_adoptable<'a>(
+    operations: &'a [Operation],
+    spec: &GuiSessionSpec,
+    now: Timestamp,
+    settings: &Settings,
+) -> Option<&'a Operation> {
+    operations
+        .iter()
+        .filter(|op| op.operation_type.as_deref() == Some("StartGUISession"))
+        .filter(|op| op.status != Some(OperationStatus::Failed))
+        .filter_map(|op| parse_ts(op.created_at.as_ref()).map(|created| (created, op)))
+        .filter(|(created, _)| now < session_expiry(spec, *created, settings))
+        .max_by_key(|(created, _)| *created)
+        .map(|(_, op)| op)
 }
 
 #[cfg(test)]
@@ -181,6 +244,41 @@ mod tests {
             stalled_retry: secs(300),
             follow_backoff_initial: secs(2),
             follow_backoff_max: secs(60),
+        }
+    }
+    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()),
+        }
+    }
+    fn stalled_by_api_error(at: &str) -> GuiSessionStatus {
+        GuiSessionStatus {
+            observed_generation: Some(1),
+            last_error: Some(LastError {
+                code: Some("NotFound".into()),
+                message: Some("no such instance".into()),
+                time: Some(at.into()),
+            }),
+            conditions: Some(vec![
+                condition("Ready", "False", "NotFound"),
+                condition("Reconciling", "False", "NotFound"),
+                condition("Stalled", "True", "NotFound"),
+            ]),
+            ..GuiSessionStatus::default()
+        }
+    }
+    fn start_op(id: &str, created: &str, status: OperationStatus) -> Operation {
+        Operation {
+            id: Some(id.into()),
+            operation_type: Some("StartGUISession".into()),
+            created_at: Some(created.into()),
+            status: Some(status),
+            ..Operation::default()
         }
     }
     fn started(at: &str) -> GuiSessionStatus {
@@ -231,7 +329,8 @@ mod tests {
         }
     }
     fn d(spec: &GuiSessionSpec, status: Option<&GuiSessionStatus>, now: Timestamp) -> Decision {
-        decide(spec, status, now, &settings(), false)
+        let generation = status.and_then(|s| s.observed_generation);
+        decide(spec, status, generation, now, &settings(), false)
     }
 
     #[test]
@@ -465,13 +564,13 @@ mod tests {
         sp.stop_on_delete = true;
         let st = started(T0);
         assert_eq!(
-            decide(&sp, Some(&st), t0(), &settings(), true),
+            decide(&sp, Some(&st), None, t0(), &settings(), true),
             Decision::Stop
         );
         // Deletion wins over suspend.
         sp.suspend = true;
         assert_eq!(
-            decide(&sp, Some(&st), t0(), &settings(), true),
+            decide(&sp, Some(&st), None, t0(), &settings(), true),
             Decision::Stop
         );
     }
@@ -481,12 +580,12 @@ mod tests {
         let mut sp = spec();
         let st = started(T0);
         assert_eq!(
-            decide(&sp, Some(&st), t0(), &settings(), true),
+            decide(&sp, Some(&st), None, t0(), &settings(), true),
             Decision::Nothing
         );
         sp.stop_on_delete = true;
         assert_eq!(
-            decide(&sp, None, t0(), &settings(), true),
+            decide(&sp, None, None, t0(), &settings(), true),
             Decision::Nothing
         );
     }
@@ -499,5 +598,114 @@ mod tests {
             session_expiry(&sp, Timestamp::MAX, &settings()),
             Timestamp::MAX
         );
+    }
+
+    #[test]
+    fn start_marker_forces_a_lookup_even_with_an_expired_session() {
+        let mut st = started(T0);
+        st.conditions = Some(vec![condition("Reconciling", "True", REASON_STARTING)]);
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(7200))),
+            Decision::LookupForAdoption
+        );
+        // ... and before expiry too (a crash right after the marker was written).
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(60))),
+            Decision::LookupForAdoption
+        );
+        // A marker with another reason, or not True, is not a pending start.
+        st.conditions = Some(vec![condition("Reconciling", "True", "Throttling")]);
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(7200))),
+            Decision::Start
+        );
+        st.conditions = Some(vec![condition("Reconciling", "False", REASON_STARTING)]);
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(7200))),
+            Decision::Start
+        );
+    }
+
+    #[test]
+    fn running_operation_is_followed_even_with_the_start_marker() {
+        let mut st = running(T0);
+        st.conditions = Some(vec![condition("Reconciling", "True", REASON_STARTING)]);
+        assert!(matches!(
+            d(&spec(), Some(&st), t0()),
+            Decision::Follow { .. }
+        ));
+    }
+
+    #[test]
+    fn terminal_api_error_waits_the_stalled_retry_then_looks_up() {
+        let st = stalled_by_api_error(T0);
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(299))),
+            Decision::WaitUntil(add(t0(), secs(300)))
+        );
+        assert_eq!(
+            d(&spec(), Some(&st), add(t0(), secs(300))),
+            Decision::LookupForAdoption
+        );
+    }
+
+    #[test]
+    fn spec_change_retries_a_stalled_object_at_once() {
+        let st = stalled_by_api_error(T0);
+        let now = add(t0(), secs(10));
+        assert_eq!(
+            decide(&spec(), Some(&st), Some(2), now, &settings(), false),
+            Decision::LookupForAdoption
+        );
+        let st = failed(T0, Some(T0));
+        assert_eq!(
+            decide(&spec(), Some(&st), Some(2), now, &settings(), false),
+            Decision::Start
+        );
+        // Same generation: still waiting.
+        assert_eq!(
+            decide(&spec(), Some(&st), None, now, &settings(), false),
+            Decision::WaitUntil(add(t0(), secs(300)))
+        );
+    }
+
+    #[test]
+    fn stalled_without_error_time_does_not_wait() {
+        let mut st = stalled_by_api_error(T0);
+        st.last_error = None;
+        assert_eq!(d(&spec(), Some(&st), t0()), Decision::LookupForAdoption);
+    }
+
+    #[test]
+    fn adoption_picks_the_newest_live_start() {
+        let now = add(t0(), secs(1800));
+        let ops = vec![
+            start_op("old", "2026-11-24T10:00:00Z", OperationStatus::Succeeded),
+            start_op("live", "2026-11-24T12:10:00Z", OperationStatus::Succeeded),
+            start_op("newer", "2026-11-24T12:20:00Z", OperationStatus::Started),
+            start_op("failed", "2026-11-24T12:25:00Z", OperationStatus::Failed),
+            Operation {
+                operation_type: Some("StopGUISession".into()),
+                ..start_op("stop", "2026-11-24T12:26:00Z", OperationStatus::Succeeded)
+            },
+            Operation {
+                created_at: None,
+                ..start_op("undated", "", OperationStatus::Succeeded)
+            },
+        ];
+        let got = pick_adoptable(&ops, &spec(), now, &settings()).map(|o| o.id.clone());
+        assert_eq!(got, Some(Some("newer".into())));
+    }
+
+    #[test]
+    fn adoption_ignores_sessions_older_than_max_age() {
+        let ops = vec![start_op("a", T0, OperationStatus::Succeeded)];
+        assert!(pick_adoptable(&ops, &spec(), add(t0(), secs(3600)), &settings()).is_none());
+        assert!(pick_adoptable(&ops, &spec(), add(t0(), secs(3599)), &settings()).is_some());
+        // The guard rail applies: 1m is raised to 10m.
+        let mut sp = spec();
+        sp.max_session_age = "1m".into();
+        assert!(pick_adoptable(&ops, &sp, add(t0(), secs(599)), &settings()).is_some());
+        assert!(pick_adoptable(&[], &sp, t0(), &settings()).is_none());
     }
 }

@@ -1,6 +1,12 @@
+pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod decision;
+pub mod lightsail;
+pub mod metrics;
+pub mod operator;
 pub mod simulator;
+pub mod status;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;
 /// with both compiled in, rustls refuses to guess, so every entry point calls this first.

@@ -1,33 +1,18 @@
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use kube::CustomResourceExt;
+use lightsail_gui_operator::cli::{Cli, Command, RunArgs};
 use lightsail_gui_operator::crd::GuiSession;
-
-/// Kubernetes operator that keeps AWS Lightsail GUI sessions alive.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the controller.
-    Run,
-    /// Print the GuiSession CustomResourceDefinition as YAML.
-    Crd,
-}
+use lightsail_gui_operator::operator;
 
 fn main() -> ExitCode {
     lightsail_gui_operator::install_crypto_provider();
-    match Cli::parse().command {
-        Command::Run => {
-            eprintln!("lightsail-gui-operator: the controller is not implemented yet (issue #4)");
-            ExitCode::FAILURE
-        }
-        Command::Crd => match serde_yaml::to_string(&GuiSession::crd()) {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Crd) => match serde_yaml::to_string(&GuiSession::crd()) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
@@ -37,5 +22,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    if let Err(e) = operator::init_logging(args.log_format, &args.log) {
+        eprintln!("lightsail-gui-operator: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lightsail-gui-operator: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(operator::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("lightsail-gui-operator: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! stops etcd and kube-apiserver and removes its temp dir.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod operator;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -1,0 +1,172 @@
+//! Command line of `lightsail-gui-operator`. Every flag of `run` has an environment-variable
+//! fallback so the Helm chart (and users) can configure the operator without editing args.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::crd::parse_go_duration;
+
+/// Kubernetes operator that keeps AWS Lightsail GUI sessions alive.
+///
+/// Without a subcommand it runs the controller (same as `run`).
+#[derive(Parser, Debug)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+// Parsed once at start-up: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the controller (the default).
+    Run(RunArgs),
+    /// Print the GuiSession CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings of the controller.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch GuiSessions in this namespace only (default: all namespaces).
+    #[arg(long, env = "LGO_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Watch only GuiSessions matching this label selector, e.g. `team=research`.
+    #[arg(long, env = "LGO_LABEL_SELECTOR")]
+    pub selector: Option<String>,
+
+    /// AWS Region for GuiSessions without `spec.region` (default: the AWS SDK's region chain,
+    /// e.g. AWS_REGION or the profile).
+    #[arg(long, env = "LGO_DEFAULT_REGION")]
+    pub region: Option<String>,
+
+    /// Guard rail: a smaller `spec.maxSessionAge` is raised to this (Go duration).
+    #[arg(long, env = "LGO_MIN_SESSION_AGE", default_value = "5m", value_parser = duration_arg)]
+    pub min_session_age: Duration,
+
+    /// How long to wait before retrying after a terminal error (NotFound, AccessDenied, a failed
+    /// operation, ...). A change to the GuiSession's spec retries at once.
+    #[arg(long, env = "LGO_STALLED_RETRY", default_value = "5m", value_parser = duration_arg)]
+    pub stalled_retry: Duration,
+
+    /// First delay after a retryable error (throttling, 5xx, timeouts); doubles per failure, with jitter.
+    #[arg(long, env = "LGO_RETRY_INITIAL", default_value = "2s", value_parser = duration_arg)]
+    pub retry_initial: Duration,
+
+    /// Longest delay after repeated retryable errors.
+    #[arg(long, env = "LGO_RETRY_MAX", default_value = "5m", value_parser = duration_arg)]
+    pub retry_max: Duration,
+
+    /// First delay before polling a running Lightsail operation with GetOperation.
+    #[arg(long, env = "LGO_POLL_INITIAL", default_value = "1s", value_parser = duration_arg)]
+    pub poll_initial: Duration,
+
+    /// Longest delay between polls of a running operation.
+    #[arg(long, env = "LGO_POLL_MAX", default_value = "30s", value_parser = duration_arg)]
+    pub poll_max: Duration,
+
+    /// Client-side limit on Lightsail requests per second, per Region.
+    #[arg(long, env = "LGO_RATE_LIMIT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// Burst size of the client-side Lightsail rate limit.
+    #[arg(long, env = "LGO_RATE_BURST", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_burst: u32,
+
+    /// Most GuiSessions reconciled at the same time.
+    #[arg(long, env = "LGO_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Elect a leader through a Lease so that only one replica reconciles. Turn off for local runs.
+    #[arg(long, env = "LGO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "LGO_LEASE_NAME", default_value = "lightsail-gui-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the leader-election Lease (default: the kubeconfig's or Pod's namespace).
+    #[arg(long, env = "LGO_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long a Lease is valid without renewal; a standby takes over after it (Go duration).
+    #[arg(long, env = "LGO_LEASE_DURATION", default_value = "15s", value_parser = duration_arg)]
+    pub lease_duration: Duration,
+
+    /// This replica's identity in the Lease (default: host name and a random suffix).
+    #[arg(long, env = "LGO_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "LGO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Log format.
+    #[arg(long, env = "LGO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `lightsail_gui_operator=debug`.
+    #[arg(long, env = "LGO_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    match parse_go_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lightsail-gui-operator").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_is_the_default_and_defaults_match_the_docs() {
+        let cli = parse(&[]).expect("no args parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.min_session_age, Duration::from_secs(300));
+        assert_eq!(cli.run.rate_limit, 5);
+        assert_eq!(cli.run.rate_burst, 50);
+        assert!(cli.run.leader_elect);
+        assert_eq!(cli.run.http_addr.port(), 8080);
+    }
+
+    #[test]
+    fn run_subcommand_takes_the_same_flags() {
+        let cli =
+            parse(&["run", "--min-session-age", "3s", "--leader-elect", "false"]).expect("parses");
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(run.min_session_age, Duration::from_secs(3));
+        assert!(!run.leader_elect);
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_a_reason() {
+        let e = parse(&["--min-session-age", "5 minutes"]).expect_err("rejected");
+        assert!(e.to_string().contains("invalid duration"), "{e}");
+        let e = parse(&["--poll-max", "0s"]).expect_err("rejected");
+        assert!(e.to_string().contains("greater than zero"), "{e}");
+        assert!(parse(&["--rate-limit", "0"]).is_err());
+        assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+}

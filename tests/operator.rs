@@ -1,0 +1,865 @@
+//! The operator end to end: the release binary as a process, a real kube-apiserver + etcd, and
+//! the Lightsail simulator reached through the standard `AWS_ENDPOINT_URL_LIGHTSAIL`.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_lightsail::config::retry::RetryConfig;
+use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::lightsail::operation_from_sdk;
+use lightsail_gui_operator::simulator::{
+    ComputerSpec, Faults, RunningSimulator, SimConfig, Simulator,
+};
+use serde_json::json;
+use support::operator::*;
+use support::{control_plane, install_crds, test_namespace};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Env {
+    client: kube::Client,
+    namespace: String,
+    api: Api<GuiSession>,
+    sim: RunningSimulator,
+}
+
+async fn env(test: &str, sim: SimConfig) -> Env {
+    let cp = control_plane();
+    let client = cp.client().await;
+    install_crds(&client).await;
+    let namespace = test_namespace(&client, test).await;
+    let api = Api::namespaced(client.clone(), &namespace);
+    let sim = Simulator::start(sim, "127.0.0.1:0")
+        .await
+        .expect("simulator starts");
+    Env {
+        client,
+        namespace,
+        api,
+        sim,
+    }
+}
+
+impl Env {
+    fn operator(&self, configure: impl FnOnce(OperatorOptions) -> OperatorOptions) -> Operator {
+        let url = self.sim.endpoint_url();
+        Operator::start(
+            control_plane(),
+            configure(OperatorOptions::new(&self.namespace, &url)),
+        )
+    }
+
+    fn starts(&self, resource: &str) -> u64 {
+        self.sim
+            .calls()
+            .count(Some("StartGUISession"), Some(resource), None)
+    }
+
+    fn calls(&self, resource: &str) -> u64 {
+        self.sim.calls().count(None, Some(resource), None)
+    }
+
+    fn sdk(&self) -> aws_sdk_lightsail::Client {
+        let config = aws_sdk_lightsail::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                SIM_ACCESS_KEY_ID,
+                SIM_SECRET_ACCESS_KEY,
+                None,
+                None,
+                "tests",
+            ))
+            .endpoint_url(self.sim.endpoint_url())
+            .retry_config(RetryConfig::disabled())
+            .build();
+        aws_sdk_lightsail::Client::from_conf(config)
+    }
+}
+
+fn ready(gs: &GuiSession) -> bool {
+    condition_is(gs, "Ready", "True")
+}
+
+fn stalled(gs: &GuiSession) -> bool {
+    condition_is(gs, "Stalled", "True")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn goes_ready_with_the_operation_lightsail_returned() {
+    let env = env(
+        "ready",
+        SimConfig::default().with_computer(ComputerSpec::new("research-desktop")),
+    )
+    .await;
+    let op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession("desktop", json!({"resourceName": "research-desktop"})),
+    )
+    .await;
+
+    // What users (and GitOps tools) run.
+    let out = control_plane()
+        .kubectl()
+        .args(["wait", "--for=condition=Ready", "--timeout=60s"])
+        .args(["-n", &env.namespace, "guisession/desktop"])
+        .output()
+        .expect("kubectl wait");
+    assert!(
+        out.status.success(),
+        "kubectl wait failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let gs = env.api.get("desktop").await.expect("get");
+    let status = gs.status.clone().expect("status");
+    let recorded = status.operation.clone().expect("operation recorded");
+    let id = recorded.id.clone().expect("operation id");
+    let from_lightsail = env
+        .sdk()
+        .get_operation()
+        .operation_id(&id)
+        .send()
+        .await
+        .expect("GetOperation");
+    let expected = operation_from_sdk(from_lightsail.operation().expect("operation"));
+    assert_eq!(
+        recorded, expected,
+        "every Operation field as Lightsail returned it"
+    );
+    assert_eq!(recorded.operation_type.as_deref(), Some("StartGUISession"));
+    assert_eq!(recorded.resource_name.as_deref(), Some("research-desktop"));
+    assert_eq!(
+        recorded
+            .location
+            .as_ref()
+            .and_then(|l| l.region_name.as_deref()),
+        Some("us-east-1")
+    );
+
+    // Session times: started when the operation was created, next start one hour later.
+    let started: jiff::Timestamp = status
+        .session_started_at
+        .as_deref()
+        .expect("sessionStartedAt")
+        .parse()
+        .expect("RFC 3339");
+    let expires: jiff::Timestamp = status
+        .session_expires_at
+        .as_deref()
+        .expect("sessionExpiresAt")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(expires.duration_since(started).as_secs(), 3600);
+    assert_eq!(status.observed_generation, gs.metadata.generation);
+    for type_ in ["Ready", "Reconciling", "Stalled"] {
+        let c = condition(&gs, type_).expect("condition");
+        assert_eq!(c.observed_generation, gs.metadata.generation, "{type_}");
+    }
+    assert!(condition_is(&gs, "Reconciling", "False"));
+    assert!(condition_is(&gs, "Stalled", "False"));
+    assert!(status.last_error.is_none());
+
+    assert_eq!(env.starts("research-desktop"), 1);
+    let events = events_for(&env.client, &env.namespace, "desktop").await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, r, _)| t == "Normal" && r == "SessionStarted"),
+        "{events:?}"
+    );
+
+    // The HTTP endpoints.
+    assert_eq!(op.http_get("/healthz").0, 200);
+    assert_eq!(op.http_get("/readyz").0, 200);
+    assert_eq!(
+        op.metric(
+            r#"lightsail_gui_operator_lightsail_calls_total{action="StartGUISession",outcome="ok"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        op.metric(r#"lightsail_gui_operator_sessions{state="active"}"#),
+        1.0
+    );
+    assert!(op.metric(r#"lightsail_gui_operator_reconciles_total{result="ok"}"#) >= 1.0);
+    let log = op.log_text();
+    assert!(!log.contains(SIM_SECRET_ACCESS_KEY), "secret in the log");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_is_not_written_again_once_ready() {
+    let env = env(
+        "no-rewrite",
+        SimConfig::default().with_computer(ComputerSpec::new("quiet-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession("quiet", json!({"resourceName": "quiet-vm"})),
+    )
+    .await;
+    let gs = wait_for(&env.api, "quiet", WAIT, "Ready", ready).await;
+    let calls = env.calls("quiet-vm");
+
+    // Watch from the Ready object's resourceVersion: any write at all would show up.
+    let rv = gs
+        .metadata
+        .resource_version
+        .clone()
+        .expect("resourceVersion");
+    let params = kube::api::WatchParams::default()
+        .fields("metadata.name=quiet")
+        .timeout(10);
+    let mut stream = env.api.watch(&params, &rv).await.expect("watch").boxed();
+    let mut writes = Vec::new();
+    while let Some(event) = stream.next().await {
+        if let Ok(kube::api::WatchEvent::Modified(o)) = event {
+            writes.push(o.metadata.resource_version);
+        }
+    }
+    assert!(
+        writes.is_empty(),
+        "status rewritten after Ready: {writes:?}"
+    );
+    assert_eq!(env.calls("quiet-vm"), calls, "Lightsail called while idle");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renews_after_max_session_age_and_not_before() {
+    let env = env(
+        "renew",
+        SimConfig::default().with_computer(ComputerSpec::new("renew-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o.arg("--min-session-age", "1s"));
+    apply(
+        &env.api,
+        guisession(
+            "renew",
+            json!({"resourceName": "renew-vm", "maxSessionAge": "6s"}),
+        ),
+    )
+    .await;
+    let first = wait_for(&env.api, "renew", WAIT, "Ready", ready).await;
+    let first_status = first.status.clone().expect("status");
+    let started_1: jiff::Timestamp = first_status
+        .session_started_at
+        .as_deref()
+        .expect("started")
+        .parse()
+        .expect("timestamp");
+    assert_eq!(env.starts("renew-vm"), 1);
+
+    let second = wait_for(&env.api, "renew", WAIT, "renewed and Ready", |gs| {
+        ready(gs)
+            && gs
+                .status
+                .as_ref()
+                .and_then(|s| s.session_started_at.as_deref())
+                != first_status.session_started_at.as_deref()
+    })
+    .await;
+    let started_2: jiff::Timestamp = second
+        .status
+        .as_ref()
+        .and_then(|s| s.session_started_at.as_deref())
+        .expect("started")
+        .parse()
+        .expect("timestamp");
+    // Not before expiry (whole seconds, as stored).
+    assert!(
+        started_2.duration_since(started_1).as_secs() >= 6,
+        "renewed after {:?}",
+        started_2.duration_since(started_1)
+    );
+    assert_eq!(env.starts("renew-vm"), 2, "exactly one start per window");
+    assert_ne!(
+        first_status.operation.and_then(|o| o.id),
+        second
+            .status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref()?.id.clone())
+    );
+    let events = events_for(&env.client, &env.namespace, "renew").await;
+    assert!(
+        events.iter().any(|(_, r, _)| r == "SessionRenewed"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guard_rail_raises_a_too_small_max_session_age_and_says_so() {
+    let env = env(
+        "guard-rail",
+        SimConfig::default().with_computer(ComputerSpec::new("guarded-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o.arg("--min-session-age", "10m"));
+    apply(
+        &env.api,
+        guisession(
+            "guarded",
+            json!({"resourceName": "guarded-vm", "maxSessionAge": "30s"}),
+        ),
+    )
+    .await;
+    let gs = wait_for(&env.api, "guarded", WAIT, "Ready", ready).await;
+    let status = gs.status.clone().expect("status");
+    let started: jiff::Timestamp = status
+        .session_started_at
+        .as_deref()
+        .expect("started")
+        .parse()
+        .expect("timestamp");
+    let expires: jiff::Timestamp = status
+        .session_expires_at
+        .as_deref()
+        .expect("expires")
+        .parse()
+        .expect("timestamp");
+    assert_eq!(expires.duration_since(started).as_secs(), 600);
+    let msg = &condition(&gs, "Ready").expect("Ready").message;
+    assert!(msg.contains("maxSessionAge 30s is below"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_errors_stall_with_conditions_events_and_bounded_calls() {
+    let mut denied = ComputerSpec::new("denied-vm");
+    denied.access_denied = true;
+    let env = env(
+        "terminal",
+        SimConfig::default().with_computer(denied).with_computer(
+            ComputerSpec::new("failing-vm")
+                .start_fails_with("InstanceBusy", "the instance is busy"),
+        ),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    for (name, resource) in [
+        ("unknown", "no-such-vm"),
+        ("denied", "denied-vm"),
+        ("failing", "failing-vm"),
+    ] {
+        apply(
+            &env.api,
+            guisession(name, json!({"resourceName": resource})),
+        )
+        .await;
+    }
+    for (name, resource, code) in [
+        ("unknown", "no-such-vm", "NotFound"),
+        ("denied", "denied-vm", "AccessDenied"),
+        ("failing", "failing-vm", "InstanceBusy"),
+    ] {
+        let gs = wait_for(&env.api, name, WAIT, "Stalled", stalled).await;
+        assert!(condition_is(&gs, "Ready", "False"), "{name}");
+        assert!(condition_is(&gs, "Reconciling", "False"), "{name}");
+        assert_eq!(condition(&gs, "Stalled").expect("Stalled").reason, code);
+        let last_error = gs
+            .status
+            .as_ref()
+            .and_then(|s| s.last_error.clone())
+            .expect("lastError");
+        assert_eq!(last_error.code.as_deref(), Some(code), "{name}");
+        assert!(last_error.time.is_some());
+        let events = events_for(&env.client, &env.namespace, name).await;
+        assert!(
+            events
+                .iter()
+                .any(|(t, _, note)| t == "Warning" && note.contains(code)),
+            "{name}: {events:?}"
+        );
+        let _ = resource;
+    }
+    // The failing VM's operation is recorded, as Lightsail reported it.
+    let failing = env.api.get("failing").await.expect("get");
+    let op = failing.status.and_then(|s| s.operation).expect("operation");
+    assert_eq!(op.error_code.as_deref(), Some("InstanceBusy"));
+    assert_eq!(op.error_details.as_deref(), Some("the instance is busy"));
+
+    // No hot loop: the stalled objects are left alone (retry delay 5m) ...
+    let before: Vec<u64> = ["no-such-vm", "denied-vm", "failing-vm"]
+        .iter()
+        .map(|r| env.calls(r))
+        .collect();
+    assert!(
+        before.iter().all(|n| *n <= 3),
+        "calls per stalled object: {before:?}"
+    );
+    let quiet = wait_for_no_change(&env.api, "unknown", Duration::from_secs(5)).await;
+    assert!(quiet, "status kept changing while stalled");
+    let after: Vec<u64> = ["no-such-vm", "denied-vm", "failing-vm"]
+        .iter()
+        .map(|r| env.calls(r))
+        .collect();
+    assert_eq!(before, after, "Lightsail called again while stalled");
+
+    // ... until their spec changes: then at once.
+    env.sim
+        .upsert_computer(ComputerSpec::new("no-such-vm"))
+        .expect("add the computer");
+    apply(
+        &env.api,
+        guisession(
+            "unknown",
+            json!({"resourceName": "no-such-vm", "maxSessionAge": "2h"}),
+        ),
+    )
+    .await;
+    let gs = wait_for(&env.api, "unknown", WAIT, "Ready after the fix", ready).await;
+    assert!(
+        gs.status.and_then(|s| s.last_error).is_none(),
+        "lastError cleared"
+    );
+}
+
+/// True when the object does not change for `window` (watching it).
+async fn wait_for_no_change(api: &Api<GuiSession>, name: &str, window: Duration) -> bool {
+    let gs = api.get(name).await.expect("get");
+    let rv = gs.metadata.resource_version.expect("rv");
+    let params = kube::api::WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(window.as_secs() as u32);
+    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
+    while let Some(event) = stream.next().await {
+        if let Ok(kube::api::WatchEvent::Modified(_)) = event {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_names_are_rejected_at_apply() {
+    let env = env("invalid-name", SimConfig::default()).await;
+    let err = env
+        .api
+        .patch(
+            "bad",
+            &PatchParams::apply("lgo-tests"),
+            &Patch::Apply(guisession("bad", json!({"resourceName": "-bad name-"}))),
+        )
+        .await
+        .expect_err("rejected by the apiserver");
+    let text = err.to_string();
+    assert!(text.contains("spec.resourceName"), "{text}");
+    let err = env
+        .api
+        .patch(
+            "bad",
+            &PatchParams::apply("lgo-tests"),
+            &Patch::Apply(guisession(
+                "bad",
+                json!({"resourceName": "vm", "maxSessionAge": "0s"}),
+            )),
+        )
+        .await
+        .expect_err("rejected by the apiserver");
+    assert!(err.to_string().contains("maxSessionAge"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_and_service_errors_retry_with_backoff_then_recover() {
+    let mut broken = ComputerSpec::new("flaky-vm");
+    broken.service_error = true;
+    let env = env(
+        "retryable",
+        SimConfig::default()
+            .with_computer(broken)
+            .with_computer(ComputerSpec::new("throttled-vm")),
+    )
+    .await;
+    env.sim
+        .set_faults(Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        })
+        .expect("faults");
+    let _op = env.operator(|o| o.arg("--retry-initial", "1s").arg("--retry-max", "4s"));
+    apply(
+        &env.api,
+        guisession("throttled", json!({"resourceName": "throttled-vm"})),
+    )
+    .await;
+    let gs = wait_for(&env.api, "throttled", WAIT, "retrying", |gs| {
+        condition_is(gs, "Reconciling", "True")
+            && gs
+                .status
+                .as_ref()
+                .and_then(|s| s.last_error.as_ref())
+                .is_some()
+    })
+    .await;
+    assert!(condition_is(&gs, "Ready", "False"));
+    assert!(condition_is(&gs, "Stalled", "False"));
+    let code = gs
+        .status
+        .and_then(|s| s.last_error)
+        .and_then(|e| e.code)
+        .expect("code");
+    assert_eq!(code, "Throttling");
+
+    // Backoff, not a hot loop: with 1s doubling to 4s (with jitter down to half), at most
+    // 1 + 8/0.5 + 1 calls in 8 s of throttling.
+    let start = env.calls("throttled-vm");
+    let window = Duration::from_secs(8);
+    let until = std::time::Instant::now() + window;
+    eventually(window + Duration::from_secs(1), "the window passes", || {
+        std::time::Instant::now() >= until
+    })
+    .await;
+    let in_window = env.calls("throttled-vm") - start;
+    assert!(
+        in_window >= 2,
+        "retried only {in_window} times in {window:?}"
+    );
+    assert!(
+        in_window <= 8,
+        "{in_window} calls in {window:?}: no backoff"
+    );
+
+    // Throttling ends: Ready without help.
+    env.sim.set_faults(Faults::default()).expect("faults");
+    wait_for(&env.api, "throttled", WAIT, "Ready", ready).await;
+
+    // A 5xx burst on one VM: Reconciling with the Service code, never Stalled.
+    apply(
+        &env.api,
+        guisession("flaky", json!({"resourceName": "flaky-vm"})),
+    )
+    .await;
+    let gs = wait_for(&env.api, "flaky", WAIT, "retrying", |gs| {
+        condition_is(gs, "Reconciling", "True")
+            && gs
+                .status
+                .as_ref()
+                .and_then(|s| s.last_error.as_ref())
+                .is_some()
+    })
+    .await;
+    assert!(condition_is(&gs, "Stalled", "False"));
+    assert_eq!(
+        gs.status
+            .and_then(|s| s.last_error)
+            .and_then(|e| e.code)
+            .as_deref(),
+        Some("Service")
+    );
+    let mut fixed = ComputerSpec::new("flaky-vm");
+    fixed.service_error = false;
+    env.sim.upsert_computer(fixed).expect("fix");
+    wait_for(&env.api, "flaky", WAIT, "Ready", ready).await;
+    let events = events_for(&env.client, &env.namespace, "flaky").await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, _, note)| t == "Warning" && note.contains("Service")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_between_start_and_status_write_adopts_instead_of_starting_twice() {
+    let env = env(
+        "adopt",
+        SimConfig::default().with_computer(ComputerSpec::new("held-vm").hold_start_response(true)),
+    )
+    .await;
+    let mut first = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession("held", json!({"resourceName": "held-vm"})),
+    )
+    .await;
+    // The simulator has performed the start but holds the response: the operator is between
+    // the call and the status write. Kill it there.
+    eventually(WAIT, "StartGUISession called", || {
+        env.starts("held-vm") == 1
+    })
+    .await;
+    first.kill9();
+    let gs = env.api.get("held").await.expect("get");
+    assert!(
+        gs.status
+            .as_ref()
+            .and_then(|s| s.operation.as_ref())
+            .is_none(),
+        "the operation must not be recorded yet"
+    );
+    assert_eq!(
+        condition(&gs, "Reconciling").map(|c| c.reason.as_str()),
+        Some("SessionStarting"),
+        "the start marker is written before the call"
+    );
+
+    env.sim.release_start_responses("held-vm");
+    let mut unheld = ComputerSpec::new("held-vm");
+    unheld.hold_start_response = false;
+    env.sim.upsert_computer(unheld).expect("stop holding");
+    let _second = env.operator(|o| o);
+    wait_for(&env.api, "held", WAIT, "Ready", ready).await;
+    assert_eq!(env.starts("held-vm"), 1, "started twice");
+    let events = events_for(&env.client, &env.namespace, "held").await;
+    assert!(
+        events.iter().any(|(_, r, _)| r == "SessionAdopted"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_object_adopts_a_session_that_is_already_running() {
+    let env = env(
+        "adopt-existing",
+        SimConfig::default().with_computer(ComputerSpec::new("running-vm")),
+    )
+    .await;
+    let started = env
+        .sdk()
+        .start_gui_session()
+        .resource_name("running-vm")
+        .send()
+        .await
+        .expect("start outside the operator");
+    let op_id = started.operations()[0].id().expect("id").to_owned();
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession("running", json!({"resourceName": "running-vm"})),
+    )
+    .await;
+    let gs = wait_for(&env.api, "running", WAIT, "Ready", ready).await;
+    assert_eq!(
+        gs.status
+            .and_then(|s| s.operation)
+            .and_then(|o| o.id)
+            .as_deref(),
+        Some(op_id.as_str())
+    );
+    assert_eq!(env.starts("running-vm"), 1, "only the start made outside");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_leader_reconciles_and_a_standby_takes_over() {
+    let env = env(
+        "leader",
+        SimConfig::default()
+            .with_computer(ComputerSpec::new("vm-a"))
+            .with_computer(ComputerSpec::new("vm-b")),
+    )
+    .await;
+    let lease = "3s";
+    let mut a = env.operator(|o| o.electing(lease).arg("--identity", "replica-a"));
+    let mut b = env.operator(|o| o.electing(lease).arg("--identity", "replica-b"));
+    apply(&env.api, guisession("a", json!({"resourceName": "vm-a"}))).await;
+    wait_for(&env.api, "a", WAIT, "Ready", ready).await;
+    let leader_metric = "lightsail_gui_operator_leader";
+    let (la, lb) = (a.metric(leader_metric), b.metric(leader_metric));
+    assert_eq!(la + lb, 1.0, "exactly one leader: a={la} b={lb}");
+    let (leader, standby) = if la == 1.0 {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    let reconciles = r#"lightsail_gui_operator_reconciles_total{result="ok"}"#;
+    assert_eq!(standby.metric(reconciles), 0.0, "the standby reconciled");
+    assert_eq!(standby.http_get("/readyz").0, 200, "a standby is ready");
+    assert_eq!(env.starts("vm-a"), 1);
+
+    // The leader dies without releasing the Lease; the standby takes over once it expires.
+    leader.kill9();
+    let killed_at = std::time::Instant::now();
+    apply(&env.api, guisession("b", json!({"resourceName": "vm-b"}))).await;
+    wait_for(&env.api, "b", WAIT, "Ready under the new leader", ready).await;
+    let took = killed_at.elapsed();
+    assert_eq!(standby.metric(leader_metric), 1.0);
+    assert_eq!(
+        env.starts("vm-a"),
+        1,
+        "vm-a started again by the new leader"
+    );
+    assert_eq!(env.starts("vm-b"), 1);
+    eprintln!("takeover to Ready took {took:?} (lease {lease})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_releases_the_lease_and_exits_cleanly() {
+    let env = env("sigterm", SimConfig::default()).await;
+    let mut op = env.operator(|o| o.electing("15s").arg("--identity", "only"));
+    op.wait_for_log("became leader", WAIT, |_| Some(()));
+    let status = op.terminate();
+    assert!(status.success(), "exit status {status}");
+    let log = op.log_text();
+    assert!(log.contains("released the leader Lease"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_starts_nothing_and_says_so() {
+    let env = env(
+        "suspend",
+        SimConfig::default().with_computer(ComputerSpec::new("paused-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession(
+            "paused",
+            json!({"resourceName": "paused-vm", "suspend": true}),
+        ),
+    )
+    .await;
+    let gs = wait_for(&env.api, "paused", WAIT, "Suspended", |gs| {
+        condition(gs, "Ready").is_some_and(|c| c.reason == "Suspended")
+    })
+    .await;
+    assert!(condition_is(&gs, "Ready", "False"));
+    assert!(condition_is(&gs, "Reconciling", "False"));
+    assert!(condition_is(&gs, "Stalled", "False"));
+    assert_eq!(env.calls("paused-vm"), 0);
+    // Resuming starts a session.
+    apply(
+        &env.api,
+        guisession(
+            "paused",
+            json!({"resourceName": "paused-vm", "suspend": false}),
+        ),
+    )
+    .await;
+    wait_for(&env.api, "paused", WAIT, "Ready", ready).await;
+    assert_eq!(env.starts("paused-vm"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_on_delete_stops_the_session_before_the_object_goes() {
+    let env = env(
+        "stop-on-delete",
+        SimConfig::default()
+            .with_computer(ComputerSpec::new("stop-vm"))
+            .with_computer(ComputerSpec::new("keep-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession(
+            "stop",
+            json!({"resourceName": "stop-vm", "stopOnDelete": true}),
+        ),
+    )
+    .await;
+    apply(
+        &env.api,
+        guisession("keep", json!({"resourceName": "keep-vm"})),
+    )
+    .await;
+    let stop = wait_for(&env.api, "stop", WAIT, "Ready", ready).await;
+    let keep = wait_for(&env.api, "keep", WAIT, "Ready", ready).await;
+    assert!(
+        stop.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == "lightsail.operators.dev/stop-session"),
+        "stopOnDelete carries the finalizer"
+    );
+    assert!(
+        keep.metadata.finalizers.unwrap_or_default().is_empty(),
+        "no finalizer without stopOnDelete"
+    );
+
+    for name in ["stop", "keep"] {
+        env.api
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    for name in ["stop", "keep"] {
+        wait_deleted(&env.api, name).await;
+    }
+    let stops = |r| env.sim.calls().count(Some("StopGUISession"), Some(r), None);
+    assert_eq!(stops("stop-vm"), 1);
+    assert_eq!(stops("keep-vm"), 0);
+    let computer = env.sim.computer("stop-vm").expect("computer");
+    assert!(
+        matches!(computer.session_status.as_str(), "stopping" | "stopped"),
+        "session still running: {}",
+        computer.session_status
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_on_delete_lets_the_object_go_when_the_computer_is_gone() {
+    let env = env(
+        "stop-notfound",
+        SimConfig::default().with_computer(ComputerSpec::new("gone-vm")),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession(
+            "gone",
+            json!({"resourceName": "gone-vm", "stopOnDelete": true}),
+        ),
+    )
+    .await;
+    wait_for(&env.api, "gone", WAIT, "Ready", ready).await;
+    assert!(env.sim.remove_computer("gone-vm"));
+    env.api
+        .delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_deleted(&env.api, "gone").await;
+    assert_eq!(
+        env.sim
+            .calls()
+            .count(Some("StopGUISession"), Some("gone-vm"), None),
+        1
+    );
+}
+
+async fn wait_deleted(api: &Api<GuiSession>, name: &str) {
+    let Some(obj) = api.get_opt(name).await.expect("get") else {
+        return;
+    };
+    let uid = obj.metadata.uid.clone().expect("uid");
+    let gone = kube::runtime::wait::await_condition(
+        api.clone(),
+        name,
+        kube::runtime::wait::conditions::is_deleted(&uid),
+    );
+    match tokio::time::timeout(WAIT, gone).await {
+        Ok(Ok(_)) => {}
+        other => panic!("{name} not deleted within {WAIT:?}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn startup_fails_fast_with_a_clear_error_on_a_bad_selector() {
+    let env = env("bad-selector", SimConfig::default()).await;
+    let cp = control_plane();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"))
+        .args([
+            "run",
+            "--leader-elect",
+            "false",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--namespace", &env.namespace, "--selector", "a in (("])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot list GuiSessions"), "{stderr}");
+}
