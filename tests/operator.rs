@@ -464,6 +464,19 @@ async fn invalid_names_are_rejected_at_apply() {
         .await
         .expect_err("rejected by the apiserver");
     assert!(err.to_string().contains("maxSessionAge"), "{err}");
+    let err = env
+        .api
+        .patch(
+            "bad",
+            &PatchParams::apply("lgo-tests"),
+            &Patch::Apply(guisession(
+                "bad",
+                json!({"resourceName": "vm", "region": "the moon"}),
+            )),
+        )
+        .await
+        .expect_err("rejected by the apiserver");
+    assert!(err.to_string().contains("spec.region"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
