@@ -40,7 +40,9 @@ pub struct GuiSessionSpec {
 
     /// AWS Region of the resource, for example `eu-central-1`. When unset, the operator's default Region is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"), length(max = 32))]
+    // `extend`, not `pattern(..)`: with `pattern(..)` on this Option the rule was missing from
+    // the schema in test builds but present in the binary's, so the drift check failed.
+    #[schemars(extend("pattern" = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", "maxLength" = 32))]
     pub region: Option<String>,
 
     /// How long a GUI session may live before the operator starts a new one, as a Go duration string such as `45m`, `1h` or `1h30m`. Must be greater than zero. The operator may raise very small values to its configured minimum session age.
