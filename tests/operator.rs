@@ -167,13 +167,10 @@ async fn goes_ready_with_the_operation_lightsail_returned() {
     assert!(status.last_error.is_none());
 
     assert_eq!(env.starts("research-desktop"), 1);
-    let events = events_for(&env.client, &env.namespace, "desktop").await;
-    assert!(
-        events
-            .iter()
-            .any(|(t, r, _)| t == "Normal" && r == "SessionStarted"),
-        "{events:?}"
-    );
+    wait_for_event(&env.client, &env.namespace, "desktop", WAIT, |(t, r, _)| {
+        t == "Normal" && r == "SessionStarted"
+    })
+    .await;
 
     // The HTTP endpoints.
     assert_eq!(op.http_get("/healthz").0, 200);
@@ -288,11 +285,10 @@ async fn renews_after_max_session_age_and_not_before() {
             .as_ref()
             .and_then(|s| s.operation.as_ref()?.id.clone())
     );
-    let events = events_for(&env.client, &env.namespace, "renew").await;
-    assert!(
-        events.iter().any(|(_, r, _)| r == "SessionRenewed"),
-        "{events:?}"
-    );
+    wait_for_event(&env.client, &env.namespace, "renew", WAIT, |(_, r, _)| {
+        r == "SessionRenewed"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -370,13 +366,10 @@ async fn terminal_errors_stall_with_conditions_events_and_bounded_calls() {
             .expect("lastError");
         assert_eq!(last_error.code.as_deref(), Some(code), "{name}");
         assert!(last_error.time.is_some());
-        let events = events_for(&env.client, &env.namespace, name).await;
-        assert!(
-            events
-                .iter()
-                .any(|(t, _, note)| t == "Warning" && note.contains(code)),
-            "{name}: {events:?}"
-        );
+        wait_for_event(&env.client, &env.namespace, name, WAIT, |(t, _, note)| {
+            t == "Warning" && note.contains(code)
+        })
+        .await;
         let _ = resource;
     }
     // The failing VM's operation is recorded, as Lightsail reported it.
@@ -570,13 +563,14 @@ async fn throttling_and_service_errors_retry_with_backoff_then_recover() {
     fixed.service_error = false;
     env.sim.upsert_computer(fixed).expect("fix");
     wait_for(&env.api, "flaky", WAIT, "Ready", ready).await;
-    let events = events_for(&env.client, &env.namespace, "flaky").await;
-    assert!(
-        events
-            .iter()
-            .any(|(t, _, note)| t == "Warning" && note.contains("Service")),
-        "{events:?}"
-    );
+    wait_for_event(
+        &env.client,
+        &env.namespace,
+        "flaky",
+        WAIT,
+        |(t, _, note)| t == "Warning" && note.contains("Service"),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -620,11 +614,10 @@ async fn kill_9_between_start_and_status_write_adopts_instead_of_starting_twice(
     let _second = env.operator(|o| o);
     wait_for(&env.api, "held", WAIT, "Ready", ready).await;
     assert_eq!(env.starts("held-vm"), 1, "started twice");
-    let events = events_for(&env.client, &env.namespace, "held").await;
-    assert!(
-        events.iter().any(|(_, r, _)| r == "SessionAdopted"),
-        "{events:?}"
-    );
+    wait_for_event(&env.client, &env.namespace, "held", WAIT, |(_, r, _)| {
+        r == "SessionAdopted"
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

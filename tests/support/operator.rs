@@ -303,6 +303,49 @@ pub async fn events_for(
         .collect()
 }
 
+/// Waits (watching Events, with a deadline) until an Event about `name` satisfies `pred`;
+/// returns every Event about `name` seen by then. Events are written after the status they
+/// report on, so a test that has seen the status must still wait for them.
+pub async fn wait_for_event(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    deadline: Duration,
+    pred: impl Fn(&(String, String, String)) -> bool,
+) -> Vec<(String, String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let mut stream = watcher(api, watcher::Config::default()).boxed();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(deadline, async {
+        while let Some(event) = stream.next().await {
+            let e = match event {
+                Ok(watcher::Event::Apply(e) | watcher::Event::InitApply(e)) => e,
+                _ => continue,
+            };
+            if e.regarding.as_ref().and_then(|r| r.name.as_deref()) != Some(name) {
+                continue;
+            }
+            let entry = (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            );
+            let hit = pred(&entry);
+            seen.push(entry);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    match found {
+        Ok(true) => seen,
+        _ => panic!("no matching Event about {name} within {deadline:?}; seen: {seen:?}"),
+    }
+}
+
 /// Waits until `check` holds, re-evaluating every 50 ms (for state outside Kubernetes, such as
 /// the simulator's call counters); panics with `what` after `deadline`.
 pub async fn eventually(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
