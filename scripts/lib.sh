@@ -11,3 +11,5 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 step() { printf '==> %s\n' "$*" >&2; }
 fail() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+# A loopback port free right now (the kernel picks it); callers bind it at once.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
