@@ -38,6 +38,13 @@ pub fn control_plane() -> &'static ControlPlane {
     CONTROL_PLANE.get_or_init(|| start().unwrap_or_else(|e| panic!("control plane: {e}")))
 }
 
+/// Directory holding etcd, kube-apiserver, kubectl and helm, built (or found cached) on first use
+/// without starting anything: for tests that only run helm or kubectl offline.
+pub fn bin_dir() -> &'static Path {
+    static BIN_DIR: OnceLock<PathBuf> = OnceLock::new();
+    BIN_DIR.get_or_init(|| build_control_plane().unwrap_or_else(|e| panic!("control plane: {e}")))
+}
+
 fn build_control_plane() -> Result<PathBuf, String> {
     let out = Command::new(repo_root().join("scripts/control-plane-build"))
         .stderr(Stdio::inherit())
@@ -53,7 +60,7 @@ fn build_control_plane() -> Result<PathBuf, String> {
 }
 
 fn start() -> Result<ControlPlane, String> {
-    let bin_dir = build_control_plane()?;
+    let bin_dir = bin_dir().to_path_buf();
     if let Ok(kubeconfig) = std::env::var("LGO_TEST_KUBECONFIG") {
         return Ok(ControlPlane {
             kubeconfig: kubeconfig.into(),

@@ -1,0 +1,720 @@
+//! The Helm chart (`charts/lightsail-gui-operator`), proven with the pinned helm binary and on the
+//! real kube-apiserver: lint, rendering with default and non-default values, the values schema,
+//! the CRD staying the generated one, Pod Security admission of the pod the Deployment makes, and
+//! RBAC that is enough for the real operator binary and nothing more.
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
+use lightsail_gui_operator::crd::GuiSession;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn chart_dir() -> PathBuf {
+    support::repo_root().join("charts/lightsail-gui-operator")
+}
+
+fn helm() -> Command {
+    let mut cmd = Command::new(support::bin_dir().join("helm"));
+    // Keep helm away from the user's repositories, plugins and registry logins.
+    let home = std::env::temp_dir().join(format!("lgo-helm-home-{}", std::process::id()));
+    cmd.env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        // Values files are named relative to the chart (ci/full-values.yaml).
+        .current_dir(chart_dir());
+    cmd
+}
+
+/// `helm template RELEASE CHART -n NAMESPACE ARGS...`: the manifests, or helm's error output.
+fn render(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
+    let out = helm()
+        .args(["template", release])
+        .arg(chart_dir())
+        .args(["--namespace", namespace])
+        .args(args)
+        .output()
+        .expect("run helm");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn render_ok(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
+    let text = render(release, namespace, args).unwrap_or_else(|e| panic!("helm template: {e}"));
+    documents(&text)
+}
+
+/// The non-empty documents of a multi-document YAML stream.
+fn documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+fn kinds(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter()
+        .map(|d| d["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn the<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<_> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "expected one {kind}, got {}", found.len());
+    found[0]
+}
+
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", kinds(docs)))
+}
+
+fn container(docs: &[Value]) -> &Value {
+    &the(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// The container's env as name -> value (or the fieldRef path for downward-API values).
+fn env_of(docs: &[Value]) -> BTreeMap<String, String> {
+    let env = container(docs)["env"].as_array().expect("env list");
+    env.iter()
+        .map(|e| {
+            let value = e["value"]
+                .as_str()
+                .or(e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                .unwrap_or_else(|| panic!("env {e} has neither value nor fieldRef"));
+            (
+                e["name"].as_str().expect("name").to_owned(),
+                value.to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Rules as sorted (apiGroup, resource, verbs, resourceNames) rows, for exact comparison.
+fn rules_of(role: &Value) -> BTreeSet<(String, String, String, String)> {
+    let mut rows = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        let list = |key: &str| -> Vec<String> {
+            rule[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().unwrap_or("?").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut verbs = list("verbs");
+        verbs.sort();
+        for group in list("apiGroups") {
+            for resource in list("resources") {
+                rows.insert((
+                    group.clone(),
+                    resource,
+                    verbs.join(","),
+                    list("resourceNames").join(","),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+fn row(group: &str, resource: &str, verbs: &str, names: &str) -> (String, String, String, String) {
+    (group.into(), resource.into(), verbs.into(), names.into())
+}
+
+/// What the controller may do with GuiSessions and Events, wherever it watches.
+fn expected_watch_rules() -> BTreeSet<(String, String, String, String)> {
+    let group = "lightsail.operators.dev";
+    BTreeSet::from([
+        row(group, "guisessions", "get,list,patch,watch", ""),
+        row(group, "guisessions/status", "get,patch,update", ""),
+        row(group, "guisessions/finalizers", "update", ""),
+        row("events.k8s.io", "events", "create,patch", ""),
+    ])
+}
+
+fn expected_lease_rules(lease: &str) -> BTreeSet<(String, String, String, String)> {
+    BTreeSet::from([
+        row("coordination.k8s.io", "leases", "get,patch", lease),
+        row("coordination.k8s.io", "leases", "create", ""),
+    ])
+}
+
+/// Every environment variable the operator's `run` reads, from its own `--help`: a flag added to
+/// the binary without a chart value makes the default-render test fail.
+fn operator_env_vars() -> BTreeSet<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run the operator binary");
+    assert!(out.status.success(), "run --help failed: {out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let vars: BTreeSet<String> = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|rest| rest.split(['=', ']']).next())
+        .map(str::to_owned)
+        .collect();
+    assert!(vars.len() >= 10, "too few env vars in --help: {vars:?}");
+    vars
+}
+
+#[test]
+fn chart_crd_copy_is_the_generated_crd() {
+    let generated = serde_yaml::to_string(&GuiSession::crd()).expect("CRD serialises");
+    let copy =
+        std::fs::read_to_string(chart_dir().join("files/crds/guisession.yaml")).unwrap_or_default();
+    assert!(
+        copy == generated,
+        "charts/lightsail-gui-operator/files/crds/guisession.yaml is out of date with \
+         src/crd.rs; regenerate both copies with\n\n    \
+         cargo run -- crd > crds/guisession.yaml && \
+         cp crds/guisession.yaml charts/lightsail-gui-operator/files/crds/\n"
+    );
+}
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_yaml::from_str(&text).expect("Chart.yaml parses");
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn lint_strict_passes_with_default_and_full_values() {
+    for extra in [&[][..], &["--values", "ci/full-values.yaml"][..]] {
+        let out = helm()
+            .args(["lint", "--strict"])
+            .arg(chart_dir())
+            .args(extra)
+            .output()
+            .expect("run helm lint");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "helm lint {extra:?}:\n{text}");
+        assert!(text.contains("0 chart(s) failed"), "{text}");
+        // --strict fails on warnings; informational notes (a missing icon) are all it may print.
+        for line in text.lines().filter(|l| l.starts_with('[')) {
+            assert!(line.starts_with("[INFO]"), "helm lint {extra:?}: {line}");
+        }
+    }
+}
+
+#[test]
+fn values_schema_rejects_wrong_types_with_a_clear_error() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "replicas=two"],
+            "at '/replicas': got string, want integer",
+        ),
+        (
+            &["--set", "crds.install=yes"],
+            "at '/crds/install': got string, want boolean",
+        ),
+        (&["--set", "logging.format=xml"], "at '/logging/format'"),
+        (
+            &["--set", "controller.minSessionAge=5 minutes"],
+            "at '/controller/minSessionAge'",
+        ),
+        (
+            &["--set", "controller.rateLimit=0"],
+            "at '/controller/rateLimit'",
+        ),
+        (
+            &["--set-json", r#"serviceAccount.annotations={"a":1}"#],
+            "got number, want string",
+        ),
+        // A misspelt key is an error, not a silently ignored value.
+        (
+            &["--set", "replica=2"],
+            "additional properties 'replica' not allowed",
+        ),
+    ];
+    for (args, message) in cases {
+        let err = render("r", "ops", args).expect_err("schema must reject this");
+        assert!(
+            err.contains("values don't meet the specifications of the schema"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains(message),
+            "{args:?}: expected {message:?} in: {err}"
+        );
+    }
+    // The same values with the right types render.
+    render_ok(
+        "r",
+        "ops",
+        &["--set", "replicas=2", "--set", "logging.format=text"],
+    );
+}
+
+#[test]
+fn aws_keys_are_refused_as_literal_values() {
+    let err = render(
+        "r",
+        "ops",
+        &[
+            "--set-json",
+            r#"extraEnv=[{"name":"AWS_SECRET_ACCESS_KEY","value":"s3cr3t"}]"#,
+        ],
+    )
+    .expect_err("a literal AWS key must be refused");
+    assert!(err.contains("must not be a literal value"), "{err}");
+    // From a Secret it is allowed: clusters outside EKS have no IRSA or Pod Identity.
+    let docs = render_ok(
+        "r",
+        "ops",
+        &[
+            "--set-json",
+            r#"extraEnv=[{"name":"AWS_SECRET_ACCESS_KEY","valueFrom":{"secretKeyRef":{"name":"aws","key":"secret"}}}]"#,
+        ],
+    );
+    assert!(container(&docs)["env"].to_string().contains("secretKeyRef"));
+}
+
+#[test]
+fn default_values_render_the_documented_install() {
+    let docs = render_ok("lgo", "ops", &[]);
+    assert_eq!(
+        kinds(&docs),
+        BTreeSet::from_iter(
+            [
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CustomResourceDefinition",
+                "Deployment",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "ServiceAccount",
+            ]
+            .map(String::from)
+        ),
+        "no PDB for one replica, no ServiceMonitor or NetworkPolicy unless asked"
+    );
+    let fullname = "lgo-lightsail-gui-operator";
+
+    // The CRD is the generated one, plus Helm's labels and the keep policy.
+    let crd = the(&docs, "CustomResourceDefinition");
+    let generated = serde_json::to_value(GuiSession::crd()).expect("CRD as JSON");
+    assert_eq!(crd["spec"], generated["spec"]);
+    assert_eq!(crd["metadata"]["name"], generated["metadata"]["name"]);
+    assert_eq!(
+        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+
+    // RBAC: exactly the documented rules, cluster-wide for GuiSessions, the Lease in the release
+    // namespace only, and nothing about Secrets anywhere.
+    assert_eq!(
+        rules_of(named(&docs, "ClusterRole", fullname)),
+        expected_watch_rules()
+    );
+    let lease_role = named(&docs, "Role", &format!("{fullname}-leader-election"));
+    assert_eq!(lease_role["metadata"]["namespace"], "ops");
+    assert_eq!(rules_of(lease_role), expected_lease_rules(fullname));
+    let everything = serde_json::to_string(&docs).expect("json");
+    assert!(!everything.contains("secrets"), "a rule mentions secrets");
+
+    // The Deployment: `run`, every controller flag as env, Lease and identity from the Pod.
+    let deployment = the(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], fullname);
+    let c = container(&docs);
+    assert_eq!(c["args"], json!(["run"]));
+    assert_eq!(c["image"], "lightsail-gui-operator:0.1.0");
+    let env = env_of(&docs);
+    let missing: Vec<_> = operator_env_vars()
+        .into_iter()
+        .filter(|v| !env.contains_key(v))
+        .filter(|v| {
+            // Optional settings the chart sets only when given a value.
+            ![
+                "LGO_WATCH_NAMESPACE",
+                "LGO_LABEL_SELECTOR",
+                "LGO_DEFAULT_REGION",
+            ]
+            .contains(&v.as_str())
+        })
+        .collect();
+    assert!(missing.is_empty(), "flags without chart env: {missing:?}");
+    assert_eq!(env["LGO_LOG_FORMAT"], "json");
+    assert_eq!(env["LGO_LEADER_ELECT"], "true");
+    assert_eq!(env["LGO_LEASE_NAME"], fullname);
+    assert_eq!(env["LGO_LEASE_NAMESPACE"], "metadata.namespace");
+    assert_eq!(env["LGO_IDENTITY"], "metadata.name");
+    assert_eq!(env["LGO_HTTP_ADDR"], "0.0.0.0:8080");
+    assert!(
+        !env.contains_key("AWS_REGION"),
+        "unset unless aws.region is given"
+    );
+
+    // Probes on the named port, restricted security context, read-only root filesystem.
+    assert_eq!(
+        c["ports"][0],
+        json!({"name": "http", "containerPort": 8080, "protocol": "TCP"})
+    );
+    assert_eq!(
+        c["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(c["resources"]["requests"]["memory"].is_string());
+    assert!(c["resources"]["limits"]["memory"].is_string());
+
+    let service = the(&docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+}
+
+#[test]
+fn full_values_render_every_option() {
+    let docs = render_ok("r", "ops", &["--values", "ci/full-values.yaml"]);
+    let found = kinds(&docs);
+    for kind in ["PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"] {
+        assert!(found.contains(kind), "{kind} missing from {found:?}");
+    }
+    // watchNamespace: a Role in that namespace instead of a ClusterRole.
+    assert!(!found.contains("ClusterRole") && !found.contains("ClusterRoleBinding"));
+    let watch_role = named(&docs, "Role", "lgo");
+    assert_eq!(watch_role["metadata"]["namespace"], "research");
+    assert_eq!(rules_of(watch_role), expected_watch_rules());
+    let binding = named(&docs, "RoleBinding", "lgo");
+    assert_eq!(binding["metadata"]["namespace"], "research");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "lightsail-controller", "namespace": "ops"}])
+    );
+    // The Lease stays in the release namespace, under its configured name.
+    let lease_role = named(&docs, "Role", "lgo-leader-election");
+    assert_eq!(lease_role["metadata"]["namespace"], "ops");
+    assert_eq!(rules_of(lease_role), expected_lease_rules("lgo-leader"));
+
+    let sa = the(&docs, "ServiceAccount");
+    assert_eq!(sa["metadata"]["name"], "lightsail-controller");
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/lightsail-gui-operator"
+    );
+    let crd = the(&docs, "CustomResourceDefinition");
+    assert!(
+        crd["metadata"]["annotations"].is_null(),
+        "crds.keep=false: no keep policy"
+    );
+
+    let deployment = the(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pdb = the(&docs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 2);
+    let c = container(&docs);
+    assert_eq!(
+        c["image"],
+        "registry.example.com/platform/lightsail-gui-operator@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    );
+    let env = env_of(&docs);
+    for (name, value) in [
+        ("AWS_REGION", "eu-central-1"),
+        ("LGO_DEFAULT_REGION", "eu-west-1"),
+        ("LGO_WATCH_NAMESPACE", "research"),
+        ("LGO_LABEL_SELECTOR", "team=research"),
+        ("LGO_MIN_SESSION_AGE", "10m"),
+        ("LGO_STALLED_RETRY", "2m"),
+        ("LGO_RETRY_INITIAL", "1s"),
+        ("LGO_RETRY_MAX", "1m"),
+        ("LGO_POLL_INITIAL", "500ms"),
+        ("LGO_POLL_MAX", "10s"),
+        ("LGO_RATE_LIMIT", "2"),
+        ("LGO_RATE_BURST", "10"),
+        ("LGO_CONCURRENCY", "8"),
+        ("LGO_LEASE_NAME", "lgo-leader"),
+        ("LGO_LEASE_DURATION", "30s"),
+        ("LGO_LOG_FORMAT", "text"),
+        ("LGO_LOG", "info,lightsail_gui_operator=debug"),
+        ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
+    ] {
+        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "tmp", "mountPath": "/tmp"}])
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(
+        pod["imagePullSecrets"],
+        json!([{"name": "registry-credentials"}])
+    );
+
+    let service = the(&docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 9090);
+    let monitor = the(&docs, "ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    let policy = the(&docs, "NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+}
+
+#[test]
+fn crds_can_be_left_out_and_leader_election_off() {
+    let docs = render_ok(
+        "r",
+        "ops",
+        &[
+            "--set",
+            "crds.install=false",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+    );
+    let found = kinds(&docs);
+    assert!(!found.contains("CustomResourceDefinition"), "{found:?}");
+    // Without leader election the Lease Role goes too; only the watch rules remain.
+    assert!(!found.contains("Role"), "{found:?}");
+    assert_eq!(env_of(&docs)["LGO_LEADER_ELECT"], "false");
+}
+
+/// Applies rendered manifests server-side, as `helm install` would create them; returns kubectl's
+/// warnings (stderr).
+fn apply(control_plane: &support::ControlPlane, manifests: &str) -> String {
+    let mut child = control_plane
+        .kubectl()
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "helm-chart-test",
+        ])
+        // The CRD is cluster-wide and shared by every test of this binary.
+        .args(["--force-conflicts", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(manifests.as_bytes())
+            .expect("write manifests");
+    }
+    let out = child.wait_with_output().expect("kubectl apply");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed:\n{stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// A namespace whose Pods must meet the restricted Pod Security Standard.
+async fn restricted_namespace(client: &kube::Client, test: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let name = support::test_namespace(client, test).await;
+    let labels = json!({"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }}});
+    Api::<Namespace>::all(client.clone())
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .expect("label namespace");
+    name
+}
+
+fn pod_from_template(deployment: &Deployment, name: &str) -> Pod {
+    let template = deployment
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .expect("deployment has a pod template");
+    let mut metadata = template.metadata.unwrap_or_default();
+    metadata.name = Some(name.to_owned());
+    Pod {
+        metadata,
+        spec: template.spec,
+        ..Default::default()
+    }
+}
+
+async fn expect_rejected(pods: &Api<Pod>, pod: &Pod, field: &str) {
+    match pods.create(&PostParams::default(), pod).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{status:?}");
+            assert!(
+                status
+                    .message
+                    .contains("violates PodSecurity \"restricted:latest\"")
+                    && status.message.contains(field),
+                "expected a restricted-standard violation naming {field}: {}",
+                status.message
+            );
+        }
+        Ok(_) => panic!("a pod breaking the restricted standard ({field}) was admitted"),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn chart_applies_and_its_pod_passes_restricted_pod_security() {
+    let control_plane = support::control_plane();
+    let client = control_plane.client().await;
+    let namespace = restricted_namespace(&client, "helm-pss").await;
+    let release = format!("pss-{}", std::process::id());
+    // Every optional object the apiserver can take (no ServiceMonitor: its CRD is not here).
+    let manifests = render(
+        &release,
+        &namespace,
+        &[
+            "--set",
+            "replicas=2",
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.egress.enabled=true",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("helm template: {e}"));
+    let warnings = apply(control_plane, &manifests);
+    // PodSecurity only warns for a Deployment; a warning here means its Pods would be refused.
+    assert!(
+        !warnings.contains("PodSecurity"),
+        "the Deployment's pod template breaks the namespace's standard:\n{warnings}"
+    );
+
+    let deployment = Api::<Deployment>::namespaced(client.clone(), &namespace)
+        .get(&format!("{release}-lightsail-gui-operator"))
+        .await
+        .expect("the Deployment was created");
+    let pods = Api::<Pod>::namespaced(client.clone(), &namespace);
+    // No controller-manager runs here, so make the Pod the Deployment would make.
+    pods.create(
+        &PostParams::default(),
+        &pod_from_template(&deployment, "operator"),
+    )
+    .await
+    .expect("the chart's pod is admitted under the restricted standard");
+
+    // The check can fail: copies that break the standard are refused.
+    let mut escalating = pod_from_template(&deployment, "escalating");
+    escalating.spec.as_mut().expect("spec").containers[0]
+        .security_context
+        .as_mut()
+        .expect("securityContext")
+        .allow_privilege_escalation = Some(true);
+    expect_rejected(&pods, &escalating, "allowPrivilegeEscalation").await;
+
+    let mut rooted = pod_from_template(&deployment, "rooted");
+    let spec = rooted.spec.as_mut().expect("spec");
+    spec.security_context
+        .as_mut()
+        .expect("pod securityContext")
+        .run_as_non_root = None;
+    spec.containers[0]
+        .security_context
+        .as_mut()
+        .expect("securityContext")
+        .run_as_non_root = None;
+    expect_rejected(&pods, &rooted, "runAsNonRoot").await;
+}
+
+#[test]
+fn dockerfile_builds_the_binary_the_chart_runs() {
+    let text =
+        std::fs::read_to_string(support::repo_root().join("Dockerfile")).expect("Dockerfile");
+    let stages: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "a build and a runtime stage: {stages:?}");
+    // glibc-linked binary: build and runtime on the same Debian release.
+    assert!(stages[0].contains("-bookworm"), "{}", stages[0]);
+    assert!(
+        stages[1].contains("distroless/cc-debian12:nonroot"),
+        "{}",
+        stages[1]
+    );
+    assert!(text.contains("--bin lightsail-gui-operator"));
+    assert!(text.contains("USER 65532:65532"));
+    assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/lightsail-gui-operator"]"#));
+    // The chart's securityContext runs as the image's user.
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values parse");
+    assert_eq!(values["podSecurityContext"]["runAsUser"], 65532);
+    assert_eq!(values["image"]["repository"], "lightsail-gui-operator");
+}
+
+/// The runtime image has glibc 2.36, libgcc_s and CA certificates, and nothing else a binary
+/// could link (no OpenSSL): the operator built here must need no more than that.
+#[test]
+fn operator_binary_needs_only_what_distroless_cc_debian12_ships() {
+    let binary = env!("CARGO_BIN_EXE_lightsail-gui-operator");
+    let out = Command::new("readelf")
+        .args(["--dynamic", "--version-info", "--wide", binary])
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let shipped = [
+        "libc.so.6",
+        "libm.so.6",
+        "libgcc_s.so.1",
+        "ld-linux-x86-64.so.2",
+    ];
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert!(
+        !needed.is_empty(),
+        "no NEEDED entries: is it linked dynamically?\n{text}"
+    );
+    for lib in &needed {
+        assert!(
+            shipped.contains(lib),
+            "{lib} is not in distroless/cc-debian12"
+        );
+    }
+    // Symbol versions above the runtime's glibc would fail at start-up there.
+    for version in text.split("GLIBC_").skip(1) {
+        let version: String = version
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        assert!(
+            parts.as_slice() <= [2, 36].as_slice(),
+            "needs GLIBC_{version}, newer than Debian 12's 2.36"
+        );
+    }
+}
