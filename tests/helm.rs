@@ -2,6 +2,7 @@
 //! real kube-apiserver: lint, rendering with default and non-default values, the values schema,
 //! the CRD staying the generated one, Pod Security admission of the pod the Deployment makes, and
 //! RBAC that is enough for the real operator binary and nothing more.
+mod operator_process;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -717,4 +718,265 @@ fn operator_binary_needs_only_what_distroless_cc_debian12_ships() {
             "needs GLIBC_{version}, newer than Debian 12's 2.36"
         );
     }
+}
+
+/// A kubeconfig that authenticates as ServiceAccount `name` of `namespace` with a token from the
+/// TokenRequest API, against the same server and CA as the admin kubeconfig.
+async fn service_account_kubeconfig(
+    control_plane: &support::ControlPlane,
+    admin: &kube::Client,
+    namespace: &str,
+    name: &str,
+    dir: &std::path::Path,
+) -> PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request: TokenRequest = serde_json::from_value(json!({
+        "spec": {"audiences": [], "expirationSeconds": 3600}
+    }))
+    .expect("token request");
+    let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .expect("TokenRequest for the chart's ServiceAccount")
+        .status
+        .expect("token status")
+        .token;
+    let admin_config: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(&control_plane.kubeconfig).expect("admin kubeconfig"),
+    )
+    .expect("kubeconfig parses");
+    let cluster = &admin_config["clusters"][0]["cluster"];
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "local", "user": name, "namespace": namespace}}],
+        "current-context": name,
+    });
+    let path = dir.join("service-account.kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write kubeconfig");
+    path
+}
+
+async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
+    lightsail_gui_operator::install_crypto_provider();
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("kubeconfig");
+    kube::Client::try_from(config).expect("client")
+}
+
+/// What `identity` may do in `namespace` according to the apiserver itself, less the grants every
+/// authenticated user has (self-reviews), as rows comparable with the chart's rules.
+async fn granted_rules(
+    identity: &kube::Client,
+    namespace: &str,
+) -> BTreeSet<(String, String, String, String)> {
+    use k8s_openapi::api::authorization::v1::SelfSubjectRulesReview;
+    let review: SelfSubjectRulesReview =
+        serde_json::from_value(json!({"spec": {"namespace": namespace}})).expect("review");
+    let review = Api::<SelfSubjectRulesReview>::all(identity.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectRulesReview");
+    let status = review.status.expect("review status");
+    assert!(!status.incomplete, "rules review incomplete: {status:?}");
+    let rules = json!({"rules": status.resource_rules
+        .into_iter()
+        .filter(|r| {
+            let groups = r.api_groups.clone().unwrap_or_default();
+            !groups.iter().any(|g| g == "authorization.k8s.io" || g == "authentication.k8s.io")
+        })
+        .collect::<Vec<_>>()});
+    rules_of(&rules)
+}
+
+/// The chart's ServiceAccount, RBAC and Deployment settings are enough for the real operator to
+/// do its whole job (lease, status, events, finalizer, stop on delete) and allow nothing more.
+#[tokio::test]
+async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::{DeleteParams, ListParams};
+    use kube::runtime::wait::await_condition;
+    use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
+    use operator_process::{Operator, free_port, has_condition, wait_for, wait_http_ok};
+    use std::time::Duration;
+
+    let control_plane = support::control_plane();
+    let admin = control_plane.client().await;
+    let release_ns = restricted_namespace(&admin, "helm-rbac").await;
+    let sessions_ns = support::test_namespace(&admin, "helm-rbac-sessions").await;
+    let release = "rbac";
+    let fullname = "rbac-lightsail-gui-operator";
+    let manifests =
+        render(release, &release_ns, &[]).unwrap_or_else(|e| panic!("helm template: {e}"));
+    apply(control_plane, &manifests);
+    let docs = documents(&manifests);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig =
+        service_account_kubeconfig(control_plane, &admin, &release_ns, fullname, dir.path()).await;
+    let sim = Simulator::start(
+        SimConfig::default().with_computer(ComputerSpec::new("research-desktop")),
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("simulator");
+
+    // The Deployment's own args and env, with the downward-API values a kubelet would fill in,
+    // so the binary proves the chart's configuration parses and works.
+    let identity = "rbac-operator-0";
+    let port = free_port();
+    let env: Vec<(String, String)> = env_of(&docs)
+        .into_iter()
+        .map(|(name, value)| match name.as_str() {
+            "LGO_LEASE_NAMESPACE" => (name, release_ns.clone()),
+            "LGO_IDENTITY" => (name, identity.to_owned()),
+            "LGO_HTTP_ADDR" => (name, format!("127.0.0.1:{port}")),
+            _ => (name, value),
+        })
+        .collect();
+    let args: Vec<String> = serde_json::from_value(container(&docs)["args"].clone()).expect("args");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let operator = Operator::start(&kubeconfig, &sim, &args, &env);
+    wait_http_ok(port, "/readyz", Duration::from_secs(60), &operator).await;
+    wait_http_ok(port, "/healthz", Duration::from_secs(5), &operator).await;
+
+    // Leader election works with the Lease Role (get/create/patch on its one Lease).
+    let leases = Api::<Lease>::namespaced(admin.clone(), &release_ns);
+    let holder = |lease: Option<&Lease>| {
+        lease
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.holder_identity.clone())
+    };
+    let lease = tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(leases.clone(), fullname, move |l: Option<&Lease>| {
+            holder(l).as_deref() == Some(identity)
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no Lease held by {identity}:\n{}", operator.log_tail()))
+    .expect("watch lease")
+    .expect("lease");
+    let first_renewal = lease.spec.as_ref().and_then(|s| s.renew_time.clone());
+
+    // A GuiSession with stopOnDelete: the operator patches in its finalizer, writes status and
+    // records Events, all as the chart's ServiceAccount.
+    let sessions = Api::<GuiSession>::namespaced(admin.clone(), &sessions_ns);
+    let session: GuiSession = serde_json::from_value(json!({
+        "apiVersion": "lightsail.operators.dev/v1alpha1",
+        "kind": "GuiSession",
+        "metadata": {"name": "research-desktop"},
+        "spec": {"resourceName": "research-desktop", "stopOnDelete": true}
+    }))
+    .expect("GuiSession");
+    sessions
+        .create(&PostParams::default(), &session)
+        .await
+        .expect("create GuiSession");
+    let ready = wait_for(
+        &sessions,
+        "research-desktop",
+        "Ready",
+        Duration::from_secs(60),
+        &operator,
+        |s| has_condition(s, "Ready", "True"),
+    )
+    .await;
+    assert!(
+        ready.metadata.finalizers.as_ref().is_some_and(|f| f
+            .iter()
+            .any(|f| f == "lightsail.operators.dev/stop-session")),
+        "finalizer not added: {:?}",
+        ready.metadata
+    );
+    let events = Api::<Event>::namespaced(admin.clone(), &sessions_ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                == Some("research-desktop")),
+        "no Event recorded for the GuiSession (events create denied?):\n{}",
+        operator.log_tail()
+    );
+
+    // Deleting it: StopGUISession, then the finalizer goes (metadata patch) and so does the object.
+    sessions
+        .delete("research-desktop", &DeleteParams::default())
+        .await
+        .expect("delete GuiSession");
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        await_condition(
+            sessions.clone(),
+            "research-desktop",
+            |s: Option<&GuiSession>| s.is_none(),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "GuiSession not released after delete:\n{}",
+            operator.log_tail()
+        )
+    })
+    .expect("watch deletion");
+    let stops: u64 = sim
+        .calls()
+        .calls
+        .iter()
+        .filter(|c| c.action == "StopGUISession")
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(stops, 1, "one StopGUISession on delete");
+
+    // The Lease keeps being renewed (patch on the named Lease).
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(leases, fullname, move |l: Option<&Lease>| {
+            l.and_then(|l| l.spec.as_ref())
+                .and_then(|s| s.renew_time.clone())
+                != first_renewal
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("Lease not renewed:\n{}", operator.log_tail()))
+    .expect("watch lease");
+
+    // Nothing more: Secrets are refused, and the apiserver's own view of the identity's rights is
+    // exactly the chart's rules.
+    let identity_client = client_from(&kubeconfig).await;
+    for ns in [&sessions_ns, &release_ns] {
+        match Api::<Secret>::namespaced(identity_client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+        {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+            other => panic!("listing Secrets in {ns} must be forbidden, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        granted_rules(&identity_client, &sessions_ns).await,
+        expected_watch_rules()
+    );
+    let mut in_release_ns = expected_watch_rules();
+    in_release_ns.extend(expected_lease_rules(fullname));
+    assert_eq!(
+        granted_rules(&identity_client, &release_ns).await,
+        in_release_ns
+    );
+
+    assert!(operator.exited().is_none(), "{}", operator.log_tail());
+    drop(operator);
+    sim.shutdown().await.expect("simulator shutdown");
 }

@@ -1,0 +1,565 @@
+//! The GitOps side: the examples apply to the real apiserver, the team policy kustomization builds,
+//! the Argo CD and Flux manifests point at what exists, and GuiSession conditions mean what the
+//! operator intends to the kstatus library Flux uses and to the Argo CD health check - judged on
+//! objects the real operator wrote.
+mod operator_process;
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Api;
+use kube::api::PostParams;
+use lightsail_gui_operator::crd::GuiSession;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn examples() -> PathBuf {
+    support::repo_root().join("examples")
+}
+
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse_documents(&text)
+}
+
+fn parse_documents(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("YAML parses"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// Runs `cmd` with `stdin`, returning stdout; panics with stderr when it fails.
+fn run(mut cmd: Command, stdin: &str) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Go tool from tools/, built (or found in the cache) once per test binary.
+fn go_tool(name: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let out = Command::new(support::repo_root().join("scripts/go-tool-build"))
+                .arg(name)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run scripts/go-tool-build");
+            assert!(out.status.success(), "building {name} failed");
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+fn health_lua() -> PathBuf {
+    examples().join("argocd/health/guisession-health.lua")
+}
+
+/// (status, message) as judged by kstatus (`sigs.k8s.io/cli-utils/pkg/kstatus/status`).
+fn kstatus(object: &Value) -> (String, String) {
+    verdict(run(
+        Command::new(go_tool("kstatus-check")),
+        &object.to_string(),
+    ))
+}
+
+/// (status, message) as judged by the Argo CD health check in examples/.
+fn argocd_health(object: &Value) -> (String, String) {
+    let mut cmd = Command::new(go_tool("argocd-health-check"));
+    cmd.arg(health_lua());
+    verdict(run(cmd, &object.to_string()))
+}
+
+fn verdict(json_line: String) -> (String, String) {
+    let v: Value = serde_json::from_str(&json_line).expect("verdict is JSON");
+    (
+        v["status"].as_str().expect("status").to_owned(),
+        v["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `kubectl apply --dry-run=server` of `manifests` in `namespace`: Ok(stdout) or Err(stderr).
+fn dry_run(namespace: &str, manifests: &str) -> Result<String, String> {
+    let mut child = support::control_plane()
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-n", namespace, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifests.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("kubectl apply");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn guisession_examples_pass_server_side_validation() {
+    let client = support::control_plane().client().await;
+    support::install_crds(&client).await;
+    let namespace = support::test_namespace(&client, "examples").await;
+    for (file, name, resource) in [
+        ("guisession.yaml", "research-desktop", "research-desktop"),
+        (
+            "guisession-unknown.yaml",
+            "no-such-computer",
+            "no-such-computer",
+        ),
+    ] {
+        let text = std::fs::read_to_string(examples().join(file)).expect("example");
+        let docs = parse_documents(&text);
+        assert_eq!(docs.len(), 1, "{file}");
+        assert_eq!(docs[0]["metadata"]["name"], name, "{file}");
+        assert_eq!(docs[0]["spec"]["resourceName"], resource, "{file}");
+        let out = dry_run(&namespace, &text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(out.contains("(server dry run)"), "{file}: {out}");
+    }
+    // The same check refuses what the CRD rejects, so passing it means something.
+    let broken = std::fs::read_to_string(examples().join("guisession.yaml"))
+        .expect("example")
+        .replace(
+            "  resourceName: research-desktop\n",
+            "  resourceName: research-desktop\n  maxSessionAge: 0s\n",
+        );
+    let err = dry_run(&namespace, &broken).expect_err("a zero maxSessionAge must be rejected");
+    assert!(
+        err.contains("maxSessionAge must be a positive Go duration"),
+        "{err}"
+    );
+}
+
+/// The built team policy: every GuiSession in the team namespace with the team label and the
+/// policy's settings.
+fn team_policy() -> Vec<Value> {
+    let out = support::bin_dir().join("kubectl");
+    let mut cmd = Command::new(out);
+    cmd.arg("kustomize")
+        .arg(examples().join("gitops/team-research"));
+    parse_documents(&run(cmd, ""))
+}
+
+#[tokio::test]
+async fn team_policy_kustomization_builds_and_applies() {
+    let docs = team_policy();
+    let sessions: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "GuiSession").collect();
+    assert!(sessions.len() >= 2, "{docs:?}");
+    for s in &sessions {
+        assert_eq!(s["metadata"]["namespace"], "team-research", "{s}");
+        assert_eq!(s["metadata"]["labels"]["team"], "research", "{s}");
+        assert_eq!(s["spec"]["region"], "us-east-1", "{s}");
+        assert_eq!(s["spec"]["maxSessionAge"], "50m", "{s}");
+        assert_eq!(s["spec"]["stopOnDelete"], true, "{s}");
+    }
+
+    // Server-side validation of the whole build; the namespace must exist for its objects to be
+    // dry-run, so create it (this control plane belongs to this test binary).
+    let client = support::control_plane().client().await;
+    support::install_crds(&client).await;
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "team-research"}})).expect("ns");
+    match Api::<Namespace>::all(client)
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create namespace: {e}"),
+    }
+    let manifests = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).expect("yaml"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let out = dry_run("team-research", &manifests).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.matches("(server dry run)").count(), docs.len(), "{out}");
+}
+
+#[test]
+fn argocd_and_flux_manifests_point_at_what_exists() {
+    let repo = support::repo_root();
+    let policy = team_policy();
+    let session = |name: &str| {
+        policy
+            .iter()
+            .find(|d| d["kind"] == "GuiSession" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no GuiSession {name} in the team policy"))
+            .clone()
+    };
+
+    let apps = yaml_documents(&examples().join("argocd/applications.yaml"));
+    assert!(apps.iter().all(|a| a["kind"] == "Application"));
+    for app in &apps {
+        let path = app["spec"]["source"]["path"].as_str().expect("source path");
+        assert!(
+            repo.join(path).is_dir(),
+            "Argo CD source path {path} does not exist"
+        );
+    }
+
+    let flux = yaml_documents(&examples().join("flux/team-research.yaml"));
+    for doc in &flux {
+        let path = doc["spec"]["path"]
+            .as_str()
+            .or(doc["spec"]["chart"]["spec"]["chart"].as_str());
+        if let Some(path) = path {
+            assert!(repo.join(path).is_dir(), "Flux path {path} does not exist");
+        }
+    }
+    let kustomization = flux
+        .iter()
+        .find(|d| d["kind"] == "Kustomization")
+        .expect("a Flux Kustomization");
+    let checks = kustomization["spec"]["healthChecks"]
+        .as_array()
+        .expect("healthChecks");
+    assert!(!checks.is_empty());
+    for check in checks {
+        let name = check["name"].as_str().expect("name");
+        let s = session(name);
+        assert_eq!(check["namespace"], s["metadata"]["namespace"]);
+        assert_eq!(check["apiVersion"], "lightsail.operators.dev/v1alpha1");
+        // kstatus keeps a suspended session InProgress, which would time the sync out.
+        assert_ne!(
+            s["spec"]["suspend"], true,
+            "{name} is suspended but health-checked"
+        );
+    }
+
+    // The health check registers under the key Argo CD looks up: <group>_<kind>.
+    let mut cmd = Command::new(support::bin_dir().join("kubectl"));
+    cmd.arg("kustomize").arg(examples().join("argocd/health"));
+    let cm = parse_documents(&run(cmd, ""));
+    assert_eq!(cm.len(), 1);
+    assert_eq!(cm[0]["metadata"]["name"], "argocd-cm");
+    let lua = std::fs::read_to_string(health_lua()).expect("lua");
+    assert_eq!(
+        cm[0]["data"]["resource.customizations.health.lightsail.operators.dev_GuiSession"],
+        lua.as_str()
+    );
+}
+
+#[tokio::test]
+async fn argocd_health_key_merges_into_an_existing_argocd_cm() {
+    let control_plane = support::control_plane();
+    let client = control_plane.client().await;
+    let namespace = support::test_namespace(&client, "argocd").await;
+    // argocd-cm as an Argo CD install leaves it, with a setting of its own.
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "argocd-cm", "labels": {"app.kubernetes.io/part-of": "argocd"}},
+        "data": {"url": "https://argocd.example.com"}
+    }))
+    .expect("configmap");
+    let cms = Api::<ConfigMap>::namespaced(client, &namespace);
+    cms.create(&PostParams::default(), &cm)
+        .await
+        .expect("create argocd-cm");
+    // The documented command, into this test's namespace instead of `argocd`.
+    let mut cmd = control_plane.kubectl();
+    cmd.args(["kustomize"])
+        .arg(examples().join("argocd/health"));
+    let built = run(cmd, "").replace("namespace: argocd", &format!("namespace: {namespace}"));
+    let mut cmd = control_plane.kubectl();
+    cmd.args([
+        "apply",
+        "--server-side",
+        "--field-manager=lightsail-gui-operator-health",
+        "-f",
+        "-",
+    ]);
+    run(cmd, &built);
+    let data = cms
+        .get("argocd-cm")
+        .await
+        .expect("argocd-cm")
+        .data
+        .expect("data");
+    assert_eq!(
+        data["url"], "https://argocd.example.com",
+        "existing key kept"
+    );
+    assert!(
+        data["resource.customizations.health.lightsail.operators.dev_GuiSession"]
+            .contains("hs.status = \"Degraded\"")
+    );
+}
+
+fn condition(type_: &str, status: &str, reason: &str) -> Value {
+    json!({"type": type_, "status": status, "reason": reason, "message": format!("{type_} {reason}"),
+           "observedGeneration": 2, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+}
+
+fn session_with(generation: i64, observed: i64, conditions: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "lightsail.operators.dev/v1alpha1",
+        "kind": "GuiSession",
+        "metadata": {"name": "s", "namespace": "n", "generation": generation},
+        "spec": {"resourceName": "s"},
+        "status": {"observedGeneration": observed, "conditions": conditions}
+    })
+}
+
+/// Every case of the condition semantics, through both judges, including the ones the operator
+/// rarely shows (an old observedGeneration, no status yet).
+#[test]
+fn kstatus_and_argocd_agree_on_every_condition_case() {
+    let ready = condition("Ready", "True", "SessionStarted");
+    let not_ready = condition("Ready", "False", "Starting");
+    let reconciling = condition("Reconciling", "True", "Starting");
+    let not_reconciling = condition("Reconciling", "False", "SessionStarted");
+    let stalled = condition("Stalled", "True", "NotFound");
+    let not_stalled = condition("Stalled", "False", "SessionStarted");
+    let suspended = condition("Ready", "False", "Suspended");
+    let cases = [
+        (
+            "ready",
+            session_with(
+                2,
+                2,
+                vec![ready.clone(), not_reconciling.clone(), not_stalled.clone()],
+            ),
+            "Current",
+            "Healthy",
+        ),
+        (
+            "starting",
+            session_with(
+                2,
+                2,
+                vec![not_ready.clone(), reconciling, not_stalled.clone()],
+            ),
+            "InProgress",
+            "Progressing",
+        ),
+        (
+            "stalled",
+            session_with(2, 2, vec![not_ready, not_reconciling.clone(), stalled]),
+            "Failed",
+            "Degraded",
+        ),
+        (
+            "suspended",
+            session_with(2, 2, vec![suspended, not_reconciling, not_stalled]),
+            "InProgress",
+            "Suspended",
+        ),
+        (
+            "spec changed since",
+            session_with(3, 2, vec![ready]),
+            "InProgress",
+            "Progressing",
+        ),
+        (
+            "not seen yet",
+            json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "GuiSession",
+                   "metadata": {"name": "s", "namespace": "n", "generation": 1},
+                   "spec": {"resourceName": "s"}}),
+            // kstatus has nothing to go on for a custom resource without status.
+            "Current",
+            "Progressing",
+        ),
+    ];
+    for (case, object, want_kstatus, want_argocd) in cases {
+        assert_eq!(kstatus(&object).0, want_kstatus, "kstatus, {case}");
+        assert_eq!(argocd_health(&object).0, want_argocd, "Argo CD, {case}");
+    }
+    let (_, message) = argocd_health(&session_with(
+        2,
+        2,
+        vec![condition("Stalled", "True", "NotFound")],
+    ));
+    assert_eq!(message, "NotFound: Stalled NotFound");
+}
+
+/// The real operator's conditions, as kstatus and Argo CD see them: InProgress/Progressing while a
+/// start is under way, Current/Healthy when Ready, Failed/Degraded when Stalled, and
+/// Suspended for a suspended session.
+#[tokio::test]
+async fn kstatus_and_argocd_judge_what_the_operator_writes() {
+    use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
+    use operator_process::{Operator, has_condition, wait_for};
+
+    let control_plane = support::control_plane();
+    let client = control_plane.client().await;
+    support::install_crds(&client).await;
+    let namespace = support::test_namespace(&client, "kstatus").await;
+    let sim = Simulator::start(
+        SimConfig::default()
+            .with_computer(ComputerSpec::new("research-desktop"))
+            // Its StartGUISession is performed but not answered until released: a start that is
+            // under way for as long as the test needs.
+            .with_computer(ComputerSpec::new("slow-desktop").hold_start_response(true))
+            .with_computer(ComputerSpec::new("paused-desktop")),
+        "127.0.0.1:0",
+    )
+    .await
+    .expect("simulator");
+    let operator = Operator::start(
+        &control_plane.kubeconfig,
+        &sim,
+        &[
+            "run",
+            "--leader-elect",
+            "false",
+            "--namespace",
+            &namespace,
+            "--http-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let sessions = Api::<GuiSession>::namespaced(client.clone(), &namespace);
+    for (name, resource, suspend) in [
+        ("research-desktop", "research-desktop", false),
+        ("slow-desktop", "slow-desktop", false),
+        ("paused-desktop", "paused-desktop", true),
+        ("no-such-computer", "no-such-computer", false),
+    ] {
+        let s: GuiSession = serde_json::from_value(json!({
+            "apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "GuiSession",
+            "metadata": {"name": name},
+            "spec": {"resourceName": resource, "suspend": suspend}
+        }))
+        .expect("GuiSession");
+        sessions
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("create GuiSession");
+    }
+    // The object as the API serves it, as a GitOps tool reads it.
+    let served = |name: &str| -> Value {
+        let mut cmd = control_plane.kubectl();
+        cmd.args(["get", "guisession", name, "-n", &namespace, "-o", "json"]);
+        serde_json::from_str(&run(cmd, "")).expect("kubectl get -o json")
+    };
+    let deadline = Duration::from_secs(60);
+
+    wait_for(
+        &sessions,
+        "slow-desktop",
+        "Reconciling",
+        deadline,
+        &operator,
+        |s| has_condition(s, "Reconciling", "True"),
+    )
+    .await;
+    // Judge it while its StartGUISession is provably in flight (held by the simulator).
+    let held_since = tokio::time::Instant::now();
+    while sim.computer("slow-desktop").map(|c| c.held_start_responses) != Some(1) {
+        assert!(
+            held_since.elapsed() < deadline,
+            "StartGUISession for slow-desktop never arrived:\n{}",
+            operator.log_tail()
+        );
+        // Polling an in-process counter with a deadline; nothing to subscribe to.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let starting = served("slow-desktop");
+    assert_eq!(kstatus(&starting).0, "InProgress", "{starting}");
+    assert_eq!(argocd_health(&starting).0, "Progressing", "{starting}");
+
+    wait_for(
+        &sessions,
+        "research-desktop",
+        "Ready",
+        deadline,
+        &operator,
+        |s| has_condition(s, "Ready", "True"),
+    )
+    .await;
+    let ready = served("research-desktop");
+    assert_eq!(kstatus(&ready).0, "Current", "{ready}");
+    assert_eq!(argocd_health(&ready).0, "Healthy", "{ready}");
+
+    wait_for(
+        &sessions,
+        "no-such-computer",
+        "Stalled",
+        deadline,
+        &operator,
+        |s| has_condition(s, "Stalled", "True"),
+    )
+    .await;
+    let stalled = served("no-such-computer");
+    let (status, message) = kstatus(&stalled);
+    assert_eq!(status, "Failed", "{stalled}");
+    let (health, health_message) = argocd_health(&stalled);
+    assert_eq!(health, "Degraded", "{stalled}");
+    assert!(health_message.starts_with("NotFound"), "{health_message}");
+    assert!(!message.is_empty());
+
+    wait_for(
+        &sessions,
+        "paused-desktop",
+        "Suspended",
+        deadline,
+        &operator,
+        |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Ready" && c.reason == "Suspended")
+                })
+        },
+    )
+    .await;
+    let paused = served("paused-desktop");
+    assert_eq!(argocd_health(&paused).0, "Suspended", "{paused}");
+    assert_eq!(kstatus(&paused).0, "InProgress", "{paused}");
+
+    // Releasing the held start lets it finish: the same object turns Current.
+    assert!(sim.release_start_responses("slow-desktop"));
+    wait_for(
+        &sessions,
+        "slow-desktop",
+        "Ready",
+        deadline,
+        &operator,
+        |s| has_condition(s, "Ready", "True"),
+    )
+    .await;
+    let started = served("slow-desktop");
+    assert_eq!(kstatus(&started).0, "Current", "{started}");
+    assert_eq!(argocd_health(&started).0, "Healthy", "{started}");
+
+    drop(operator);
+    sim.shutdown().await.expect("simulator shutdown");
+}
