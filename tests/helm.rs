@@ -425,9 +425,10 @@ fn full_values_render_every_option() {
         "arn:aws:iam::123456789012:role/lightsail-gui-operator"
     );
     let crd = the(&docs, "CustomResourceDefinition");
-    assert!(
-        crd["metadata"]["annotations"].is_null(),
-        "crds.keep=false: no keep policy"
+    assert_eq!(
+        crd["metadata"]["annotations"],
+        json!({"argocd.argoproj.io/sync-options": "Prune=false"}),
+        "crds.keep=false: extra annotations only, no keep policy"
     );
 
     let deployment = the(&docs, "Deployment");
