@@ -2,7 +2,6 @@
 //! the Argo CD and Flux manifests point at what exists, and GuiSession conditions mean what the
 //! operator intends to the kstatus library Flux uses and to the Argo CD health check - judged on
 //! objects the real operator wrote.
-mod operator_process;
 mod support;
 
 use std::io::Write;
@@ -413,7 +412,9 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
 #[tokio::test]
 async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
-    use operator_process::{Operator, has_condition, wait_for};
+    use support::operator::{
+        Operator, OperatorOptions, apply, condition, condition_is, eventually, guisession, wait_for,
+    };
 
     let control_plane = support::control_plane();
     let client = control_plane.client().await;
@@ -430,37 +431,20 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     )
     .await
     .expect("simulator");
-    let operator = Operator::start(
-        &control_plane.kubeconfig,
-        &sim,
-        &[
-            "run",
-            "--leader-elect",
-            "false",
-            "--namespace",
-            &namespace,
-            "--http-addr",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let sim_url = sim.endpoint_url();
+    let operator = Operator::start(control_plane, OperatorOptions::new(&namespace, &sim_url));
     let sessions = Api::<GuiSession>::namespaced(client.clone(), &namespace);
-    for (name, resource, suspend) in [
-        ("research-desktop", "research-desktop", false),
-        ("slow-desktop", "slow-desktop", false),
-        ("paused-desktop", "paused-desktop", true),
-        ("no-such-computer", "no-such-computer", false),
+    for (name, suspend) in [
+        ("research-desktop", false),
+        ("slow-desktop", false),
+        ("paused-desktop", true),
+        ("no-such-computer", false),
     ] {
-        let s: GuiSession = serde_json::from_value(json!({
-            "apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "GuiSession",
-            "metadata": {"name": name},
-            "spec": {"resourceName": resource, "suspend": suspend}
-        }))
-        .expect("GuiSession");
-        sessions
-            .create(&PostParams::default(), &s)
-            .await
-            .expect("create GuiSession");
+        apply(
+            &sessions,
+            guisession(name, json!({"resourceName": name, "suspend": suspend})),
+        )
+        .await;
     }
     // The object as the API serves it, as a GitOps tool reads it.
     let served = |name: &str| -> Value {
@@ -470,51 +454,30 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     };
     let deadline = Duration::from_secs(60);
 
-    wait_for(
-        &sessions,
-        "slow-desktop",
-        "Reconciling",
-        deadline,
-        &operator,
-        |s| has_condition(s, "Reconciling", "True"),
-    )
+    wait_for(&sessions, "slow-desktop", deadline, "Reconciling", |s| {
+        condition_is(s, "Reconciling", "True")
+    })
     .await;
     // Judge it while its StartGUISession is provably in flight (held by the simulator).
-    let held_since = tokio::time::Instant::now();
-    while sim.computer("slow-desktop").map(|c| c.held_start_responses) != Some(1) {
-        assert!(
-            held_since.elapsed() < deadline,
-            "StartGUISession for slow-desktop never arrived:\n{}",
-            operator.log_tail()
-        );
-        // Polling an in-process counter with a deadline; nothing to subscribe to.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(deadline, "StartGUISession for slow-desktop held", || {
+        sim.computer("slow-desktop").map(|c| c.held_start_responses) == Some(1)
+    })
+    .await;
     let starting = served("slow-desktop");
     assert_eq!(kstatus(&starting).0, "InProgress", "{starting}");
     assert_eq!(argocd_health(&starting).0, "Progressing", "{starting}");
 
-    wait_for(
-        &sessions,
-        "research-desktop",
-        "Ready",
-        deadline,
-        &operator,
-        |s| has_condition(s, "Ready", "True"),
-    )
+    wait_for(&sessions, "research-desktop", deadline, "Ready", |s| {
+        condition_is(s, "Ready", "True")
+    })
     .await;
     let ready = served("research-desktop");
     assert_eq!(kstatus(&ready).0, "Current", "{ready}");
     assert_eq!(argocd_health(&ready).0, "Healthy", "{ready}");
 
-    wait_for(
-        &sessions,
-        "no-such-computer",
-        "Stalled",
-        deadline,
-        &operator,
-        |s| has_condition(s, "Stalled", "True"),
-    )
+    wait_for(&sessions, "no-such-computer", deadline, "Stalled", |s| {
+        condition_is(s, "Stalled", "True")
+    })
     .await;
     let stalled = served("no-such-computer");
     let (status, message) = kstatus(&stalled);
@@ -524,22 +487,9 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     assert!(health_message.starts_with("NotFound"), "{health_message}");
     assert!(!message.is_empty());
 
-    wait_for(
-        &sessions,
-        "paused-desktop",
-        "Suspended",
-        deadline,
-        &operator,
-        |s| {
-            s.status
-                .as_ref()
-                .and_then(|st| st.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Ready" && c.reason == "Suspended")
-                })
-        },
-    )
+    wait_for(&sessions, "paused-desktop", deadline, "Suspended", |s| {
+        condition(s, "Ready").is_some_and(|c| c.reason == "Suspended")
+    })
     .await;
     let paused = served("paused-desktop");
     assert_eq!(argocd_health(&paused).0, "Suspended", "{paused}");
@@ -547,14 +497,9 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
 
     // Releasing the held start lets it finish: the same object turns Current.
     assert!(sim.release_start_responses("slow-desktop"));
-    wait_for(
-        &sessions,
-        "slow-desktop",
-        "Ready",
-        deadline,
-        &operator,
-        |s| has_condition(s, "Ready", "True"),
-    )
+    wait_for(&sessions, "slow-desktop", deadline, "Ready", |s| {
+        condition_is(s, "Ready", "True")
+    })
     .await;
     let started = served("slow-desktop");
     assert_eq!(kstatus(&started).0, "Current", "{started}");

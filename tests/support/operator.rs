@@ -26,11 +26,16 @@ pub struct Operator {
     _dir: tempfile::TempDir,
 }
 
-/// How to start an operator: the namespace it watches plus extra flags.
+/// How to start an operator: the namespace it watches (empty: all) plus extra flags.
 pub struct OperatorOptions<'a> {
     pub namespace: &'a str,
     pub sim_url: &'a str,
     pub args: Vec<String>,
+    /// Run with this kubeconfig instead of the control plane's admin one (e.g. as a
+    /// ServiceAccount).
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra environment, e.g. the LGO_* settings of the Helm chart's Deployment.
+    pub env: Vec<(String, String)>,
 }
 
 impl<'a> OperatorOptions<'a> {
@@ -39,6 +44,8 @@ impl<'a> OperatorOptions<'a> {
             namespace,
             sim_url,
             args: vec!["--leader-elect".into(), "false".into()],
+            kubeconfig: None,
+            env: Vec::new(),
         }
     }
 
@@ -63,15 +70,19 @@ impl Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"))
-            .arg("run")
-            .args(["--namespace", opts.namespace])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"));
+        cmd.arg("run");
+        if !opts.namespace.is_empty() {
+            cmd.args(["--namespace", opts.namespace]);
+        }
+        let kubeconfig = opts.kubeconfig.as_ref().unwrap_or(&cp.kubeconfig);
+        let child = cmd
             .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(["--log", "info,lightsail_gui_operator=debug"])
             .args(&opts.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("KUBECONFIG", &cp.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("AWS_ENDPOINT_URL_LIGHTSAIL", opts.sim_url)
             .env("AWS_ACCESS_KEY_ID", SIM_ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", SIM_SECRET_ACCESS_KEY)
@@ -83,6 +94,7 @@ impl Operator {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 dir.path().join("no-aws-credentials"),
             )
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
