@@ -4,6 +4,8 @@
 //! RBAC that is enough for the real operator binary and nothing more.
 mod support;
 
+use support::{chart_dir, helm};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -15,22 +17,6 @@ use kube::api::{Api, PostParams};
 use lightsail_gui_operator::crd::GuiSession;
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-fn chart_dir() -> PathBuf {
-    support::repo_root().join("charts/lightsail-gui-operator")
-}
-
-fn helm() -> Command {
-    let mut cmd = Command::new(support::bin_dir().join("helm"));
-    // Keep helm away from the user's repositories, plugins and registry logins.
-    let home = std::env::temp_dir().join(format!("lgo-helm-home-{}", std::process::id()));
-    cmd.env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        // Values files are named relative to the chart (ci/full-values.yaml).
-        .current_dir(chart_dir());
-    cmd
-}
 
 /// `helm template RELEASE CHART -n NAMESPACE ARGS...`: the manifests, or helm's error output.
 fn render(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
@@ -537,22 +523,6 @@ fn apply(control_plane: &support::ControlPlane, manifests: &str) -> String {
     stderr
 }
 
-/// A namespace whose Pods must meet the restricted Pod Security Standard.
-async fn restricted_namespace(client: &kube::Client, test: &str) -> String {
-    use k8s_openapi::api::core::v1::Namespace;
-    use kube::api::{Patch, PatchParams};
-    let name = support::test_namespace(client, test).await;
-    let labels = json!({"metadata": {"labels": {
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest",
-    }}});
-    Api::<Namespace>::all(client.clone())
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
-        .await
-        .expect("label namespace");
-    name
-}
-
 fn pod_from_template(deployment: &Deployment, name: &str) -> Pod {
     let template = deployment
         .spec
@@ -590,7 +560,7 @@ async fn expect_rejected(pods: &Api<Pod>, pod: &Pod, field: &str) {
 async fn chart_applies_and_its_pod_passes_restricted_pod_security() {
     let control_plane = support::control_plane();
     let client = control_plane.client().await;
-    let namespace = restricted_namespace(&client, "helm-pss").await;
+    let namespace = support::restricted_namespace(&client, "helm-pss").await;
     let release = format!("pss-{}", std::process::id());
     // Every optional object the apiserver can take (no ServiceMonitor: its CRD is not here).
     let manifests = render(
@@ -810,7 +780,7 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
 
     let control_plane = support::control_plane();
     let admin = control_plane.client().await;
-    let release_ns = restricted_namespace(&admin, "helm-rbac").await;
+    let release_ns = support::restricted_namespace(&admin, "helm-rbac").await;
     let sessions_ns = support::test_namespace(&admin, "helm-rbac-sessions").await;
     let fullname = "rbac-lightsail-gui-operator";
     let manifests =

@@ -45,6 +45,23 @@ pub fn bin_dir() -> &'static Path {
     BIN_DIR.get_or_init(|| build_control_plane().unwrap_or_else(|e| panic!("control plane: {e}")))
 }
 
+/// The Helm chart's directory.
+pub fn chart_dir() -> PathBuf {
+    repo_root().join("charts/lightsail-gui-operator")
+}
+
+/// The pinned helm, run in the chart's directory (values files are named relative to it) and
+/// kept away from the user's repositories, plugins and registry logins.
+pub fn helm() -> Command {
+    let mut cmd = Command::new(bin_dir().join("helm"));
+    let home = std::env::temp_dir().join(format!("lgo-helm-home-{}", std::process::id()));
+    cmd.env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .current_dir(chart_dir());
+    cmd
+}
+
 fn build_control_plane() -> Result<PathBuf, String> {
     let out = Command::new(repo_root().join("scripts/control-plane-build"))
         .stderr(Stdio::inherit())
@@ -140,6 +157,20 @@ pub async fn test_namespace(client: &Client, test: &str) -> String {
         .create(&PostParams::default(), &namespace)
         .await
         .expect("create namespace");
+    name
+}
+
+/// A namespace of its own for one test whose Pods must meet the restricted Pod Security Standard.
+pub async fn restricted_namespace(client: &Client, test: &str) -> String {
+    let name = test_namespace(client, test).await;
+    let labels = serde_json::json!({"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }}});
+    Api::<Namespace>::all(client.clone())
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
+        .await
+        .expect("label namespace");
     name
 }
 
