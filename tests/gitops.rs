@@ -4,6 +4,8 @@
 //! objects the real operator wrote.
 mod support;
 
+use support::documents;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +15,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::PostParams;
 use lightsail_gui_operator::crd::GuiSession;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn examples() -> PathBuf {
@@ -22,14 +23,7 @@ fn examples() -> PathBuf {
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    parse_documents(&text)
-}
-
-fn parse_documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).expect("YAML parses"))
-        .filter(|doc| !doc.is_null())
-        .collect()
+    documents(&text)
 }
 
 /// Runs `cmd` with `stdin`, returning stdout; panics with stderr when it fails.
@@ -143,7 +137,7 @@ async fn guisession_examples_pass_server_side_validation() {
         ),
     ] {
         let text = std::fs::read_to_string(examples().join(file)).expect("example");
-        let docs = parse_documents(&text);
+        let docs = documents(&text);
         assert_eq!(docs.len(), 1, "{file}");
         assert_eq!(docs[0]["metadata"]["name"], name, "{file}");
         assert_eq!(docs[0]["spec"]["resourceName"], resource, "{file}");
@@ -171,7 +165,7 @@ fn team_policy() -> Vec<Value> {
     let mut cmd = Command::new(out);
     cmd.arg("kustomize")
         .arg(examples().join("gitops/team-research"));
-    parse_documents(&run(cmd, ""))
+    documents(&run(cmd, ""))
 }
 
 #[tokio::test]
@@ -264,7 +258,7 @@ fn argocd_and_flux_manifests_point_at_what_exists() {
     // The health check registers under the key Argo CD looks up: <group>_<kind>.
     let mut cmd = Command::new(support::bin_dir().join("kubectl"));
     cmd.arg("kustomize").arg(examples().join("argocd/health"));
-    let cm = parse_documents(&run(cmd, ""));
+    let cm = documents(&run(cmd, ""));
     assert_eq!(cm.len(), 1);
     assert_eq!(cm[0]["metadata"]["name"], "argocd-cm");
     let lua = std::fs::read_to_string(health_lua()).expect("lua");

@@ -4,7 +4,7 @@
 //! RBAC that is enough for the real operator binary and nothing more.
 mod support;
 
-use support::{chart_dir, helm};
+use support::{chart_dir, documents, helm};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use lightsail_gui_operator::crd::GuiSession;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// `helm template RELEASE CHART -n NAMESPACE ARGS...`: the manifests, or helm's error output.
@@ -37,14 +36,6 @@ fn render(release: &str, namespace: &str, args: &[&str]) -> Result<String, Strin
 fn render_ok(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
     let text = render(release, namespace, args).unwrap_or_else(|e| panic!("helm template: {e}"));
     documents(&text)
-}
-
-/// The non-empty documents of a multi-document YAML stream.
-fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
-        .filter(|doc| !doc.is_null())
-        .collect()
 }
 
 fn kinds(docs: &[Value]) -> BTreeSet<String> {

@@ -160,6 +160,16 @@ pub async fn test_namespace(client: &Client, test: &str) -> String {
     name
 }
 
+/// The non-empty documents of a multi-document YAML stream (rendered charts, kustomize output,
+/// example files), as JSON values.
+pub fn documents(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| serde_json::Value::deserialize(doc).expect("YAML parses"))
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
 /// A namespace of its own for one test whose Pods must meet the restricted Pod Security Standard.
 pub async fn restricted_namespace(client: &Client, test: &str) -> String {
     let name = test_namespace(client, test).await;
