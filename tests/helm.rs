@@ -766,7 +766,7 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
     use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
     use std::time::Duration;
     use support::operator::{
-        Operator, OperatorOptions, condition_is, events_for, eventually, guisession, wait_for,
+        Operator, OperatorOptions, condition_is, eventually, guisession, wait_for, wait_for_event,
     };
 
     let control_plane = support::control_plane();
@@ -868,13 +868,14 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
         ready.metadata
     );
     // Events are best effort for the operator, so a denied create would not stop Ready: look.
-    let events = events_for(&admin, &sessions_ns, "research-desktop").await;
-    assert!(
-        events
-            .iter()
-            .any(|(_, reason, _)| reason == "SessionStarted"),
-        "no SessionStarted Event (events create denied?): {events:?}"
-    );
+    wait_for_event(
+        &admin,
+        &sessions_ns,
+        "research-desktop",
+        Duration::from_secs(30),
+        |(_, reason, _)| reason == "SessionStarted",
+    )
+    .await;
 
     // Deleting it: StopGUISession, then the finalizer goes (metadata patch) and so does the object.
     sessions
