@@ -181,8 +181,6 @@ impl LightsailError {
             ),
             SdkError::TimeoutError(_) => ("Timeout".into(), false),
             SdkError::DispatchFailure(f) if f.is_timeout() => ("Timeout".into(), false),
-            // A connection that never opened carried no request.
-            SdkError::DispatchFailure(f) if f.is_io() => ("ConnectionFailed".into(), false),
             SdkError::DispatchFailure(_) => ("ConnectionFailed".into(), false),
             SdkError::ResponseError(_) => ("InvalidResponse".into(), false),
             SdkError::ConstructionFailure(_) => ("InvalidRequest".into(), true),

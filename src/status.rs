@@ -181,14 +181,11 @@ pub fn phase_of_operation(
                 message: format!("StartGUISession operation failed: {details}"),
             }
         }
-        Some(OperationStatus::Succeeded | OperationStatus::Completed) | None
-            if is_terminal == Some(true) =>
-        {
-            Phase::Active {
-                expires_at: expires_at.unwrap_or("unknown").to_owned(),
-            }
-        }
+        // Lightsail may omit the status of a finished operation; isTerminal then decides.
         Some(OperationStatus::Succeeded | OperationStatus::Completed) => Phase::Active {
+            expires_at: expires_at.unwrap_or("unknown").to_owned(),
+        },
+        None if is_terminal == Some(true) => Phase::Active {
             expires_at: expires_at.unwrap_or("unknown").to_owned(),
         },
         _ => Phase::Starting {

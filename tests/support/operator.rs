@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
 use lightsail_gui_operator::crd::GuiSession;
 
@@ -291,28 +291,6 @@ pub fn guisession(name: &str, spec: serde_json::Value) -> serde_json::Value {
         "metadata": { "name": name },
         "spec": spec,
     })
-}
-
-/// Events (events.k8s.io) about `name` in `namespace`: (type, reason, note).
-pub async fn events_for(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Vec<(String, String, String)> {
-    use k8s_openapi::api::events::v1::Event;
-    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&ListParams::default()).await.expect("list events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 /// Waits (watching Events, with a deadline) until an Event about `name` satisfies `pred`;
