@@ -868,3 +868,94 @@ async fn startup_fails_fast_with_a_clear_error_on_a_bad_selector() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot list GuiSessions"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spec_region_selects_the_regional_client() {
+    let env = env(
+        "region",
+        SimConfig::default().with_computer(ComputerSpec::new("eu-vm").in_region("eu-west-1")),
+    )
+    .await;
+    let _op = env.operator(|o| o);
+    apply(
+        &env.api,
+        guisession(
+            "eu",
+            json!({"resourceName": "eu-vm", "region": "eu-west-1"}),
+        ),
+    )
+    .await;
+    // Without spec.region the operator's default (us-east-1) is used, where it does not exist.
+    apply(
+        &env.api,
+        guisession("default-region", json!({"resourceName": "eu-vm"})),
+    )
+    .await;
+    let gs = wait_for(&env.api, "eu", WAIT, "Ready", ready).await;
+    let location = gs
+        .status
+        .and_then(|s| s.operation)
+        .and_then(|o| o.location)
+        .expect("location");
+    assert_eq!(location.region_name.as_deref(), Some("eu-west-1"));
+    let gs = wait_for(&env.api, "default-region", WAIT, "Stalled", stalled).await;
+    assert_eq!(
+        condition(&gs, "Stalled").map(|c| c.reason.as_str()),
+        Some("NotFound")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_that_loses_its_lease_stops_reconciling() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let env = env(
+        "lease-lost",
+        SimConfig::default().with_computer(ComputerSpec::new("late-vm")),
+    )
+    .await;
+    let mut op = env.operator(|o| o.electing("3s").arg("--identity", "victim"));
+    op.wait_for_log("became leader", WAIT, |_| Some(()));
+
+    // Someone else takes the Lease and keeps renewing it, as another replica holding it would.
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.namespace);
+    let thief = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let now =
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
+            let Ok(mut lease) = leases.get("lightsail-gui-operator").await else {
+                continue;
+            };
+            let spec = lease.spec.get_or_insert_with(Default::default);
+            if spec.holder_identity.as_deref() != Some("thief") {
+                spec.holder_identity = Some("thief".into());
+                spec.acquire_time = Some(now.clone());
+            }
+            spec.renew_time = Some(now);
+            spec.lease_duration_seconds = Some(3);
+            // A conflict with the victim's own renewal is retried on the next tick.
+            let _ = leases
+                .replace("lightsail-gui-operator", &Default::default(), &lease)
+                .await;
+        }
+    });
+    op.wait_for_log("lost leadership", WAIT, |_| Some(()));
+    assert_eq!(op.metric("lightsail_gui_operator_leader"), 0.0);
+
+    // No reconciling any more: a new GuiSession stays untouched.
+    apply(
+        &env.api,
+        guisession("late", json!({"resourceName": "late-vm"})),
+    )
+    .await;
+    assert!(
+        wait_for_no_change(&env.api, "late", Duration::from_secs(5)).await,
+        "reconciled without the lease"
+    );
+    let gs = env.api.get("late").await.expect("get");
+    assert!(gs.status.is_none(), "status written without the lease");
+    assert_eq!(env.calls("late-vm"), 0);
+    assert_eq!(op.metric("lightsail_gui_operator_leader"), 0.0);
+    thief.abort();
+}
