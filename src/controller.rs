@@ -128,6 +128,23 @@ impl Context {
         obj.status.clone()
     }
 
+    /// Called for every object the watch delivers: forgets a written status once the cache
+    /// holds it (or something newer), so the map only holds writes still in flight instead of
+    /// one status per object until its next reconcile, an hour later.
+    pub fn watch_caught_up(&self, obj: &GuiSession) {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if written.is_empty() {
+            return;
+        }
+        let key = ObjectRef::from_obj(obj);
+        let cached_rv = obj.resource_version().and_then(|v| v.parse::<u64>().ok());
+        if let (Some((rv, _)), Some(cached)) = (written.get(&key), cached_rv)
+            && cached >= *rv
+        {
+            written.remove(&key);
+        }
+    }
+
     fn remember_written(&self, obj: &GuiSession, rv: Option<String>, status: &GuiSessionStatus) {
         if let Some(rv) = rv.and_then(|v| v.parse::<u64>().ok()) {
             self.written
@@ -690,6 +707,83 @@ impl<'a> Step<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::GuiSessionSpec;
+
+    fn context() -> Context {
+        crate::install_crypto_provider();
+        let url = "http://127.0.0.1:9".parse().expect("url");
+        let client = kube::Client::try_from(kube::Config::new(url)).expect("client");
+        let metrics = Arc::new(Metrics::default());
+        let rate = crate::lightsail::RateLimit {
+            per_second: std::num::NonZeroU32::MIN,
+            burst: std::num::NonZeroU32::MIN,
+        };
+        let lightsail = Lightsail::from_sdk_config(
+            aws_config::SdkConfig::builder().build(),
+            None,
+            rate,
+            metrics.clone(),
+        );
+        let recorder = Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+        );
+        Context::new(
+            client,
+            Arc::new(lightsail),
+            recorder,
+            metrics,
+            Settings::default(),
+            RetryPolicy {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(2),
+            },
+        )
+    }
+
+    fn object(rv: &str, status: Option<GuiSessionStatus>) -> GuiSession {
+        let mut gs = GuiSession::new(
+            "gs",
+            GuiSessionSpec {
+                resource_name: "vm".into(),
+                region: None,
+                max_session_age: "1h".into(),
+                suspend: false,
+                stop_on_delete: false,
+            },
+        );
+        gs.metadata.namespace = Some("ns".into());
+        gs.metadata.resource_version = Some(rv.into());
+        gs.status = status;
+        gs
+    }
+
+    #[tokio::test]
+    async fn a_status_this_process_wrote_wins_until_the_watch_delivers_it() {
+        let ctx = context();
+        let written = GuiSessionStatus {
+            session_started_at: Some("2026-11-24T12:00:00Z".into()),
+            ..GuiSessionStatus::default()
+        };
+        let stale = object("4", None);
+        ctx.remember_written(&stale, Some("5".into()), &written);
+        // The cache still has the object from before the write: decide on what was written.
+        assert_eq!(ctx.fresh_status(&stale), Some(written.clone()));
+        ctx.watch_caught_up(&stale);
+        assert_eq!(ctx.fresh_status(&stale), Some(written.clone()));
+        // The watch delivers the write: the entry goes, the cache is the truth again.
+        let current = object("5", Some(GuiSessionStatus::default()));
+        ctx.watch_caught_up(&current);
+        assert!(ctx.written.lock().expect("lock").is_empty());
+        assert_eq!(ctx.fresh_status(&stale), None);
+        assert_eq!(
+            ctx.fresh_status(&current),
+            Some(GuiSessionStatus::default())
+        );
+    }
 
     #[test]
     fn backoff_doubles_is_capped_and_jittered() {

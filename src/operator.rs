@@ -11,7 +11,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
@@ -296,6 +296,10 @@ async fn run_controller(
         })
         .reflect(writer)
         .applied_objects()
+        .inspect_ok({
+            let ctx = ctx.clone();
+            move |obj| ctx.watch_caught_up(obj)
+        })
         .predicate_filter(predicates::generation, Default::default());
     let synced = {
         let reader = reader.clone();
