@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -79,7 +79,11 @@ impl Error {
 pub struct Context {
     pub client: kube::Client,
     pub lightsail: Arc<Lightsail>,
-    pub recorder: Recorder,
+    /// Who reports Events. A `Recorder` is made per Event: kube's Recorder keeps every Event
+    /// it published in a cache for series aggregation (about 2.5 KB per GuiSession, kept
+    /// indefinitely in steady state, and scanned on every publish), which buys nothing here
+    /// because an Event is only published when something changed.
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub retry: RetryPolicy,
@@ -93,7 +97,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         lightsail: Arc<Lightsail>,
-        recorder: Recorder,
+        reporter: Reporter,
         metrics: Arc<Metrics>,
         settings: Settings,
         retry: RetryPolicy,
@@ -101,7 +105,7 @@ impl Context {
         Context {
             client,
             lightsail,
-            recorder,
+            reporter,
             metrics,
             settings,
             retry,
@@ -382,7 +386,8 @@ impl<'a> Step<'a> {
             secondary: None,
         };
         // An Event that cannot be written must not fail the reconcile that it reports on.
-        if let Err(e) = self.ctx.recorder.publish(&event, &reference).await {
+        let recorder = Recorder::new(self.ctx.client.clone(), self.ctx.reporter.clone());
+        if let Err(e) = recorder.publish(&event, &reference).await {
             warn!(name = self.obj.name_any(), error = %e, "cannot publish event");
         }
     }
@@ -724,17 +729,14 @@ mod tests {
             rate,
             metrics.clone(),
         );
-        let recorder = Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: "test".into(),
-                instance: None,
-            },
-        );
+        let reporter = Reporter {
+            controller: "test".into(),
+            instance: None,
+        };
         Context::new(
             client,
             Arc::new(lightsail),
-            recorder,
+            reporter,
             metrics,
             Settings::default(),
             RetryPolicy {

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, predicates, watcher};
 use kube::{Client, ResourceExt};
@@ -155,13 +155,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
     }
     let identity = args.identity.clone().unwrap_or_else(default_identity);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: Some(identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: Some(identity.clone()),
+    };
     let settings = Settings {
         min_session_age: args.min_session_age,
         stalled_retry: args.stalled_retry,
@@ -175,7 +172,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ctx = Arc::new(Context::new(
         client.clone(),
         lightsail,
-        recorder,
+        reporter,
         metrics.clone(),
         settings,
         retry,
@@ -286,13 +283,16 @@ async fn run_controller(
     }
     let (reader, writer) = reflector::store();
     *health.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
-    // managedFields are dropped from the cache (they are most of an object's size). Only
-    // generation changes (spec edits, deletion) trigger a reconcile: the operator's own status
-    // writes do not, and timers come from the requeues it asks for.
+    // managedFields and kubectl's last-applied copy are dropped from the cache (they are most
+    // of an object's size). Only generation changes (spec edits, deletion) trigger a reconcile:
+    // the operator's own status writes do not, and timers come from the requeues it asks for.
     let stream = watcher(api, config)
         .default_backoff()
         .modify(|obj| {
             obj.managed_fields_mut().clear();
+            // `kubectl apply` (client-side) repeats the whole object in this annotation.
+            obj.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
         .applied_objects()
