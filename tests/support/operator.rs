@@ -36,6 +36,11 @@ pub struct OperatorOptions<'a> {
     pub kubeconfig: Option<PathBuf>,
     /// Extra environment, e.g. the LGO_* settings of the Helm chart's Deployment.
     pub env: Vec<(String, String)>,
+    /// The executable; `None` means the one Cargo built for this test binary. The benchmark (an
+    /// example, for which Cargo names no binary) passes the release build.
+    pub binary: Option<PathBuf>,
+    /// `--log` filter. Tests want the debug lines; a benchmark measures the production default.
+    pub log: String,
 }
 
 impl<'a> OperatorOptions<'a> {
@@ -46,7 +51,19 @@ impl<'a> OperatorOptions<'a> {
             args: vec!["--leader-elect".into(), "false".into()],
             kubeconfig: None,
             env: Vec::new(),
+            binary: None,
+            log: "info,lightsail_gui_operator=debug".into(),
         }
+    }
+
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    pub fn log(mut self, filter: &str) -> Self {
+        self.log = filter.into();
+        self
     }
 
     pub fn arg(mut self, flag: &str, value: &str) -> Self {
@@ -70,7 +87,13 @@ impl Operator {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("operator.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"));
+        // option_env!: examples that include this module have no CARGO_BIN_EXE_* at all.
+        let binary = opts
+            .binary
+            .clone()
+            .or_else(|| option_env!("CARGO_BIN_EXE_lightsail-gui-operator").map(PathBuf::from))
+            .expect("no operator binary: set OperatorOptions::binary");
+        let mut cmd = Command::new(binary);
         cmd.arg("run");
         if !opts.namespace.is_empty() {
             cmd.args(["--namespace", opts.namespace]);
@@ -78,7 +101,7 @@ impl Operator {
         let kubeconfig = opts.kubeconfig.as_ref().unwrap_or(&cp.kubeconfig);
         let child = cmd
             .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--log", "info,lightsail_gui_operator=debug"])
+            .args(["--log", &opts.log])
             .args(&opts.args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

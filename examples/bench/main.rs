@@ -1,0 +1,124 @@
+//! Scale benchmark of issue #7: the release-built operator as a separate process against a real
+//! kube-apiserver + etcd and the Lightsail simulator, beside a plain-client baseline doing the
+//! same status writes. Prints a table and writes JSON. `scripts/bench` builds and runs it.
+//!
+//! ```text
+//! cargo build --release --bin lightsail-gui-operator --example bench
+//! $CARGO_TARGET_DIR/release/examples/bench --n 1000 --json bench-1000.json
+//! ```
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod probe;
+mod report;
+mod scenarios;
+mod tracker;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    lightsail_gui_operator::crd::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+/// Measures the operator: burst, steady state, renewal wave, throttled Lightsail, memory, and a
+/// plain-client baseline, all in one run.
+#[derive(Parser, Debug)]
+struct Args {
+    /// GuiSessions.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    /// The operator executable (default: lightsail-gui-operator beside this example's directory,
+    /// i.e. the build of the same profile).
+    #[arg(long)]
+    operator: Option<PathBuf>,
+    /// Operator `--concurrency`, and the baseline's writers.
+    #[arg(long, default_value_t = 64)]
+    concurrency: u16,
+    /// Create calls in flight.
+    #[arg(long, default_value_t = 64)]
+    create_concurrency: usize,
+    /// Operator `--rate-limit` and `--rate-burst` when Lightsail is not throttled: high, so that
+    /// the apiserver and not the client-side limiter is the bottleneck.
+    #[arg(long, default_value_t = 1_000_000)]
+    unthrottled_rate: u32,
+    /// Steady-state measurement window (Go duration).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    steady_window: Duration,
+    /// Shortest maxSessionAge of the renewal wave (it is at least twice the burst's time).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    min_renew_window: Duration,
+    /// GuiSessions of the throttled scenario (default: N).
+    #[arg(long)]
+    throttled_n: Option<usize>,
+    /// The simulator's rate limit in the throttled scenario.
+    #[arg(long, default_value_t = 50.0)]
+    throttle_rps: f64,
+    /// The simulator's burst in the throttled scenario.
+    #[arg(long, default_value_t = 50)]
+    throttle_burst: u32,
+    /// Operator `--rate-limit` in the throttled scenario (default: the simulator's limit, as an
+    /// operator configured for its account would be).
+    #[arg(long)]
+    throttled_operator_rate: Option<u32>,
+    /// Operator `--rate-burst` in the throttled scenario (default: the simulator's burst).
+    #[arg(long)]
+    throttled_operator_burst: Option<u32>,
+    /// Write the results here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Ignored: `cargo bench`-style runners pass it.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn default_operator() -> anyhow::Result<PathBuf> {
+    // target/<profile>/examples/bench -> target/<profile>/lightsail-gui-operator
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("cannot locate the target directory")?;
+    Ok(profile_dir.join("lightsail-gui-operator"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let operator = match args.operator {
+        Some(p) => p,
+        None => default_operator()?,
+    };
+    anyhow::ensure!(
+        operator.is_file(),
+        "no operator binary at {} (cargo build --release --bin lightsail-gui-operator)",
+        operator.display()
+    );
+    let opts = scenarios::Options {
+        n: args.n,
+        operator,
+        concurrency: args.concurrency,
+        create_concurrency: args.create_concurrency,
+        unthrottled_rate: args.unthrottled_rate,
+        steady_window: args.steady_window,
+        min_renew_window: args.min_renew_window,
+        throttled_n: args.throttled_n.unwrap_or(args.n),
+        throttle_rps: args.throttle_rps,
+        throttle_burst: args.throttle_burst,
+        throttled_operator_rate: args
+            .throttled_operator_rate
+            .unwrap_or(args.throttle_rps.ceil() as u32),
+        throttled_operator_burst: args.throttled_operator_burst.unwrap_or(args.throttle_burst),
+    };
+    let report = scenarios::run_blocking(&opts)?;
+    print!("{}", report.table());
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
