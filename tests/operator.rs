@@ -89,6 +89,21 @@ fn stalled(gs: &GuiSession) -> bool {
     condition_is(gs, "Stalled", "True")
 }
 
+/// `status.sessionStartedAt` and `status.sessionExpiresAt`, parsed.
+fn session_times(gs: &GuiSession) -> (jiff::Timestamp, jiff::Timestamp) {
+    let status = gs.status.as_ref().expect("status");
+    let parse = |field: Option<&String>, name: &str| -> jiff::Timestamp {
+        field
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .parse()
+            .unwrap_or_else(|e| panic!("{name} is not RFC 3339: {e}"))
+    };
+    (
+        parse(status.session_started_at.as_ref(), "sessionStartedAt"),
+        parse(status.session_expires_at.as_ref(), "sessionExpiresAt"),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn goes_ready_with_the_operation_lightsail_returned() {
     let env = env(
@@ -144,18 +159,7 @@ async fn goes_ready_with_the_operation_lightsail_returned() {
     );
 
     // Session times: started when the operation was created, next start one hour later.
-    let started: jiff::Timestamp = status
-        .session_started_at
-        .as_deref()
-        .expect("sessionStartedAt")
-        .parse()
-        .expect("RFC 3339");
-    let expires: jiff::Timestamp = status
-        .session_expires_at
-        .as_deref()
-        .expect("sessionExpiresAt")
-        .parse()
-        .expect("RFC 3339");
+    let (started, expires) = session_times(&gs);
     assert_eq!(expires.duration_since(started).as_secs(), 3600);
     assert_eq!(status.observed_generation, gs.metadata.generation);
     for type_ in ["Ready", "Reconciling", "Stalled"] {
@@ -247,12 +251,7 @@ async fn renews_after_max_session_age_and_not_before() {
     .await;
     let first = wait_for(&env.api, "renew", WAIT, "Ready", ready).await;
     let first_status = first.status.clone().expect("status");
-    let started_1: jiff::Timestamp = first_status
-        .session_started_at
-        .as_deref()
-        .expect("started")
-        .parse()
-        .expect("timestamp");
+    let (started_1, _) = session_times(&first);
     assert_eq!(env.starts("renew-vm"), 1);
 
     let second = wait_for(&env.api, "renew", WAIT, "renewed and Ready", |gs| {
@@ -264,13 +263,7 @@ async fn renews_after_max_session_age_and_not_before() {
                 != first_status.session_started_at.as_deref()
     })
     .await;
-    let started_2: jiff::Timestamp = second
-        .status
-        .as_ref()
-        .and_then(|s| s.session_started_at.as_deref())
-        .expect("started")
-        .parse()
-        .expect("timestamp");
+    let (started_2, _) = session_times(&second);
     // Not before expiry (whole seconds, as stored).
     assert!(
         started_2.duration_since(started_1).as_secs() >= 6,
@@ -308,19 +301,7 @@ async fn guard_rail_raises_a_too_small_max_session_age_and_says_so() {
     )
     .await;
     let gs = wait_for(&env.api, "guarded", WAIT, "Ready", ready).await;
-    let status = gs.status.clone().expect("status");
-    let started: jiff::Timestamp = status
-        .session_started_at
-        .as_deref()
-        .expect("started")
-        .parse()
-        .expect("timestamp");
-    let expires: jiff::Timestamp = status
-        .session_expires_at
-        .as_deref()
-        .expect("expires")
-        .parse()
-        .expect("timestamp");
+    let (started, expires) = session_times(&gs);
     assert_eq!(expires.duration_since(started).as_secs(), 600);
     let msg = &condition(&gs, "Ready").expect("Ready").message;
     assert!(msg.contains("maxSessionAge 30s is below"), "{msg}");
