@@ -53,6 +53,12 @@ impl Env {
         )
     }
 
+    /// Applies a GuiSession and waits until it is Ready.
+    async fn apply_until_ready(&self, name: &str, spec: serde_json::Value) -> GuiSession {
+        apply(&self.api, guisession(name, spec)).await;
+        wait_for(&self.api, name, WAIT, "Ready", ready).await
+    }
+
     fn starts(&self, resource: &str) -> u64 {
         self.sim
             .calls()
@@ -202,12 +208,9 @@ async fn status_is_not_written_again_once_ready() {
     )
     .await;
     let _op = env.operator(|o| o);
-    apply(
-        &env.api,
-        guisession("quiet", json!({"resourceName": "quiet-vm"})),
-    )
-    .await;
-    let gs = wait_for(&env.api, "quiet", WAIT, "Ready", ready).await;
+    let gs = env
+        .apply_until_ready("quiet", json!({"resourceName": "quiet-vm"}))
+        .await;
     let calls = env.calls("quiet-vm");
 
     // Watch from the Ready object's resourceVersion: any write at all would show up.
@@ -241,15 +244,12 @@ async fn renews_after_max_session_age_and_not_before() {
     )
     .await;
     let _op = env.operator(|o| o.arg("--min-session-age", "1s"));
-    apply(
-        &env.api,
-        guisession(
+    let first = env
+        .apply_until_ready(
             "renew",
             json!({"resourceName": "renew-vm", "maxSessionAge": "6s"}),
-        ),
-    )
-    .await;
-    let first = wait_for(&env.api, "renew", WAIT, "Ready", ready).await;
+        )
+        .await;
     let first_status = first.status.clone().expect("status");
     let (started_1, _) = session_times(&first);
     assert_eq!(env.starts("renew-vm"), 1);
@@ -292,15 +292,12 @@ async fn guard_rail_raises_a_too_small_max_session_age_and_says_so() {
     )
     .await;
     let _op = env.operator(|o| o.arg("--min-session-age", "10m"));
-    apply(
-        &env.api,
-        guisession(
+    let gs = env
+        .apply_until_ready(
             "guarded",
             json!({"resourceName": "guarded-vm", "maxSessionAge": "30s"}),
-        ),
-    )
-    .await;
-    let gs = wait_for(&env.api, "guarded", WAIT, "Ready", ready).await;
+        )
+        .await;
     let (started, expires) = session_times(&gs);
     assert_eq!(expires.duration_since(started).as_secs(), 600);
     let msg = &condition(&gs, "Ready").expect("Ready").message;
@@ -616,12 +613,9 @@ async fn a_new_object_adopts_a_session_that_is_already_running() {
         .expect("start outside the operator");
     let op_id = started.operations()[0].id().expect("id").to_owned();
     let _op = env.operator(|o| o);
-    apply(
-        &env.api,
-        guisession("running", json!({"resourceName": "running-vm"})),
-    )
-    .await;
-    let gs = wait_for(&env.api, "running", WAIT, "Ready", ready).await;
+    let gs = env
+        .apply_until_ready("running", json!({"resourceName": "running-vm"}))
+        .await;
     assert_eq!(
         gs.status
             .and_then(|s| s.operation)
@@ -644,8 +638,8 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over() {
     let lease = "3s";
     let mut a = env.operator(|o| o.electing(lease).arg("--identity", "replica-a"));
     let mut b = env.operator(|o| o.electing(lease).arg("--identity", "replica-b"));
-    apply(&env.api, guisession("a", json!({"resourceName": "vm-a"}))).await;
-    wait_for(&env.api, "a", WAIT, "Ready", ready).await;
+    env.apply_until_ready("a", json!({"resourceName": "vm-a"}))
+        .await;
     let leader_metric = "lightsail_gui_operator_leader";
     let (la, lb) = (a.metric(leader_metric), b.metric(leader_metric));
     assert_eq!(la + lb, 1.0, "exactly one leader: a={la} b={lb}");
@@ -711,15 +705,11 @@ async fn suspend_starts_nothing_and_says_so() {
     assert!(condition_is(&gs, "Stalled", "False"));
     assert_eq!(env.calls("paused-vm"), 0);
     // Resuming starts a session.
-    apply(
-        &env.api,
-        guisession(
-            "paused",
-            json!({"resourceName": "paused-vm", "suspend": false}),
-        ),
+    env.apply_until_ready(
+        "paused",
+        json!({"resourceName": "paused-vm", "suspend": false}),
     )
     .await;
-    wait_for(&env.api, "paused", WAIT, "Ready", ready).await;
     assert_eq!(env.starts("paused-vm"), 1);
 }
 
@@ -789,15 +779,11 @@ async fn stop_on_delete_lets_the_object_go_when_the_computer_is_gone() {
     )
     .await;
     let _op = env.operator(|o| o);
-    apply(
-        &env.api,
-        guisession(
-            "gone",
-            json!({"resourceName": "gone-vm", "stopOnDelete": true}),
-        ),
+    env.apply_until_ready(
+        "gone",
+        json!({"resourceName": "gone-vm", "stopOnDelete": true}),
     )
     .await;
-    wait_for(&env.api, "gone", WAIT, "Ready", ready).await;
     assert!(env.sim.remove_computer("gone-vm"));
     env.api
         .delete("gone", &DeleteParams::default())
