@@ -23,6 +23,7 @@ use crate::decision::{
     Decision, Settings, decide, effective_max_session_age, pick_adoptable, session_expiry,
     start_pending,
 };
+use crate::leadership::LeaderGate;
 use crate::lightsail::{ErrorClass, Lightsail, LightsailError};
 use crate::metrics::Metrics;
 use crate::status::{Phase, conditions, phase_of_operation, reason_from_code};
@@ -87,6 +88,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub retry: RetryPolicy,
+    /// Checked right before every Lightsail mutation.
+    pub leader: LeaderGate,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
     /// Status this process wrote, by object, until the watch cache has caught up with it (see
     /// [`Context::fresh_status`]).
@@ -101,6 +104,7 @@ impl Context {
         metrics: Arc<Metrics>,
         settings: Settings,
         retry: RetryPolicy,
+        leader: LeaderGate,
     ) -> Self {
         Context {
             client,
@@ -109,6 +113,7 @@ impl Context {
             metrics,
             settings,
             retry,
+            leader,
             failures: Mutex::default(),
             written: Mutex::default(),
         }
@@ -625,11 +630,20 @@ impl<'a> Step<'a> {
             )
             .await?;
         }
-        let result = self
+        let result = match self
             .ctx
             .lightsail
-            .start_gui_session(self.region(), &self.obj.spec.resource_name)
-            .await;
+            .permit(self.region(), crate::lightsail::Action::StartGuiSession)
+            .await
+        {
+            Ok(permit) => {
+                self.ctx
+                    .lightsail
+                    .start_gui_session(permit, &self.obj.spec.resource_name)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let operations = match result {
             Ok(ops) => ops,
             Err(e) => return self.fail(e, true).await,
@@ -743,6 +757,7 @@ mod tests {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(2),
             },
+            LeaderGate::always(),
         )
     }
 

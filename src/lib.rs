@@ -2,6 +2,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod decision;
+pub mod leadership;
 pub mod lightsail;
 pub mod metrics;
 pub mod operator;

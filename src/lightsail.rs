@@ -247,6 +247,12 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
 }
 
+/// One rate-limit token for one call in one Region (see [`Lightsail::permit`]).
+pub struct Permit {
+    client: Client,
+    action: Action,
+}
+
 struct RegionClient {
     client: Client,
     limiter: Arc<DefaultDirectRateLimiter>,
@@ -337,6 +343,21 @@ impl Lightsail {
         Ok(c)
     }
 
+    /// Waits for the Region's rate limit. Taken apart from the call so that a caller can do its
+    /// last steps (the fenced status write before a start) after the wait, right before the call.
+    pub async fn permit(
+        &self,
+        region: Option<&str>,
+        action: Action,
+    ) -> Result<Permit, LightsailError> {
+        let rc = self.region_client(region, action)?;
+        rc.limiter.until_ready().await;
+        Ok(Permit {
+            client: rc.client.clone(),
+            action,
+        })
+    }
+
     /// Waits for the Region's rate limit, runs the call and records its metrics.
     async fn call<T, F, Fut, E, R>(
         &self,
@@ -350,10 +371,21 @@ impl Lightsail {
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
         R: fmt::Debug + Send + Sync + 'static,
     {
-        let rc = self.region_client(region, action)?;
-        rc.limiter.until_ready().await;
+        let permit = self.permit(region, action).await?;
+        self.call_with(permit, f).await
+    }
+
+    /// Runs a call under a permit already taken and records its metrics.
+    async fn call_with<T, F, Fut, E, R>(&self, permit: Permit, f: F) -> Result<T, LightsailError>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let action = permit.action;
         let started = Instant::now();
-        let result = f(rc.client.clone())
+        let result = f(permit.client)
             .await
             .map_err(|e| LightsailError::from_sdk(action, e));
         let outcome = match &result {
@@ -365,14 +397,17 @@ impl Lightsail {
         result
     }
 
-    /// `StartGUISession`: the operations it started (normally one).
+    /// `StartGUISession` under a permit from [`Lightsail::permit`]: the operations it started
+    /// (normally one). The call goes out at once: no rate-limit wait between the caller's last
+    /// check and the request.
     pub async fn start_gui_session(
         &self,
-        region: Option<&str>,
+        permit: Permit,
         resource_name: &str,
     ) -> Result<Vec<Operation>, LightsailError> {
+        debug_assert_eq!(permit.action, Action::StartGuiSession);
         let out = self
-            .call(region, Action::StartGuiSession, |c| {
+            .call_with(permit, |c| {
                 c.start_gui_session().resource_name(resource_name).send()
             })
             .await?;
@@ -474,6 +509,12 @@ mod tests {
         l
     }
 
+    async fn permit(l: &Lightsail) -> Permit {
+        l.permit(None, Action::StartGuiSession)
+            .await
+            .expect("a permit")
+    }
+
     #[test]
     fn codes_are_classified_with_or_without_the_exception_suffix() {
         for code in [
@@ -569,7 +610,10 @@ mod tests {
         );
         let l = with_client(client);
         for _ in 0..2 {
-            let e = l.start_gui_session(None, "vm-1").await.expect_err("fails");
+            let e = l
+                .start_gui_session(permit(&l).await, "vm-1")
+                .await
+                .expect_err("fails");
             assert_eq!(e.code, "NotFound");
             assert_eq!(e.class, ErrorClass::Terminal);
             assert!(e.answered);
@@ -597,7 +641,10 @@ mod tests {
         let get =
             mock!(Client::get_operation).then_output(|| GetOperationOutput::builder().build());
         let l = with_client(mock_client!(aws_sdk_lightsail, [&rule, &get]));
-        let ops = l.start_gui_session(None, "vm-1").await.expect("starts");
+        let ops = l
+            .start_gui_session(permit(&l).await, "vm-1")
+            .await
+            .expect("starts");
         assert_eq!(ops.len(), 1);
         assert_eq!(ops[0].id.as_deref(), Some("op-9"));
         assert_eq!(l.get_operation(None, "op-9").await.expect("ok"), None);
@@ -606,10 +653,9 @@ mod tests {
     #[tokio::test]
     async fn no_region_anywhere_is_a_terminal_error_naming_the_fix() {
         let l = Lightsail::from_sdk_config(SdkConfig::builder().build(), None, rate(), metrics());
-        let e = l
-            .start_gui_session(None, "vm-1")
-            .await
-            .expect_err("no region");
+        let Err(e) = l.permit(None, Action::StartGuiSession).await else {
+            panic!("a permit without a Region");
+        };
         assert_eq!(e.code, "NoRegion");
         assert_eq!(e.class, ErrorClass::Terminal);
         assert!(e.message.contains("spec.region"), "{}", e.message);

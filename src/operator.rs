@@ -176,6 +176,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         settings,
         retry,
+        crate::leadership::LeaderGate::always(),
     ));
     let health = Arc::new(Health {
         electing: args.leader_elect,
