@@ -77,6 +77,17 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_POLL_MAX", default_value = "30s", value_parser = duration_arg)]
     pub poll_max: Duration,
 
+    /// How long a pending start (status.pendingStart) belongs to the replica that wrote it: no
+    /// other replica starts a session for the object before it has passed, and after it the
+    /// resource's operations are looked up (and adopted) before anyone starts again. Must be
+    /// longer than --lightsail-timeout.
+    #[arg(long, env = "LGO_START_SETTLE", default_value = "60s", value_parser = duration_arg)]
+    pub start_settle: Duration,
+
+    /// Longest a Lightsail call may take, connecting included.
+    #[arg(long, env = "LGO_LIGHTSAIL_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
+    pub lightsail_timeout: Duration,
+
     /// Client-side limit on Lightsail requests per second, per Region.
     #[arg(long, env = "LGO_RATE_LIMIT", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,

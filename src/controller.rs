@@ -1,6 +1,7 @@
-//! The Kubernetes edge: reconciles GuiSessions (finalizer, status by server-side apply, Events)
-//! by carrying out what [`decide`] says, through the [`Lightsail`] edge. Nothing here knows the
-//! AWS SDK.
+//! The Kubernetes edge: runs the state machine of [`crate::decision`] for one GuiSession and
+//! performs the I/O it asks for (status writes with an optimistic-concurrency precondition, the
+//! finalizer, Events), calling Lightsail through the [`Lightsail`] edge. Nothing here decides
+//! policy, and nothing here knows the AWS SDK.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,29 +10,30 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::Action;
+use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::crd::{
-    GuiSession, GuiSessionStatus, LastError, Operation, OperationStatus, rfc3339_seconds,
-};
+use crate::crd::{GuiSession, GuiSessionStatus};
 use crate::decision::{
-    Decision, Settings, decide, effective_max_session_age, pick_adoptable, session_expiry,
-    start_pending,
+    Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, Settings, Transition, View, transition, until,
 };
 use crate::leadership::LeaderGate;
-use crate::lightsail::{ErrorClass, Lightsail, LightsailError};
+use crate::lightsail::{Action, Lightsail, LightsailError, Permit};
 use crate::metrics::Metrics;
-use crate::status::{Phase, conditions, phase_of_operation, reason_from_code};
 
 /// Field manager of every status write (server-side apply).
 pub const FIELD_MANAGER: &str = "lightsail-gui-operator";
 /// Finalizer carried only by GuiSessions with `stopOnDelete`.
 pub const FINALIZER: &str = "lightsail.operators.dev/stop-session";
+
+/// Most state-machine steps in one reconcile (a lookup, a start and a first record take three).
+const MAX_STEPS: usize = 8;
+/// Most write conflicts in one reconcile before it backs off.
+const MAX_CONFLICTS: u32 = 5;
 
 /// Per-object exponential backoff after retryable errors.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,8 @@ pub enum Error {
     MissingNamespace,
     #[error("encoding status: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the GuiSession kept changing under {0} consecutive writes")]
+    Conflicts(u32),
 }
 
 impl Error {
@@ -72,8 +76,13 @@ impl Error {
             Error::Kube(_) => "kube".into(),
             Error::MissingNamespace => "missing_namespace".into(),
             Error::Encode(_) => "encode".into(),
+            Error::Conflicts(_) => "conflicts".into(),
         }
     }
+}
+
+fn is_status(e: &Error, code: u16) -> bool {
+    matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == code)
 }
 
 /// Everything a reconcile needs, shared by all of them.
@@ -90,13 +99,18 @@ pub struct Context {
     pub retry: RetryPolicy,
     /// Checked right before every Lightsail mutation.
     pub leader: LeaderGate,
+    /// Longest time from deciding to start (the fence's `requestedAt`) to sending
+    /// StartGUISession: the settle window less the longest a call can take (and a second for
+    /// the whole-second `requestedAt`). A start that could not go out within it is not sent.
+    pub start_budget: Duration,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
     /// Status this process wrote, by object, until the watch cache has caught up with it (see
-    /// [`Context::fresh_status`]).
+    /// [`Context::fresh`]).
     written: Mutex<HashMap<ObjectRef<GuiSession>, (u64, GuiSessionStatus)>>,
 }
 
 impl Context {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: kube::Client,
         lightsail: Arc<Lightsail>,
@@ -105,7 +119,12 @@ impl Context {
         settings: Settings,
         retry: RetryPolicy,
         leader: LeaderGate,
+        call_timeout: Duration,
     ) -> Self {
+        let start_budget = settings
+            .start_settle
+            .saturating_sub(call_timeout)
+            .saturating_sub(Duration::from_secs(1));
         Context {
             client,
             lightsail,
@@ -114,27 +133,33 @@ impl Context {
             settings,
             retry,
             leader,
+            start_budget,
             failures: Mutex::default(),
             written: Mutex::default(),
         }
     }
 
-    /// The status to decide on: the cached object's, unless this process wrote a newer one that
-    /// the watch has not delivered yet. Deciding on a stale status could start a session twice.
+    /// The object to decide on: the cached one, with the status this process wrote if the watch
+    /// has not delivered that write yet. Only an optimisation (a stale view ends in a write
+    /// conflict, never in a second start), but it saves that conflict and its extra read.
     /// (resourceVersions are etcd revisions, so newer means larger; an unparsable one is trusted.)
-    fn fresh_status(&self, obj: &GuiSession) -> Option<GuiSessionStatus> {
-        let key = ObjectRef::from_obj(obj);
+    fn fresh(&self, obj: &GuiSession) -> GuiSession {
+        let mut obj = obj.clone();
+        let key = ObjectRef::from_obj(&obj);
         let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((rv, status)) = written.get(&key) {
             let cached_rv = obj.resource_version().and_then(|v| v.parse::<u64>().ok());
             match cached_rv {
-                Some(cached) if cached < *rv => return Some(status.clone()),
+                Some(cached) if cached < *rv => {
+                    obj.status = Some(status.clone());
+                    obj.metadata.resource_version = Some(rv.to_string());
+                }
                 _ => {
                     written.remove(&key);
                 }
             }
         }
-        obj.status.clone()
+        obj
     }
 
     /// Called for every object the watch delivers: forgets a written status once the cache
@@ -154,8 +179,11 @@ impl Context {
         }
     }
 
-    fn remember_written(&self, obj: &GuiSession, rv: Option<String>, status: &GuiSessionStatus) {
-        if let Some(rv) = rv.and_then(|v| v.parse::<u64>().ok()) {
+    fn remember_written(&self, obj: &GuiSession) {
+        if let (Some(rv), Some(status)) = (
+            obj.resource_version().and_then(|v| v.parse::<u64>().ok()),
+            obj.status.as_ref(),
+        ) {
             self.written
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -179,9 +207,21 @@ impl Context {
 }
 
 /// The reconcile entry point for kube's Controller.
-pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
-    let result = Step::new(&obj, &ctx)?.run().await;
+    let result = match obj.namespace() {
+        Some(namespace) => {
+            let api = Api::namespaced(ctx.client.clone(), &namespace);
+            Reconcile {
+                obj: ctx.fresh(&obj),
+                ctx: &ctx,
+                api,
+            }
+            .run()
+            .await
+        }
+        None => Err(Error::MissingNamespace),
+    };
     let label = match &result {
         Ok(_) => "ok".to_owned(),
         Err(e) => e.metric_label(),
@@ -194,7 +234,7 @@ pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Action
 }
 
 /// What kube's Controller does after a failed reconcile: per-object backoff with jitter.
-pub fn error_policy(obj: Arc<GuiSession>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<GuiSession>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let delay = ctx.next_backoff(&obj);
     warn!(
         namespace = obj.namespace().unwrap_or_default(),
@@ -203,170 +243,224 @@ pub fn error_policy(obj: Arc<GuiSession>, error: &Error, ctx: Arc<Context>) -> A
         retry_in = ?delay,
         "reconcile failed"
     );
-    Action::requeue(delay)
+    Requeue::requeue(delay)
 }
 
-/// One reconcile of one object.
-struct Step<'a> {
-    obj: &'a GuiSession,
+/// One reconcile of one object: the state machine's steps, with the I/O between them.
+struct Reconcile<'a> {
+    /// The latest known version of the object (replaced by every write's answer).
+    obj: GuiSession,
     ctx: &'a Context,
     api: Api<GuiSession>,
-    status: GuiSessionStatus,
-    now: Timestamp,
 }
 
-fn until(now: Timestamp, at: Timestamp) -> Duration {
-    Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO)
-}
-
-impl<'a> Step<'a> {
-    fn new(obj: &'a GuiSession, ctx: &'a Context) -> Result<Self, Error> {
-        let namespace = obj.namespace().ok_or(Error::MissingNamespace)?;
-        Ok(Step {
-            obj,
-            ctx,
-            api: Api::namespaced(ctx.client.clone(), &namespace),
-            status: ctx.fresh_status(obj).unwrap_or_default(),
-            now: Timestamp::now(),
-        })
+impl Reconcile<'_> {
+    fn transition(&self, input: Input, now: Timestamp) -> Transition {
+        let default_status = GuiSessionStatus::default();
+        let meta = self.obj.meta();
+        let view = View {
+            spec: &self.obj.spec,
+            status: self.obj.status.as_ref().unwrap_or(&default_status),
+            generation: meta.generation,
+            deleting: meta.deletion_timestamp.is_some(),
+            has_finalizer: self.obj.finalizers().iter().any(|f| f == FINALIZER),
+            skip_stop: self
+                .obj
+                .annotations()
+                .get(SKIP_STOP_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+        };
+        transition(&view, input, now, &self.ctx.settings)
     }
 
-    fn region(&self) -> Option<&str> {
-        self.obj.spec.region.as_deref()
-    }
-
-    fn generation(&self) -> Option<i64> {
-        self.obj.meta().generation
-    }
-
-    fn decide(&self, status: &GuiSessionStatus) -> Decision {
-        decide(
-            &self.obj.spec,
-            Some(status),
-            self.generation(),
-            self.now,
-            &self.ctx.settings,
-            self.obj.meta().deletion_timestamp.is_some(),
-        )
-    }
-
-    async fn run(mut self) -> Result<Action, Error> {
-        let deleting = self.obj.meta().deletion_timestamp.is_some();
-        if !deleting {
-            self.sync_finalizer().await?;
+    async fn run(mut self) -> Result<Requeue, Error> {
+        let mut input = Input::Observed;
+        let mut permit: Option<Permit> = None;
+        let mut conflicts = 0;
+        for _ in 0..MAX_STEPS {
+            let now = Timestamp::now();
+            let decided_at = Instant::now();
+            let step = self.transition(input.clone(), now);
+            debug!(
+                namespace = self.obj.namespace().unwrap_or_default(),
+                name = self.obj.name_any(),
+                effect = ?step.effect,
+                "reconciling"
+            );
+            if let Effect::Start(target) = &step.effect
+                && permit.is_none()
+            {
+                // The rate-limit wait comes before the fence, then the decision is made again
+                // with the time after it: the fence must be fresh when the call goes out.
+                if !self.ctx.leader.may_mutate() {
+                    return Ok(self.not_leader());
+                }
+                match self
+                    .ctx
+                    .lightsail
+                    .permit(target.region.as_deref(), Action::StartGuiSession)
+                    .await
+                {
+                    Ok(p) => permit = Some(p),
+                    Err(e) => {
+                        input = Input::StartAnswered {
+                            target: target.clone(),
+                            fence: None,
+                            result: Err(e),
+                        };
+                    }
+                }
+                continue;
+            }
+            match self.apply(&step).await {
+                Ok(()) => {}
+                Err(e) if is_status(&e, 409) => {
+                    conflicts += 1;
+                    self.ctx.metrics.count_status_conflict();
+                    if conflicts > MAX_CONFLICTS {
+                        return Err(Error::Conflicts(conflicts));
+                    }
+                    // Someone else changed the object since it was read: read it again and
+                    // decide again on what is there now, with the same input.
+                    self.obj = self.api.get(&self.obj.name_any()).await?;
+                    continue;
+                }
+                Err(e) if is_status(&e, 404) => return Ok(Requeue::await_change()),
+                Err(e) => return Err(e),
+            }
+            self.publish(&step.notes).await;
+            input = match step.effect {
+                Effect::Done(next) => return self.requeue(next),
+                Effect::Start(target) => {
+                    let Some(permit) = permit.take() else {
+                        continue;
+                    };
+                    if !self.ctx.leader.may_mutate() {
+                        return Ok(self.not_leader());
+                    }
+                    if decided_at.elapsed() > self.ctx.start_budget {
+                        // Too late for the call to end inside the settle window. The fence
+                        // stays; after the window the resource is looked up and started anew.
+                        warn!(
+                            namespace = self.obj.namespace().unwrap_or_default(),
+                            name = self.obj.name_any(),
+                            "start fenced but not sent in time; retrying after the settle window"
+                        );
+                        return Ok(Requeue::requeue(self.ctx.settings.start_settle));
+                    }
+                    let fence = step.status.pending_start.clone();
+                    let result = self
+                        .ctx
+                        .lightsail
+                        .start_gui_session(permit, &target.resource_name)
+                        .await;
+                    Input::StartAnswered {
+                        target,
+                        fence,
+                        result,
+                    }
+                }
+                Effect::Poll {
+                    target,
+                    operation_id,
+                } => Input::Polled(
+                    self.ctx
+                        .lightsail
+                        .get_operation(target.region.as_deref(), &operation_id)
+                        .await,
+                ),
+                Effect::Lookup(target) => {
+                    let at = Timestamp::now();
+                    let result = self
+                        .ctx
+                        .lightsail
+                        .operations_for_resource(target.region.as_deref(), &target.resource_name)
+                        .await;
+                    Input::LookedUp { target, at, result }
+                }
+                Effect::Stop(target) => {
+                    if !self.ctx.leader.may_mutate() {
+                        return Ok(self.not_leader());
+                    }
+                    Input::StopAnswered(
+                        self.ctx
+                            .lightsail
+                            .stop_gui_session(target.region.as_deref(), &target.resource_name)
+                            .await
+                            .map(|_| ()),
+                    )
+                }
+            };
         }
-        let decision = self.decide(&self.status);
+        // Not expected: every path ends within a few steps. Come back soon rather than never.
+        Ok(Requeue::requeue(self.ctx.settings.follow_backoff_initial))
+    }
+
+    fn not_leader(&self) -> Requeue {
         debug!(
-            namespace = self.obj.namespace().unwrap_or_default(),
             name = self.obj.name_any(),
-            ?decision,
-            "reconciling"
+            "not the leader: leaving the Lightsail call to the leader"
         );
-        match decision {
-            Decision::Nothing => {
-                self.remove_finalizer().await?;
-                Ok(Action::await_change())
-            }
-            Decision::Stop => self.stop().await,
-            Decision::Suspended => {
-                let status = self.status.clone();
-                self.write(status, &Phase::Suspended).await?;
-                Ok(Action::await_change())
-            }
-            Decision::WaitUntil(at) => {
-                self.refresh().await?;
-                Ok(Action::requeue(until(self.now, at)))
-            }
-            Decision::Follow { operation_id, .. } => self.follow(&operation_id).await,
-            Decision::LookupForAdoption => self.lookup_then_start().await,
-            Decision::Start => self.start().await,
+        Requeue::requeue(self.ctx.settings.start_settle)
+    }
+
+    fn requeue(&self, next: Next) -> Result<Requeue, Error> {
+        match next {
+            // Never zero: the state machine only asks for future instants.
+            Next::At(at) => Ok(Requeue::requeue(
+                until(Timestamp::now(), at).max(Duration::from_millis(100)),
+            )),
+            Next::After(d) => Ok(Requeue::requeue(d.max(Duration::from_millis(100)))),
+            Next::Change => Ok(Requeue::await_change()),
+            Next::Retry(e) => Err(Error::Lightsail(e)),
         }
     }
 
-    /// Keeps the finalizer in step with `spec.stopOnDelete` (metadata only; spec is never written).
-    async fn sync_finalizer(&self) -> Result<(), Error> {
-        let has = self.obj.finalizers().iter().any(|f| f == FINALIZER);
-        if self.obj.spec.stop_on_delete && !has {
-            let mut finalizers = self.obj.finalizers().to_vec();
-            finalizers.push(FINALIZER.to_owned());
-            self.patch_finalizers(finalizers).await
-        } else if !self.obj.spec.stop_on_delete && has {
-            self.remove_finalizer().await
-        } else {
-            Ok(())
-        }
-    }
-
-    async fn remove_finalizer(&self) -> Result<(), Error> {
-        if !self.obj.finalizers().iter().any(|f| f == FINALIZER) {
-            return Ok(());
-        }
-        let finalizers: Vec<String> = self
-            .obj
-            .finalizers()
-            .iter()
-            .filter(|f| *f != FINALIZER)
-            .cloned()
-            .collect();
-        self.patch_finalizers(finalizers).await
-    }
-
-    /// A merge patch carrying the resourceVersion, so a concurrent change to the list conflicts
-    /// (and is retried) instead of being overwritten.
-    async fn patch_finalizers(&self, finalizers: Vec<String>) -> Result<(), Error> {
-        let patch = json!({
-            "metadata": {
-                "finalizers": finalizers,
-                "resourceVersion": self.obj.resource_version(),
+    /// The finalizer change, then the status when it changed, each with a precondition on the
+    /// resourceVersion the transition was computed from. Every answer becomes the new view.
+    async fn apply(&mut self, step: &Transition) -> Result<(), Error> {
+        if let Some(add) = step.finalizer {
+            let mut finalizers: Vec<String> = self
+                .obj
+                .finalizers()
+                .iter()
+                .filter(|f| *f != FINALIZER)
+                .cloned()
+                .collect();
+            if add {
+                finalizers.push(FINALIZER.to_owned());
             }
-        });
-        self.api
-            .patch(
-                &self.obj.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Condition note when the guard rail raised `maxSessionAge`.
-    fn guard_rail_note(&self) -> Option<String> {
-        let requested = crate::crd::parse_go_duration(&self.obj.spec.max_session_age).ok()?;
-        let effective = effective_max_session_age(&self.obj.spec, &self.ctx.settings);
-        (requested < effective).then(|| {
-            format!(
-                "maxSessionAge {} is below the operator's minimum session age; using {}",
-                self.obj.spec.max_session_age,
-                jiff::SignedDuration::try_from(effective)
-                    .map(|d| format!("{d:#}"))
-                    .unwrap_or_else(|_| format!("{effective:?}"))
-            )
-        })
-    }
-
-    /// Writes `status` with the conditions of `phase`, by server-side apply, unless nothing
-    /// changed (a status write that changes nothing still costs an etcd write and a watch event
-    /// for every watcher, GitOps tools included).
-    async fn write(&mut self, mut status: GuiSessionStatus, phase: &Phase) -> Result<(), Error> {
-        let generation = self.generation();
-        status.observed_generation = generation;
-        status.conditions = Some(conditions(
-            phase,
-            self.guard_rail_note().as_deref(),
-            generation,
-            self.status.conditions.as_deref(),
-            self.now,
-        ));
-        if status == self.status {
+            let patch = json!({
+                "metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": self.obj.resource_version(),
+                }
+            });
+            self.obj = self
+                .api
+                .patch(
+                    &self.obj.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+        }
+        let current = self.obj.status.clone().unwrap_or_default();
+        if step.status == current {
+            // A write that changes nothing still costs an etcd write and a watch event for
+            // every watcher, GitOps tools included.
             return Ok(());
         }
         let patch = json!({
             "apiVersion": GuiSession::api_version(&()),
             "kind": GuiSession::kind(&()),
-            "status": status,
+            "metadata": {
+                "name": self.obj.name_any(),
+                "resourceVersion": self.obj.resource_version(),
+            },
+            "status": step.status,
         });
-        let written = self
+        self.obj = self
             .api
             .patch_status(
                 &self.obj.name_any(),
@@ -375,351 +469,37 @@ impl<'a> Step<'a> {
             )
             .await?;
         self.ctx.metrics.count_status_write();
-        self.ctx
-            .remember_written(self.obj, written.resource_version(), &status);
-        self.status = status;
+        self.ctx.remember_written(&self.obj);
         Ok(())
     }
 
-    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        let reference: ObjectReference = self.obj.object_ref(&());
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note),
-            action: action.to_owned(),
-            secondary: None,
-        };
-        // An Event that cannot be written must not fail the reconcile that it reports on.
-        let recorder = Recorder::new(self.ctx.client.clone(), self.ctx.reporter.clone());
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            warn!(name = self.obj.name_any(), error = %e, "cannot publish event");
-        }
-    }
-
-    /// Re-derives the status of a live or stalled session (expiry after a spec or guard-rail
-    /// change, conditions after a restart); writes only if that changes something.
-    async fn refresh(&mut self) -> Result<(), Error> {
-        let stalled = self
-            .status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Stalled" && c.status == "True");
-        let failed = self
-            .status
-            .operation
-            .as_ref()
-            .is_some_and(|op| op.status == Some(OperationStatus::Failed));
-        if stalled || failed {
-            return Ok(());
-        }
-        let mut status = self.status.clone();
-        let started = status
-            .session_started_at
-            .as_ref()
-            .and_then(|s| s.parse::<Timestamp>().ok());
-        if let Some(started) = started {
-            status.session_expires_at = Some(rfc3339_seconds(session_expiry(
-                &self.obj.spec,
-                started,
-                &self.ctx.settings,
-            )));
-        }
-        let phase = Phase::Active {
-            expires_at: status.session_expires_at.clone().unwrap_or_default(),
-        };
-        self.write(status, &phase).await
-    }
-
-    /// Records an operation (from a start, a poll or an adoption) and schedules what comes next.
-    async fn record(&mut self, op: Operation) -> Result<Action, Error> {
-        let mut status = self.status.clone();
-        let failed = op.status == Some(OperationStatus::Failed);
-        if failed {
-            status.session_started_at = None;
-            status.session_expires_at = None;
-            status.last_error = Some(LastError {
-                code: Some(
-                    op.error_code
-                        .clone()
-                        .unwrap_or_else(|| "OperationFailed".into()),
-                ),
-                message: op.error_details.clone(),
-                time: Some(rfc3339_seconds(self.now)),
-            });
-        } else {
-            let started = op
-                .created_at
-                .as_ref()
-                .and_then(|s| s.parse::<Timestamp>().ok())
-                .unwrap_or(self.now);
-            status.session_started_at = Some(rfc3339_seconds(started));
-            status.session_expires_at = Some(rfc3339_seconds(session_expiry(
-                &self.obj.spec,
-                started,
-                &self.ctx.settings,
-            )));
-            status.last_error = None;
-        }
-        let phase = phase_of_operation(
-            op.status,
-            op.is_terminal,
-            status.session_expires_at.as_deref(),
-            op.error_code
-                .as_deref()
-                .map(|c| (c, op.error_details.as_deref().unwrap_or(""))),
-        );
-        let newly_failed = failed
-            && self.status.operation.as_ref().map(|o| (&o.id, o.status))
-                != Some((&op.id, op.status));
-        status.operation = Some(op);
-        self.write(status.clone(), &phase).await?;
-        if newly_failed {
-            let note = match &self.status.last_error {
-                Some(LastError { code, message, .. }) => format!(
-                    "StartGUISession operation failed: {}: {}",
-                    code.as_deref().unwrap_or("OperationFailed"),
-                    message.as_deref().unwrap_or("")
-                ),
-                None => "StartGUISession operation failed".into(),
-            };
-            self.event(EventType::Warning, "StartFailed", "StartGUISession", note)
-                .await;
-        }
-        Ok(self.next_action(&status))
-    }
-
-    /// When to come back after writing `status`.
-    fn next_action(&self, status: &GuiSessionStatus) -> Action {
-        match self.decide(status) {
-            Decision::Follow { after, .. } => Action::requeue(after),
-            Decision::WaitUntil(at) => Action::requeue(until(self.now, at)),
-            Decision::Suspended | Decision::Nothing => Action::await_change(),
-            // Not expected right after a write; come back soon rather than never.
-            Decision::Start | Decision::LookupForAdoption | Decision::Stop => {
-                Action::requeue(self.ctx.settings.follow_backoff_initial)
-            }
-        }
-    }
-
-    /// Records a failed call. Terminal errors stall the object until the retry delay or a spec
-    /// change; retryable ones go back to kube's Controller for per-object backoff.
-    async fn fail(&mut self, error: LightsailError, start_attempt: bool) -> Result<Action, Error> {
-        let mut status = self.status.clone();
-        let same_error = status
-            .last_error
-            .as_ref()
-            .is_some_and(|e| e.code.as_deref() == Some(error.code.as_str()));
-        status.last_error = Some(LastError {
-            code: Some(error.code.clone()),
-            message: Some(error.message.clone()),
-            time: Some(rfc3339_seconds(self.now)),
-        });
-        let reason = reason_from_code(&error.code);
-        let message = error.to_string();
-        let phase = match error.class {
-            ErrorClass::Terminal => Phase::Stalled { reason, message },
-            ErrorClass::Retryable => Phase::Retrying {
-                reason,
-                message,
-                // Keep the start marker while a session may have been started: when the call
-                // itself got no answer, or when an earlier start is still unaccounted for.
-                start_pending: (start_attempt && !error.answered) || start_pending(&self.status),
-            },
-        };
-        self.write(status, &phase).await?;
-        if !same_error {
-            let reason = if start_attempt {
-                "StartFailed"
+    async fn publish(&self, notes: &[Note]) {
+        for note in notes {
+            let namespace = self.obj.namespace().unwrap_or_default();
+            let name = self.obj.name_any();
+            if note.warning {
+                warn!(namespace, name, reason = note.reason, "{}", note.message);
             } else {
-                "LightsailError"
-            };
-            self.event(
-                EventType::Warning,
-                reason,
-                error.action.as_str(),
-                error.to_string(),
-            )
-            .await;
-        }
-        match error.class {
-            ErrorClass::Terminal => {
-                info!(
-                    namespace = self.obj.namespace().unwrap_or_default(),
-                    name = self.obj.name_any(),
-                    error = %error,
-                    "stalled; retrying after the stalled-retry delay or on a spec change"
-                );
-                Ok(Action::requeue(self.ctx.settings.stalled_retry))
+                info!(namespace, name, reason = note.reason, "{}", note.message);
             }
-            ErrorClass::Retryable => Err(Error::Lightsail(error)),
-        }
-    }
-
-    async fn follow(&mut self, operation_id: &str) -> Result<Action, Error> {
-        match self
-            .ctx
-            .lightsail
-            .get_operation(self.region(), operation_id)
-            .await
-        {
-            Ok(Some(op)) => self.record(op).await,
-            Ok(None) => {
-                let error = LightsailError {
-                    action: crate::lightsail::Action::GetOperation,
-                    code: "InvalidResponse".into(),
-                    message: format!("GetOperation returned no operation for {operation_id}"),
-                    class: ErrorClass::Retryable,
-                    answered: true,
-                };
-                self.fail(error, false).await
-            }
-            Err(e) => self.fail(e, false).await,
-        }
-    }
-
-    async fn lookup_then_start(&mut self) -> Result<Action, Error> {
-        let operations = match self
-            .ctx
-            .lightsail
-            .operations_for_resource(self.region(), &self.obj.spec.resource_name)
-            .await
-        {
-            Ok(ops) => ops,
-            Err(e) => return self.fail(e, false).await,
-        };
-        match pick_adoptable(&operations, &self.obj.spec, self.now, &self.ctx.settings) {
-            Some(op) => {
-                let note = format!(
-                    "adopted running GUI session of {} (operation {}) instead of starting another",
-                    self.obj.spec.resource_name,
-                    op.id.as_deref().unwrap_or("?")
-                );
-                let action = self.record(op.clone()).await?;
-                self.event(EventType::Normal, "SessionAdopted", "Adopt", note)
-                    .await;
-                Ok(action)
-            }
-            None => self.start().await,
-        }
-    }
-
-    /// Starts a session. Write order (what makes a kill -9 anywhere safe):
-    /// 1. the start marker (`Reconciling=True`, reason `SessionStarting`) is written first;
-    /// 2. only then is `StartGUISession` called;
-    /// 3. its operation replaces the marker in the status.
-    ///
-    /// A crash before 2 leaves the marker: the next reconcile looks up the resource's
-    /// operations, finds no new start, and starts. A crash between 2 and 3 leaves the marker:
-    /// the lookup finds the started operation and adopts it. Either way one start per window.
-    async fn start(&mut self) -> Result<Action, Error> {
-        let renewal = self.status.session_started_at.is_some() || self.status.operation.is_some();
-        if !start_pending(&self.status) {
-            let status = self.status.clone();
-            let message = if renewal {
-                "starting a new GUI session"
-            } else {
-                "starting a GUI session"
-            };
-            self.write(
-                status,
-                &Phase::Starting {
-                    message: message.into(),
+            let reference: ObjectReference = self.obj.object_ref(&());
+            let event = Event {
+                type_: if note.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
                 },
-            )
-            .await?;
-        }
-        let result = match self
-            .ctx
-            .lightsail
-            .permit(self.region(), crate::lightsail::Action::StartGuiSession)
-            .await
-        {
-            Ok(permit) => {
-                self.ctx
-                    .lightsail
-                    .start_gui_session(permit, &self.obj.spec.resource_name)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let operations = match result {
-            Ok(ops) => ops,
-            Err(e) => return self.fail(e, true).await,
-        };
-        let Some(op) = operations
-            .iter()
-            .find(|op| op.operation_type.as_deref() == Some("StartGUISession"))
-            .or(operations.first())
-            .cloned()
-        else {
-            let error = LightsailError {
-                action: crate::lightsail::Action::StartGuiSession,
-                code: "InvalidResponse".into(),
-                message: "StartGUISession returned no operation".into(),
-                class: ErrorClass::Retryable,
-                answered: false,
+                reason: note.reason.to_owned(),
+                note: Some(note.message.clone()),
+                action: note.action.to_owned(),
+                secondary: None,
             };
-            return self.fail(error, true).await;
-        };
-        let op_id = op.id.clone().unwrap_or_default();
-        let action = self.record(op).await?;
-        let (reason, verb) = if renewal {
-            ("SessionRenewed", "renewed")
-        } else {
-            ("SessionStarted", "started")
-        };
-        info!(
-            namespace = self.obj.namespace().unwrap_or_default(),
-            name = self.obj.name_any(),
-            resource = self.obj.spec.resource_name,
-            operation = op_id,
-            "GUI session {verb}"
-        );
-        self.event(
-            EventType::Normal,
-            reason,
-            "StartGUISession",
-            format!(
-                "GUI session of {} {verb} (operation {op_id})",
-                self.obj.spec.resource_name
-            ),
-        )
-        .await;
-        Ok(action)
-    }
-
-    async fn stop(&mut self) -> Result<Action, Error> {
-        let result = self
-            .ctx
-            .lightsail
-            .stop_gui_session(self.region(), &self.obj.spec.resource_name)
-            .await;
-        match result {
-            // NotFound: the resource is gone, so is its session; the object may go too.
-            Ok(_) => {}
-            Err(e) if e.code == "NotFound" => {}
-            Err(e) => {
-                self.event(
-                    EventType::Warning,
-                    "StopFailed",
-                    "StopGUISession",
-                    e.to_string(),
-                )
-                .await;
-                return Err(Error::Lightsail(e));
+            // An Event that cannot be written must not fail the reconcile that it reports on.
+            let recorder = Recorder::new(self.ctx.client.clone(), self.ctx.reporter.clone());
+            if let Err(e) = recorder.publish(&event, &reference).await {
+                warn!(name, error = %e, "cannot publish event");
             }
         }
-        self.event(
-            EventType::Normal,
-            "SessionStopped",
-            "StopGUISession",
-            format!("GUI session of {} stopped", self.obj.spec.resource_name),
-        )
-        .await;
-        self.remove_finalizer().await?;
-        Ok(Action::await_change())
     }
 }
 
@@ -758,6 +538,7 @@ mod tests {
                 max: Duration::from_secs(2),
             },
             LeaderGate::always(),
+            Duration::from_secs(30),
         )
     }
 
@@ -782,22 +563,25 @@ mod tests {
     async fn a_status_this_process_wrote_wins_until_the_watch_delivers_it() {
         let ctx = context();
         let written = GuiSessionStatus {
-            session_started_at: Some("2026-11-24T12:00:00Z".into()),
+            session_started_at: Some("2026-11-24T12:00:00Z".parse().expect("timestamp")),
             ..GuiSessionStatus::default()
         };
+        ctx.remember_written(&object("5", Some(written.clone())));
+        // The cache still has the object from before the write: decide on what was written,
+        // with the resourceVersion of the write as the precondition.
         let stale = object("4", None);
-        ctx.remember_written(&stale, Some("5".into()), &written);
-        // The cache still has the object from before the write: decide on what was written.
-        assert_eq!(ctx.fresh_status(&stale), Some(written.clone()));
+        let fresh = ctx.fresh(&stale);
+        assert_eq!(fresh.status, Some(written.clone()));
+        assert_eq!(fresh.resource_version().as_deref(), Some("5"));
         ctx.watch_caught_up(&stale);
-        assert_eq!(ctx.fresh_status(&stale), Some(written.clone()));
+        assert_eq!(ctx.fresh(&stale).status, Some(written.clone()));
         // The watch delivers the write: the entry goes, the cache is the truth again.
         let current = object("5", Some(GuiSessionStatus::default()));
         ctx.watch_caught_up(&current);
         assert!(ctx.written.lock().expect("lock").is_empty());
-        assert_eq!(ctx.fresh_status(&stale), None);
+        assert_eq!(ctx.fresh(&stale).status, None);
         assert_eq!(
-            ctx.fresh_status(&current),
+            ctx.fresh(&current).status,
             Some(GuiSessionStatus::default())
         );
     }

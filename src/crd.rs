@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -75,29 +76,60 @@ pub struct GuiSessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
+    /// The Lightsail resource the recorded session and operation belong to. When `spec.resourceName` or the effective Region changes, the recorded session is no longer this object's: the operator forgets it (the old session runs out on its own) and looks after the new resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+
+    /// The AWS Region of `resourceName` (`spec.region`, or the operator's default Region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+
     /// The last Lightsail operation the operator started or adopted for this resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
 
-    /// When the current GUI session was started (RFC 3339).
+    /// When the current GUI session started, on the operator's clock: for a session the operator started, when it decided to start it (never later than the real start, so a renewal is never late); for an adopted one, Lightsail's `createdAt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_started_at: Option<String>,
+    pub session_started_at: Option<Timestamp>,
 
-    /// When the current GUI session will be replaced by a new one (RFC 3339).
+    /// When the current GUI session will be replaced by a new one: `sessionStartedAt` plus the effective `maxSessionAge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_expires_at: Option<String>,
+    pub session_expires_at: Option<Timestamp>,
+
+    /// When the operator last called StartGUISession for this object, on its own clock. No new start follows sooner than the operator's minimum session age after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_start_at: Option<Timestamp>,
+
+    /// Present while a StartGUISession call may be in flight. The operator writes it, with an optimistic-concurrency precondition, before every StartGUISession: only the writer that wins that write calls Lightsail. It is cleared only when the call's operation is recorded or Lightsail definitely did not start a session. While it is younger than the operator's settle window nobody else starts a session; an older one makes the operator look up the resource's operations and adopt what it finds before it starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_start: Option<PendingStart>,
 
     /// The last error the operator hit while managing the session, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
 
-    /// Standard conditions. `Ready` is `True` while a GUI session is available.
+    /// Standard kstatus conditions. `Ready` is `True` while a GUI session is available (or the object is suspended, which is its desired state); `Reconciling` is `True` while a first session is being started or an error is being retried; `Stalled` is `True` after an error that retrying will not fix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Option<Vec<Condition>>,
 }
 
-/// A Lightsail operation, as reported by the Lightsail API. Timestamps are RFC 3339, in whole seconds.
+/// A StartGUISession call that may be in flight (see `status.pendingStart`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingStart {
+    /// When the operator decided to start the session, on its own clock.
+    pub requested_at: Timestamp,
+    /// The Lightsail resource being started.
+    pub resource_name: String,
+    /// Its AWS Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The operator replica that wrote it.
+    pub holder: String,
+}
+
+/// A Lightsail operation, as reported by the Lightsail API. Timestamps are in whole seconds.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
@@ -110,9 +142,9 @@ pub struct Operation {
     /// Type of the resource, for example `Instance`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
-    /// When the operation was created.
+    /// When the operation was created, on Lightsail's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<String>,
+    pub created_at: Option<Timestamp>,
     /// Where the operation runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -128,15 +160,46 @@ pub struct Operation {
     /// Status of the operation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<OperationStatus>,
-    /// When the status last changed.
+    /// When the status last changed, on Lightsail's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_changed_at: Option<String>,
+    pub status_changed_at: Option<Timestamp>,
     /// Error code, when the operation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// Error details, when the operation failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_details: Option<String>,
+}
+
+impl Operation {
+    /// Whether the operation has finished: Lightsail says it is terminal, or its status is one
+    /// only a finished operation has (Lightsail may omit `isTerminal`).
+    pub fn finished(&self) -> bool {
+        self.is_terminal == Some(true)
+            || matches!(
+                self.status,
+                Some(
+                    OperationStatus::Succeeded
+                        | OperationStatus::Completed
+                        | OperationStatus::Failed
+                )
+            )
+    }
+
+    /// Whether the operation failed.
+    pub fn failed(&self) -> bool {
+        self.status == Some(OperationStatus::Failed)
+    }
+
+    /// Whether this is a StartGUISession operation.
+    pub fn is_start(&self) -> bool {
+        self.operation_type.as_deref() == Some("StartGUISession")
+    }
+
+    /// Whether this is a StopGUISession operation.
+    pub fn is_stop(&self) -> bool {
+        self.operation_type.as_deref() == Some("StopGUISession")
+    }
 }
 
 /// Where a Lightsail operation runs.
@@ -171,16 +234,15 @@ pub struct LastError {
     /// Human-readable description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// When the error happened (RFC 3339).
+    /// When the error happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
+    pub time: Option<Timestamp>,
 }
 
-/// Formats a timestamp as RFC 3339, truncated to whole seconds, as stored in the status.
-pub fn rfc3339_seconds(ts: jiff::Timestamp) -> String {
-    jiff::Timestamp::from_second(ts.as_second())
-        .unwrap_or(ts)
-        .to_string()
+/// `ts` truncated to whole seconds, as every status timestamp is stored (sub-second digits would
+/// make status differ on every read of the same instant).
+pub fn whole_seconds(ts: Timestamp) -> Timestamp {
+    Timestamp::from_second(ts.as_second()).unwrap_or(ts)
 }
 
 /// Why a Go duration string could not be parsed.
@@ -444,8 +506,38 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_truncates_to_seconds() {
-        let ts: jiff::Timestamp = "2026-11-24T20:00:01.987Z".parse().expect("valid");
-        assert_eq!(rfc3339_seconds(ts), "2026-11-24T20:00:01Z");
+    fn status_timestamps_are_whole_seconds_in_rfc3339() {
+        let ts: Timestamp = "2026-11-24T20:00:01.987Z".parse().expect("valid");
+        let status = GuiSessionStatus {
+            session_started_at: Some(whole_seconds(ts)),
+            ..GuiSessionStatus::default()
+        };
+        let json = serde_json::to_value(&status).expect("serialises");
+        assert_eq!(json["sessionStartedAt"], "2026-11-24T20:00:01Z");
+        let schema = serde_json::to_value(GuiSession::crd()).expect("crd");
+        let props = &schema["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+            ["properties"];
+        assert_eq!(props["sessionStartedAt"]["format"], "date-time");
+        assert_eq!(
+            props["pendingStart"]["properties"]["requestedAt"]["format"],
+            "date-time"
+        );
+    }
+
+    #[test]
+    fn finished_has_one_definition() {
+        let op = |status, is_terminal| Operation {
+            status,
+            is_terminal,
+            ..Operation::default()
+        };
+        assert!(op(Some(OperationStatus::Succeeded), None).finished());
+        assert!(op(Some(OperationStatus::Completed), None).finished());
+        assert!(op(Some(OperationStatus::Failed), None).finished());
+        assert!(op(None, Some(true)).finished());
+        assert!(op(Some(OperationStatus::Started), Some(true)).finished());
+        assert!(!op(Some(OperationStatus::Started), Some(false)).finished());
+        assert!(!op(Some(OperationStatus::NotStarted), None).finished());
+        assert!(!op(None, None).finished());
     }
 }

@@ -1,28 +1,51 @@
-//! What the controller should do next for one GuiSession: a pure function of spec, status, time
-//! and operator settings, so every case can be tested without a cluster or AWS.
+//! All policy of the operator as one pure state machine. Given what is known of one GuiSession
+//! (spec, status, metadata), what just happened (an [`Input`]) and the time, [`transition`] says
+//! what the status must become, which Events to publish, whether the finalizer changes, and what
+//! to do next ([`Effect`]). The controller performs exactly the I/O it is asked for and feeds the
+//! outcome back in, so every case is tested here without a cluster or AWS.
+//!
+//! Exactly one StartGUISession per window rests on one rule: every start is preceded by a status
+//! write that sets `status.pendingStart` (the fence), made with an optimistic-concurrency
+//! precondition on the resourceVersion the decision was based on. The controller calls Lightsail
+//! only when that write wins; a stale view ends in a conflict and a fresh decision. A pending start
+//! is cleared only by recording an operation or by a definite "not started" answer; while it is
+//! younger than the settle window nobody starts, and after that the resource's operations are
+//! looked up (and adopted) before anyone starts again.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-
 use crate::crd::{
-    DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, Operation, OperationStatus,
-    parse_go_duration,
+    DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, LastError, Operation, PendingStart,
+    parse_go_duration, whole_seconds,
 };
+use crate::lightsail::{ErrorClass, LightsailError};
+use crate::status::{Phase, REASON_STARTING, condition_true, conditions, reason_from_code};
+
+/// Annotation a user sets (to `"true"`) on a GuiSession with `stopOnDelete` so that deleting it
+/// skips StopGUISession, e.g. after the operator lost its AWS access.
+pub const SKIP_STOP_ANNOTATION: &str = "lightsail.operators.dev/skip-stop";
 
 /// Operator-wide settings that shape decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// Guard rail: a `maxSessionAge` below this is raised to it.
+    /// Guard rail: a `maxSessionAge` below this is raised to it, and no new start follows the
+    /// last one sooner than this.
     pub min_session_age: Duration,
-    /// How long to wait before starting again after a start failed (terminal errors).
+    /// How long to wait before retrying after a terminal error.
     pub stalled_retry: Duration,
-    /// First delay when polling a non-terminal operation.
+    /// First delay when polling a running operation.
     pub follow_backoff_initial: Duration,
-    /// Longest delay when polling a non-terminal operation.
+    /// Longest delay when polling a running operation.
     pub follow_backoff_max: Duration,
+    /// How long a pending start belongs to its writer. Longer than a StartGUISession call can
+    /// take, so that after it the call has either reached Lightsail or never will.
+    pub start_settle: Duration,
+    /// The Region of GuiSessions without `spec.region`.
+    pub default_region: Option<String>,
+    /// This replica's name, written into `pendingStart.holder`.
+    pub identity: String,
 }
 
 impl Default for Settings {
@@ -32,32 +55,11 @@ impl Default for Settings {
             stalled_retry: Duration::from_secs(5 * 60),
             follow_backoff_initial: Duration::from_secs(1),
             follow_backoff_max: Duration::from_secs(30),
+            start_settle: Duration::from_secs(60),
+            default_region: None,
+            identity: "lightsail-gui-operator".into(),
         }
     }
-}
-
-/// The next step for one GuiSession.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// No session is recorded, or a start may have happened without its result being recorded:
-    /// look up `GetOperationsForResource` to adopt a running session before starting a new one.
-    LookupForAdoption,
-    /// Start a new GUI session (the recorded one expired, or the last start failed and its
-    /// retry delay elapsed).
-    Start,
-    /// The recorded operation is still running: poll it again after `after`.
-    Follow {
-        operation_id: String,
-        after: Duration,
-    },
-    /// Nothing to do before this instant (session expiry or end of a retry delay): requeue then.
-    WaitUntil(Timestamp),
-    /// `spec.suspend` is set: start nothing.
-    Suspended,
-    /// The object is being deleted with `stopOnDelete`: stop the recorded session.
-    Stop,
-    /// Nothing to do, ever (for example: deleting without `stopOnDelete`).
-    Nothing,
 }
 
 /// `spec.maxSessionAge`, raised to the guard rail. An unparsable value (admission should have
@@ -69,643 +71,842 @@ pub fn effective_max_session_age(spec: &GuiSessionSpec, settings: &Settings) -> 
     requested.max(settings.min_session_age)
 }
 
-/// When a session started at `started` expires under `spec` and `settings`.
-pub fn session_expiry(spec: &GuiSessionSpec, started: Timestamp, settings: &Settings) -> Timestamp {
-    add(started, effective_max_session_age(spec, settings))
+/// The condition note when the guard rail raised `maxSessionAge`.
+pub fn guard_rail_note(spec: &GuiSessionSpec, settings: &Settings) -> Option<String> {
+    let requested = parse_go_duration(&spec.max_session_age).ok()?;
+    let effective = effective_max_session_age(spec, settings);
+    (requested < effective).then(|| {
+        format!(
+            "maxSessionAge {} is below the operator's minimum session age; using {}",
+            spec.max_session_age,
+            jiff::SignedDuration::try_from(effective)
+                .map(|d| format!("{d:#}"))
+                .unwrap_or_else(|_| format!("{effective:?}"))
+        )
+    })
 }
 
 fn add(ts: Timestamp, d: Duration) -> Timestamp {
     ts.checked_add(d).unwrap_or(Timestamp::MAX)
 }
 
-fn parse_ts(s: Option<&String>) -> Option<Timestamp> {
-    s.and_then(|s| s.parse().ok())
+/// Which Lightsail resource, in which Region, a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub resource_name: String,
+    /// The effective Region; `None` only when neither the spec nor the operator names one (the
+    /// Lightsail edge then answers with a terminal `NoRegion`).
+    pub region: Option<String>,
 }
 
-/// Reason of the `Reconciling` condition written just before `StartGUISession` is called. Until
-/// the call's result is recorded, its presence means "a session may have been started": the next
-/// reconcile (perhaps in another process, after a crash) looks up the resource's operations
-/// before starting, so a crash between the call and the status write never starts twice.
-pub const REASON_STARTING: &str = "SessionStarting";
+impl Target {
+    /// The resource the spec names, in its effective Region.
+    pub fn of(spec: &GuiSessionSpec, settings: &Settings) -> Target {
+        Target {
+            resource_name: spec.resource_name.clone(),
+            region: spec
+                .region
+                .clone()
+                .or_else(|| settings.default_region.clone()),
+        }
+    }
 
-fn condition_true<'a>(status: &'a GuiSessionStatus, type_: &str) -> Option<&'a Condition> {
-    status
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == "True")
+    fn recorded(status: &GuiSessionStatus) -> Option<Target> {
+        status.resource_name.as_ref().map(|name| Target {
+            resource_name: name.clone(),
+            region: status.region.clone(),
+        })
+    }
+
+    fn pending(p: &PendingStart) -> Target {
+        Target {
+            resource_name: p.resource_name.clone(),
+            region: p.region.clone(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.region {
+            Some(r) => format!("{} ({r})", self.resource_name),
+            None => self.resource_name.clone(),
+        }
+    }
 }
 
-/// True while a start may be in flight (see [`REASON_STARTING`]).
-pub fn start_pending(status: &GuiSessionStatus) -> bool {
-    condition_true(status, "Reconciling").is_some_and(|c| c.reason == REASON_STARTING)
+/// What the state machine sees of one GuiSession.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub spec: &'a GuiSessionSpec,
+    pub status: &'a GuiSessionStatus,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The object has a `deletionTimestamp`.
+    pub deleting: bool,
+    /// The object carries the operator's finalizer.
+    pub has_finalizer: bool,
+    /// The object carries [`SKIP_STOP_ANNOTATION`] set to `"true"`.
+    pub skip_stop: bool,
 }
 
-/// Decides the next step. `generation` is the object's `metadata.generation`; `deleting` is
-/// true once the object has a `deletionTimestamp`.
-pub fn decide(
-    spec: &GuiSessionSpec,
-    status: Option<&GuiSessionStatus>,
-    generation: Option<i64>,
+/// What just happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A reconcile: decide from what is known.
+    Observed,
+    /// StartGUISession for `target` answered. `fence` is the pending start it was sent under
+    /// (`None`: it was never sent, e.g. no Region to send it to).
+    StartAnswered {
+        target: Target,
+        fence: Option<PendingStart>,
+        result: Result<Vec<Operation>, LightsailError>,
+    },
+    /// GetOperation answered.
+    Polled(Result<Option<Operation>, LightsailError>),
+    /// GetOperationsForResource for `target` answered (every page). `at` is when the first
+    /// request was sent: the answer knows every call that reached Lightsail before it.
+    LookedUp {
+        target: Target,
+        at: Timestamp,
+        result: Result<Vec<Operation>, LightsailError>,
+    },
+    /// StopGUISession answered.
+    StopAnswered(Result<(), LightsailError>),
+}
+
+/// What the controller does after writing the new status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Call StartGUISession, but only once the status carrying the fence is written.
+    Start(Target),
+    /// Call GetOperation.
+    Poll {
+        target: Target,
+        operation_id: String,
+    },
+    /// Call GetOperationsForResource to find a session to adopt.
+    Lookup(Target),
+    /// Call StopGUISession.
+    Stop(Target),
+    /// Nothing more now.
+    Done(Next),
+}
+
+/// When to reconcile again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    At(Timestamp),
+    After(Duration),
+    /// Only when the object changes.
+    Change,
+    /// A retryable error: per-object backoff.
+    Retry(LightsailError),
+}
+
+/// An Event to publish about the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub message: String,
+}
+
+/// The outcome of one [`transition`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The status to have; written (with the precondition) only when it differs.
+    pub status: GuiSessionStatus,
+    /// `Some(true)`: add the finalizer, `Some(false)`: remove it.
+    pub finalizer: Option<bool>,
+    /// Events, published after the status is written.
+    pub notes: Vec<Note>,
+    pub effect: Effect,
+}
+
+/// The one transition function: see the module documentation.
+pub fn transition(
+    view: &View<'_>,
+    input: Input,
     now: Timestamp,
     settings: &Settings,
-    deleting: bool,
-) -> Decision {
-    let default_status = GuiSessionStatus::default();
-    let status = status.unwrap_or(&default_status);
-    let operation = status.operation.as_ref();
-
-    if deleting {
-        let has_session = operation.is_some() || status.session_started_at.is_some();
-        return if spec.stop_on_delete && has_session {
-            Decision::Stop
-        } else {
-            Decision::Nothing
-        };
-    }
-    if spec.suspend {
-        return Decision::Suspended;
-    }
-
-    if let Some(op) = operation {
-        let failed = op.status == Some(OperationStatus::Failed);
-        // Still running: follow it, backing off as it ages.
-        if !failed
-            && op.is_terminal != Some(true)
-            && let Some(id) = op.id.as_ref()
-        {
-            let since = parse_ts(op.status_changed_at.as_ref())
-                .or_else(|| parse_ts(op.created_at.as_ref()));
-            let elapsed = since
-                .and_then(|t| Duration::try_from(now.duration_since(t)).ok())
-                .unwrap_or(Duration::ZERO);
-            let after = elapsed
-                .max(settings.follow_backoff_initial)
-                .min(settings.follow_backoff_max);
-            return Decision::Follow {
-                operation_id: id.clone(),
-                after,
-            };
-        }
-    }
-    if start_pending(status) {
-        return Decision::LookupForAdoption;
-    }
-    // A spec change retries a stalled object at once; otherwise it waits out the retry delay.
-    let spec_changed = generation.is_some() && status.observed_generation != generation;
-    if let Some(op) = operation {
-        // The last start failed: retry after the stalled-retry delay.
-        if op.status == Some(OperationStatus::Failed) && !spec_changed {
-            let failed_at = status
-                .last_error
-                .as_ref()
-                .and_then(|e| parse_ts(e.time.as_ref()))
-                .or_else(|| parse_ts(op.status_changed_at.as_ref()))
-                .or_else(|| parse_ts(op.created_at.as_ref()));
-            return match failed_at {
-                Some(t) if now < add(t, settings.stalled_retry) => {
-                    Decision::WaitUntil(add(t, settings.stalled_retry))
-                }
-                _ => Decision::Start,
-            };
-        }
-    }
-    // A terminal API error (no failed operation): the same wait.
-    if !spec_changed
-        && condition_true(status, "Stalled").is_some()
-        && let Some(at) = status
-            .last_error
-            .as_ref()
-            .and_then(|e| parse_ts(e.time.as_ref()))
-        && now < add(at, settings.stalled_retry)
-    {
-        return Decision::WaitUntil(add(at, settings.stalled_retry));
-    }
-    if operation.is_some_and(|op| op.status == Some(OperationStatus::Failed)) {
-        return Decision::Start;
-    }
-
-    let expiry = parse_ts(status.session_started_at.as_ref())
-        .map(|started| session_expiry(spec, started, settings))
-        .or_else(|| parse_ts(status.session_expires_at.as_ref()));
-    match expiry {
-        Some(at) if now < at => Decision::WaitUntil(at),
-        Some(_) => Decision::Start,
-        None => Decision::LookupForAdoption,
+) -> Transition {
+    let machine = Machine {
+        view,
+        now,
+        settings,
+        status: view.status.clone(),
+        notes: Vec::new(),
+        finalizer: None,
+    };
+    match input {
+        Input::Observed => machine.observe(),
+        Input::StartAnswered {
+            target,
+            fence,
+            result,
+        } => machine.start_answered(target, fence, result),
+        Input::Polled(result) => machine.polled(result),
+        Input::LookedUp { target, at, result } => machine.looked_up(target, at, result),
+        Input::StopAnswered(result) => machine.stop_answered(result),
     }
 }
 
-/// The operation to adopt instead of starting a session: the newest `StartGUISession` operation
-/// that did not fail and whose session is still younger than the effective `maxSessionAge`.
-pub fn pick_adoptable<'a>(
-    operations: &'a [Operation],
-    spec: &GuiSessionSpec,
+struct Machine<'a> {
+    view: &'a View<'a>,
     now: Timestamp,
-    settings: &Settings,
-) -> Option<&'a Operation> {
-    operations
-        .iter()
-        .filter(|op| op.operation_type.as_deref() == Some("StartGUISession"))
-        .filter(|op| op.status != Some(OperationStatus::Failed))
-        .filter_map(|op| parse_ts(op.created_at.as_ref()).map(|created| (created, op)))
-        .filter(|(created, _)| now < session_expiry(spec, *created, settings))
-        .max_by_key(|(created, _)| *created)
-        .map(|(_, op)| op)
+    settings: &'a Settings,
+    status: GuiSessionStatus,
+    notes: Vec<Note>,
+    finalizer: Option<bool>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crd::{LastError, Operation};
-
-    const T0: &str = "2026-11-24T12:00:00Z";
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().expect("valid timestamp")
-    }
-    fn t0() -> Timestamp {
-        ts(T0)
-    }
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-    fn spec() -> GuiSessionSpec {
-        GuiSessionSpec {
-            resource_name: "web-1".into(),
-            region: None,
-            max_session_age: "1h".into(),
-            suspend: false,
-            stop_on_delete: false,
+impl Machine<'_> {
+    fn fork(&self) -> Self {
+        Machine {
+            view: self.view,
+            now: self.now,
+            settings: self.settings,
+            status: self.status.clone(),
+            notes: self.notes.clone(),
+            finalizer: self.finalizer,
         }
     }
-    fn settings() -> Settings {
-        Settings {
-            min_session_age: secs(600),
-            stalled_retry: secs(300),
-            follow_backoff_initial: secs(2),
-            follow_backoff_max: secs(60),
+
+    fn finish(self, effect: Effect) -> Transition {
+        Transition {
+            status: self.status,
+            finalizer: self.finalizer,
+            notes: self.notes,
+            effect,
         }
     }
-    fn condition(type_: &str, status: &str, reason: &str) -> Condition {
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message: String::new(),
-            observed_generation: Some(1),
-            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()),
-        }
-    }
-    fn stalled_by_api_error(at: &str) -> GuiSessionStatus {
-        GuiSessionStatus {
-            observed_generation: Some(1),
-            last_error: Some(LastError {
-                code: Some("NotFound".into()),
-                message: Some("no such instance".into()),
-                time: Some(at.into()),
-            }),
-            conditions: Some(vec![
-                condition("Ready", "False", "NotFound"),
-                condition("Reconciling", "False", "NotFound"),
-                condition("Stalled", "True", "NotFound"),
-            ]),
-            ..GuiSessionStatus::default()
-        }
-    }
-    fn start_op(id: &str, created: &str, status: OperationStatus) -> Operation {
-        Operation {
-            id: Some(id.into()),
-            operation_type: Some("StartGUISession".into()),
-            created_at: Some(created.into()),
-            status: Some(status),
-            ..Operation::default()
-        }
-    }
-    fn started(at: &str) -> GuiSessionStatus {
-        GuiSessionStatus {
-            session_started_at: Some(at.into()),
-            session_expires_at: None,
-            operation: Some(Operation {
-                id: Some("op-1".into()),
-                created_at: Some(at.into()),
-                status_changed_at: Some(at.into()),
-                is_terminal: Some(true),
-                status: Some(OperationStatus::Succeeded),
-                ..Operation::default()
-            }),
-            ..GuiSessionStatus::default()
-        }
-    }
-    fn running(changed_at: &str) -> GuiSessionStatus {
-        GuiSessionStatus {
-            operation: Some(Operation {
-                id: Some("op-2".into()),
-                created_at: Some(changed_at.into()),
-                status_changed_at: Some(changed_at.into()),
-                is_terminal: Some(false),
-                status: Some(OperationStatus::Started),
-                ..Operation::default()
-            }),
-            ..GuiSessionStatus::default()
-        }
-    }
-    fn failed(at: &str, last_error_at: Option<&str>) -> GuiSessionStatus {
-        GuiSessionStatus {
-            operation: Some(Operation {
-                id: Some("op-3".into()),
-                created_at: Some(at.into()),
-                status_changed_at: Some(at.into()),
-                is_terminal: Some(true),
-                status: Some(OperationStatus::Failed),
-                error_code: Some("InvalidInput".into()),
-                ..Operation::default()
-            }),
-            last_error: last_error_at.map(|t| LastError {
-                code: Some("InvalidInput".into()),
-                message: Some("boom".into()),
-                time: Some(t.into()),
-            }),
-            ..GuiSessionStatus::default()
-        }
-    }
-    fn d(spec: &GuiSessionSpec, status: Option<&GuiSessionStatus>, now: Timestamp) -> Decision {
-        let generation = status.and_then(|s| s.observed_generation);
-        decide(spec, status, generation, now, &settings(), false)
+
+    fn done(self, next: Next) -> Transition {
+        self.finish(Effect::Done(next))
     }
 
-    #[test]
-    fn no_status_looks_up_for_adoption() {
-        assert_eq!(d(&spec(), None, t0()), Decision::LookupForAdoption);
-        let empty = GuiSessionStatus::default();
-        assert_eq!(d(&spec(), Some(&empty), t0()), Decision::LookupForAdoption);
+    /// `now` as stored in the status (whole seconds, rounded down: a session start stored
+    /// early makes a renewal early, never late).
+    fn stamp(&self) -> Timestamp {
+        whole_seconds(self.now)
     }
 
-    #[test]
-    fn unparsable_timestamps_count_as_no_session() {
-        let mut st = started("yesterday");
-        st.operation = None;
-        assert_eq!(d(&spec(), Some(&st), t0()), Decision::LookupForAdoption);
+    fn note(&mut self, warning: bool, reason: &'static str, action: &'static str, message: String) {
+        self.notes.push(Note {
+            warning,
+            reason,
+            action,
+            message,
+        });
     }
 
-    #[test]
-    fn live_session_waits_until_expiry() {
-        let st = started(T0);
-        let now = add(t0(), secs(60));
-        assert_eq!(
-            d(&spec(), Some(&st), now),
-            Decision::WaitUntil(add(t0(), secs(3600)))
-        );
-    }
-
-    #[test]
-    fn one_second_before_expiry_still_waits() {
-        let st = started(T0);
-        let now = add(t0(), secs(3599));
-        assert_eq!(
-            d(&spec(), Some(&st), now),
-            Decision::WaitUntil(add(t0(), secs(3600)))
-        );
-    }
-
-    #[test]
-    fn exactly_at_expiry_starts() {
-        let st = started(T0);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(3600))),
-            Decision::Start
-        );
-    }
-
-    #[test]
-    fn after_expiry_starts() {
-        let st = started(T0);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(7200))),
-            Decision::Start
-        );
-    }
-
-    #[test]
-    fn expires_at_is_used_when_started_at_is_missing() {
-        let st = GuiSessionStatus {
-            session_expires_at: Some("2026-11-24T12:30:00Z".into()),
-            ..GuiSessionStatus::default()
-        };
-        assert_eq!(
-            d(&spec(), Some(&st), t0()),
-            Decision::WaitUntil(ts("2026-11-24T12:30:00Z"))
-        );
-        assert_eq!(
-            d(&spec(), Some(&st), ts("2026-11-24T12:30:00Z")),
-            Decision::Start
-        );
-    }
-
-    #[test]
-    fn guard_rail_raises_small_max_session_age() {
-        let mut sp = spec();
-        sp.max_session_age = "1m".into();
-        assert_eq!(effective_max_session_age(&sp, &settings()), secs(600));
-        let st = started(T0);
-        assert_eq!(
-            d(&sp, Some(&st), add(t0(), secs(120))),
-            Decision::WaitUntil(add(t0(), secs(600)))
-        );
-        assert_eq!(d(&sp, Some(&st), add(t0(), secs(600))), Decision::Start);
-    }
-
-    #[test]
-    fn guard_rail_boundary_and_larger_values_are_kept() {
-        let mut sp = spec();
-        sp.max_session_age = "10m".into();
-        assert_eq!(effective_max_session_age(&sp, &settings()), secs(600));
-        sp.max_session_age = "1h30m".into();
-        assert_eq!(effective_max_session_age(&sp, &settings()), secs(5400));
-    }
-
-    #[test]
-    fn invalid_max_session_age_falls_back_to_default() {
-        let mut sp = spec();
-        sp.max_session_age = "forever".into();
-        assert_eq!(effective_max_session_age(&sp, &settings()), secs(3600));
-    }
-
-    #[test]
-    fn suspend_without_session() {
-        let mut sp = spec();
-        sp.suspend = true;
-        assert_eq!(d(&sp, None, t0()), Decision::Suspended);
-    }
-
-    #[test]
-    fn suspend_while_recorded_and_expired() {
-        let mut sp = spec();
-        sp.suspend = true;
-        let st = started(T0);
-        assert_eq!(
-            d(&sp, Some(&st), add(t0(), secs(7200))),
-            Decision::Suspended
-        );
-        let st = running(T0);
-        assert_eq!(d(&sp, Some(&st), t0()), Decision::Suspended);
-    }
-
-    #[test]
-    fn running_operation_is_followed_with_initial_backoff() {
-        let st = running(T0);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(1))),
-            Decision::Follow {
-                operation_id: "op-2".into(),
-                after: secs(2)
-            }
-        );
-    }
-
-    #[test]
-    fn follow_backoff_grows_with_age_and_is_capped() {
-        let st = running(T0);
-        let after = |n| match d(&spec(), Some(&st), add(t0(), secs(n))) {
-            Decision::Follow { after, .. } => after,
-            other => panic!("expected Follow, got {other:?}"),
-        };
-        assert_eq!(after(0), secs(2));
-        assert_eq!(after(8), secs(8));
-        assert_eq!(after(60), secs(60));
-        assert_eq!(after(600), secs(60));
-    }
-
-    #[test]
-    fn follow_with_clock_skew_uses_initial_backoff() {
-        let st = running("2026-11-24T12:10:00Z");
-        assert_eq!(
-            d(&spec(), Some(&st), t0()),
-            Decision::Follow {
-                operation_id: "op-2".into(),
-                after: secs(2)
-            }
-        );
-    }
-
-    #[test]
-    fn not_started_operation_without_terminal_flag_is_followed() {
-        let mut st = running(T0);
-        if let Some(op) = st.operation.as_mut() {
-            op.is_terminal = None;
-            op.status = Some(OperationStatus::NotStarted);
-            op.created_at = None;
-            op.status_changed_at = None;
-        }
-        assert_eq!(
-            d(&spec(), Some(&st), t0()),
-            Decision::Follow {
-                operation_id: "op-2".into(),
-                after: secs(2)
-            }
-        );
-    }
-
-    #[test]
-    fn running_operation_without_id_is_looked_up() {
-        let mut st = running(T0);
-        if let Some(op) = st.operation.as_mut() {
-            op.id = None;
-        }
-        assert_eq!(d(&spec(), Some(&st), t0()), Decision::LookupForAdoption);
-    }
-
-    #[test]
-    fn failed_operation_backs_off_then_starts() {
-        let st = failed(T0, None);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(10))),
-            Decision::WaitUntil(add(t0(), secs(300)))
-        );
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(299))),
-            Decision::WaitUntil(add(t0(), secs(300)))
-        );
-        assert_eq!(d(&spec(), Some(&st), add(t0(), secs(300))), Decision::Start);
-    }
-
-    #[test]
-    fn failed_operation_backoff_counts_from_last_error() {
-        let st = failed(T0, Some("2026-11-24T12:01:00Z"));
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(299))),
-            Decision::WaitUntil(add(t0(), secs(360)))
-        );
-        assert_eq!(d(&spec(), Some(&st), add(t0(), secs(360))), Decision::Start);
-    }
-
-    #[test]
-    fn failed_operation_without_times_starts() {
-        let mut st = failed(T0, None);
-        if let Some(op) = st.operation.as_mut() {
-            op.created_at = None;
-            op.status_changed_at = None;
-        }
-        assert_eq!(d(&spec(), Some(&st), t0()), Decision::Start);
-    }
-
-    #[test]
-    fn failed_operation_wins_over_live_session() {
-        let mut st = failed(T0, None);
-        st.session_started_at = Some(T0.into());
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(1))),
-            Decision::WaitUntil(add(t0(), secs(300)))
-        );
-    }
-
-    #[test]
-    fn deleting_with_stop_on_delete_stops_recorded_session() {
-        let mut sp = spec();
-        sp.stop_on_delete = true;
-        let st = started(T0);
-        assert_eq!(
-            decide(&sp, Some(&st), None, t0(), &settings(), true),
-            Decision::Stop
-        );
-        // Deletion wins over suspend.
-        sp.suspend = true;
-        assert_eq!(
-            decide(&sp, Some(&st), None, t0(), &settings(), true),
-            Decision::Stop
-        );
-    }
-
-    #[test]
-    fn deleting_without_session_or_without_stop_on_delete_does_nothing() {
-        let mut sp = spec();
-        let st = started(T0);
-        assert_eq!(
-            decide(&sp, Some(&st), None, t0(), &settings(), true),
-            Decision::Nothing
-        );
-        sp.stop_on_delete = true;
-        assert_eq!(
-            decide(&sp, None, None, t0(), &settings(), true),
-            Decision::Nothing
-        );
-    }
-
-    #[test]
-    fn session_expiry_saturates() {
-        let mut sp = spec();
-        sp.max_session_age = "2562047h".into();
-        assert_eq!(
-            session_expiry(&sp, Timestamp::MAX, &settings()),
-            Timestamp::MAX
-        );
-    }
-
-    #[test]
-    fn start_marker_forces_a_lookup_even_with_an_expired_session() {
-        let mut st = started(T0);
-        st.conditions = Some(vec![condition("Reconciling", "True", REASON_STARTING)]);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(7200))),
-            Decision::LookupForAdoption
-        );
-        // ... and before expiry too (a crash right after the marker was written).
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(60))),
-            Decision::LookupForAdoption
-        );
-        // A marker with another reason, or not True, is not a pending start.
-        st.conditions = Some(vec![condition("Reconciling", "True", "Throttling")]);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(7200))),
-            Decision::Start
-        );
-        st.conditions = Some(vec![condition("Reconciling", "False", REASON_STARTING)]);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(7200))),
-            Decision::Start
-        );
-    }
-
-    #[test]
-    fn running_operation_is_followed_even_with_the_start_marker() {
-        let mut st = running(T0);
-        st.conditions = Some(vec![condition("Reconciling", "True", REASON_STARTING)]);
-        assert!(matches!(
-            d(&spec(), Some(&st), t0()),
-            Decision::Follow { .. }
+    /// Sets the conditions (and observedGeneration) for `phase`.
+    fn phase(&mut self, phase: Phase) {
+        let note = guard_rail_note(self.view.spec, self.settings);
+        self.status.observed_generation = self.view.generation;
+        self.status.conditions = Some(conditions(
+            &phase,
+            note.as_deref(),
+            self.view.generation,
+            self.view.status.conditions.as_deref(),
+            self.stamp(),
         ));
     }
 
-    #[test]
-    fn terminal_api_error_waits_the_stalled_retry_then_looks_up() {
-        let st = stalled_by_api_error(T0);
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(299))),
-            Decision::WaitUntil(add(t0(), secs(300)))
-        );
-        assert_eq!(
-            d(&spec(), Some(&st), add(t0(), secs(300))),
-            Decision::LookupForAdoption
-        );
+    fn target(&self) -> Target {
+        Target::of(self.view.spec, self.settings)
     }
 
-    #[test]
-    fn spec_change_retries_a_stalled_object_at_once() {
-        let st = stalled_by_api_error(T0);
-        let now = add(t0(), secs(10));
-        assert_eq!(
-            decide(&spec(), Some(&st), Some(2), now, &settings(), false),
-            Decision::LookupForAdoption
-        );
-        let st = failed(T0, Some(T0));
-        assert_eq!(
-            decide(&spec(), Some(&st), Some(2), now, &settings(), false),
-            Decision::Start
-        );
-        // Same generation: still waiting.
-        assert_eq!(
-            decide(&spec(), Some(&st), None, now, &settings(), false),
-            Decision::WaitUntil(add(t0(), secs(300)))
-        );
+    fn max_age(&self) -> Duration {
+        effective_max_session_age(self.view.spec, self.settings)
     }
 
-    #[test]
-    fn stalled_without_error_time_does_not_wait() {
-        let mut st = stalled_by_api_error(T0);
-        st.last_error = None;
-        assert_eq!(d(&spec(), Some(&st), t0()), Decision::LookupForAdoption);
+    fn spec_changed(&self) -> bool {
+        self.view.generation.is_some()
+            && self.view.status.observed_generation != self.view.generation
     }
 
-    #[test]
-    fn adoption_picks_the_newest_live_start() {
-        let now = add(t0(), secs(1800));
-        let ops = vec![
-            start_op("old", "2026-11-24T10:00:00Z", OperationStatus::Succeeded),
-            start_op("live", "2026-11-24T12:10:00Z", OperationStatus::Succeeded),
-            start_op("newer", "2026-11-24T12:20:00Z", OperationStatus::Started),
-            start_op("failed", "2026-11-24T12:25:00Z", OperationStatus::Failed),
-            Operation {
-                operation_type: Some("StopGUISession".into()),
-                ..start_op("stop", "2026-11-24T12:26:00Z", OperationStatus::Succeeded)
-            },
-            Operation {
-                created_at: None,
-                ..start_op("undated", "", OperationStatus::Succeeded)
-            },
-        ];
-        let got = pick_adoptable(&ops, &spec(), now, &settings()).map(|o| o.id.clone());
-        assert_eq!(got, Some(Some("newer".into())));
+    fn was_ready(&self) -> bool {
+        condition_true(self.view.status, "Ready").is_some()
     }
 
-    #[test]
-    fn adoption_ignores_sessions_older_than_max_age() {
-        let ops = vec![start_op("a", T0, OperationStatus::Succeeded)];
-        assert!(pick_adoptable(&ops, &spec(), add(t0(), secs(3600)), &settings()).is_none());
-        assert!(pick_adoptable(&ops, &spec(), add(t0(), secs(3599)), &settings()).is_some());
-        // The guard rail applies: 1m is raised to 10m.
-        let mut sp = spec();
-        sp.max_session_age = "1m".into();
-        assert!(pick_adoptable(&ops, &sp, add(t0(), secs(599)), &settings()).is_some());
-        assert!(pick_adoptable(&[], &sp, t0(), &settings()).is_none());
+    fn settle_end(&self, pending: &PendingStart) -> Timestamp {
+        add(pending.requested_at, self.settings.start_settle)
+    }
+
+    fn session_expiry(&self) -> Option<Timestamp> {
+        self.status
+            .session_started_at
+            .map(|started| add(started, self.max_age()))
+    }
+
+    fn observe(mut self) -> Transition {
+        if self.view.deleting {
+            return self.deleting();
+        }
+        self.finalizer = match (self.view.spec.stop_on_delete, self.view.has_finalizer) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        };
+        self.adopt_legacy_start_marker();
+        let target = self.target();
+        match Target::recorded(&self.status) {
+            Some(recorded) if recorded != target => self.forget_session(&recorded, &target),
+            // A status written before targets were recorded: it is the spec's.
+            None if self.status.operation.is_some() => self.record_target(&target),
+            _ => {}
+        }
+        if self
+            .status
+            .pending_start
+            .as_ref()
+            .is_some_and(|p| Target::pending(p) != target)
+        {
+            // A start of a resource the spec no longer names cannot be this object's session.
+            self.status.pending_start = None;
+        }
+        if self.view.spec.suspend {
+            self.phase(Phase::Suspended);
+            return self.done(Next::Change);
+        }
+        if let Some(at) = self.stalled_until() {
+            return self.done(Next::At(at));
+        }
+        if let Some(pending) = self.status.pending_start.clone() {
+            let settle_end = self.settle_end(&pending);
+            return if self.now < settle_end {
+                // Its writer may be calling Lightsail right now.
+                self.done(Next::At(settle_end))
+            } else {
+                self.finish(Effect::Lookup(target))
+            };
+        }
+        let expiry = self.session_expiry();
+        let live = expiry.is_some_and(|at| self.now < at);
+        if let Some(op) = self.status.operation.as_ref()
+            && !op.finished()
+            && (live || expiry.is_none())
+        {
+            return match op.id.clone() {
+                Some(operation_id) => self.finish(Effect::Poll {
+                    target,
+                    operation_id,
+                }),
+                None => self.finish(Effect::Lookup(target)),
+            };
+        }
+        match expiry {
+            Some(at) if live => {
+                self.status.session_expires_at = Some(at);
+                self.phase(Phase::Active { expires_at: at });
+                self.done(Next::At(at))
+            }
+            Some(_) => self.start(target),
+            None if self
+                .status
+                .operation
+                .as_ref()
+                .is_some_and(Operation::failed) =>
+            {
+                self.start(target)
+            }
+            None => self.finish(Effect::Lookup(target)),
+        }
+    }
+
+    /// The end of the wait after a terminal error, unless the spec changed since.
+    fn stalled_until(&self) -> Option<Timestamp> {
+        if self.spec_changed() || condition_true(&self.status, "Stalled").is_none() {
+            return None;
+        }
+        let at = add(
+            self.status.last_error.as_ref()?.time?,
+            self.settings.stalled_retry,
+        );
+        (self.now < at).then_some(at)
+    }
+
+    /// Versions before `pendingStart` marked a start in flight with `Reconciling=True`, reason
+    /// `SessionStarting`: carry such a marker over so an upgrade mid-start never starts twice.
+    fn adopt_legacy_start_marker(&mut self) {
+        if self.status.pending_start.is_some() || self.status.resource_name.is_some() {
+            return;
+        }
+        if let Some(c) = condition_true(&self.status, "Reconciling")
+            && c.reason == REASON_STARTING
+        {
+            let target = self.target();
+            self.status.pending_start = Some(PendingStart {
+                requested_at: whole_seconds(c.last_transition_time.0),
+                resource_name: target.resource_name,
+                region: target.region,
+                holder: "an earlier operator version".into(),
+            });
+        }
+    }
+
+    fn record_target(&mut self, target: &Target) {
+        self.status.resource_name = Some(target.resource_name.clone());
+        self.status.region = target.region.clone();
+    }
+
+    /// The spec names another resource (or Region): the recorded session is not this object's
+    /// any more. It is left to run out; the new resource gets a session of its own.
+    fn forget_session(&mut self, old: &Target, new: &Target) {
+        self.note(
+            false,
+            "ResourceChanged",
+            "Forget",
+            format!(
+                "spec now names {}: the session of {} is no longer managed and runs out on its own",
+                new.describe(),
+                old.describe()
+            ),
+        );
+        let pending = self.status.pending_start.take();
+        self.status = GuiSessionStatus {
+            observed_generation: self.status.observed_generation,
+            conditions: self.status.conditions.take(),
+            pending_start: pending,
+            ..GuiSessionStatus::default()
+        };
+    }
+
+    /// Writes the fence and asks for StartGUISession, unless the guard rail says it is too soon
+    /// after the last start.
+    fn start(mut self, target: Target) -> Transition {
+        if let Some(last) = self.status.last_start_at {
+            let earliest = add(last, self.settings.min_session_age);
+            if self.now < earliest {
+                return self.done(Next::At(earliest));
+            }
+        }
+        self.status.pending_start = Some(PendingStart {
+            requested_at: self.stamp(),
+            resource_name: target.resource_name.clone(),
+            region: target.region.clone(),
+            holder: self.settings.identity.clone(),
+        });
+        let renewing = self.was_ready() && self.status.session_started_at.is_some();
+        if renewing {
+            self.phase(Phase::Renewing {
+                message: format!("renewing the GUI session of {}", target.resource_name),
+            });
+        } else {
+            self.phase(Phase::Starting {
+                message: format!("starting a GUI session of {}", target.resource_name),
+            });
+        }
+        self.finish(Effect::Start(target))
+    }
+
+    fn start_answered(
+        mut self,
+        target: Target,
+        fence: Option<PendingStart>,
+        result: Result<Vec<Operation>, LightsailError>,
+    ) -> Transition {
+        // Only the fence this call was sent under may be cleared by its answer: after the
+        // settle window another writer may have taken it over, and its call may be in flight.
+        let ours = fence.is_some() && self.status.pending_start == fence;
+        if target != self.target() {
+            // The spec moved on while the call ran: the answer is about a resource this object
+            // no longer names.
+            if ours {
+                self.status.pending_start = None;
+            }
+            return self.observe();
+        }
+        let operations = match result {
+            Ok(operations) => operations,
+            Err(error) => {
+                if error.answered && ours {
+                    // Lightsail definitely started nothing: the fence may go.
+                    self.status.pending_start = None;
+                }
+                return self.failed(error, true);
+            }
+        };
+        let Some(op) = operations
+            .iter()
+            .find(|op| op.is_start())
+            .or(operations.first())
+            .cloned()
+        else {
+            let error = LightsailError::invalid_response(
+                crate::lightsail::Action::StartGuiSession,
+                "StartGUISession returned no operation",
+            );
+            return self.failed(error, true);
+        };
+        if self.status.operation.as_ref().is_some_and(|recorded| {
+            recorded.id == op.id || recorded.created_at > op.created_at && op.created_at.is_some()
+        }) {
+            // Recorded already (a retried write), or someone recorded a newer one meanwhile.
+            if ours {
+                self.status.pending_start = None;
+            }
+            return self.observe();
+        }
+        let requested_at = match fence {
+            Some(f) => {
+                if ours {
+                    self.status.pending_start = None;
+                }
+                f.requested_at
+            }
+            None => self.stamp(),
+        };
+        let renewal =
+            self.view.status.session_started_at.is_some() || self.view.status.operation.is_some();
+        let (reason, verb) = if renewal {
+            ("SessionRenewed", "renewed")
+        } else {
+            ("SessionStarted", "started")
+        };
+        self.note(
+            false,
+            reason,
+            "StartGUISession",
+            format!(
+                "GUI session of {} {verb} (operation {})",
+                target.resource_name,
+                op.id.as_deref().unwrap_or("?")
+            ),
+        );
+        self.status.last_start_at = Some(requested_at);
+        self.record(&target, op, requested_at)
+    }
+
+    /// Records an operation (started, polled or adopted) with its session's start on the
+    /// operator's clock, and says when to come back.
+    fn record(mut self, target: &Target, op: Operation, started_at: Timestamp) -> Transition {
+        self.record_target(target);
+        let newly_failed = op.failed()
+            && self
+                .view
+                .status
+                .operation
+                .as_ref()
+                .is_none_or(|o| o.id != op.id || !o.failed());
+        let next = if op.failed() {
+            let code = op
+                .error_code
+                .clone()
+                .unwrap_or_else(|| "OperationFailed".into());
+            let details = op
+                .error_details
+                .clone()
+                .unwrap_or_else(|| "the operation failed".into());
+            self.status.session_started_at = None;
+            self.status.session_expires_at = None;
+            self.status.last_error = Some(LastError {
+                code: Some(code.clone()),
+                message: op.error_details.clone(),
+                time: Some(self.stamp()),
+            });
+            self.phase(Phase::Stalled {
+                reason: reason_from_code(&code),
+                message: format!("StartGUISession operation failed: {details}"),
+            });
+            if newly_failed {
+                self.note(
+                    true,
+                    "StartFailed",
+                    "StartGUISession",
+                    format!("StartGUISession operation failed: {code}: {details}"),
+                );
+            }
+            Next::At(add(self.now, self.settings.stalled_retry))
+        } else {
+            let expires_at = add(started_at, self.max_age());
+            self.status.session_started_at = Some(started_at);
+            self.status.session_expires_at = Some(expires_at);
+            self.status.last_error = None;
+            if op.finished() {
+                self.phase(Phase::Active { expires_at });
+                Next::At(expires_at)
+            } else {
+                if self.was_ready() {
+                    self.phase(Phase::Renewing {
+                        message: "StartGUISession operation running".into(),
+                    });
+                } else {
+                    self.phase(Phase::Starting {
+                        message: "StartGUISession operation running".into(),
+                    });
+                }
+                Next::After(self.follow_delay(&op).min(until(self.now, expires_at)))
+            }
+        };
+        self.status.operation = Some(op);
+        self.done(next)
+    }
+
+    /// How long to wait before polling a running operation again: as long as it has been
+    /// running, between the initial and the longest delay.
+    fn follow_delay(&self, op: &Operation) -> Duration {
+        let since = op.status_changed_at.or(op.created_at);
+        let elapsed = since.map_or(Duration::ZERO, |t| until(t, self.now));
+        elapsed
+            .max(self.settings.follow_backoff_initial)
+            .min(self.settings.follow_backoff_max)
+    }
+
+    fn polled(self, result: Result<Option<Operation>, LightsailError>) -> Transition {
+        let op = match result {
+            Ok(Some(op)) => op,
+            Ok(None) => {
+                let error = LightsailError::invalid_response(
+                    crate::lightsail::Action::GetOperation,
+                    "GetOperation returned no operation",
+                );
+                return self.failed(error, false);
+            }
+            Err(error) => return self.failed(error, false),
+        };
+        if self.status.operation.as_ref().is_none_or(|r| r.id != op.id) {
+            // Someone recorded another operation meanwhile: decide again.
+            return self.observe();
+        }
+        let started_at = self.status.session_started_at.unwrap_or(self.stamp());
+        let target = Target::recorded(&self.status).unwrap_or_else(|| self.target());
+        self.record(&target, op, started_at)
+    }
+
+    fn looked_up(
+        mut self,
+        target: Target,
+        looked_at: Timestamp,
+        result: Result<Vec<Operation>, LightsailError>,
+    ) -> Transition {
+        // The answer only matters while the object still needs a lookup: applied again to a
+        // fresher status (after a write conflict) that records a session, it must not start.
+        let observed = self.fork().observe();
+        if observed.effect != Effect::Lookup(target.clone()) {
+            return observed;
+        }
+        if let Some(pending) = &self.status.pending_start
+            && looked_at < self.settle_end(pending)
+        {
+            // Looked up before the pending start's call was sure to have landed (or to never
+            // be sent): the answer may miss it. Look again.
+            return self.finish(Effect::Lookup(target));
+        }
+        let operations = match result {
+            Ok(operations) => operations,
+            Err(error) => return self.failed(error, false),
+        };
+        let pending = self.status.pending_start.take();
+        let Some(op) = self.adoptable(&operations, pending.as_ref()).cloned() else {
+            // Nothing to adopt: start, taking the fence over from a writer that did not finish.
+            self.status.pending_start = pending;
+            return self.start(target);
+        };
+        let started_at = match &pending {
+            // The session this object's own start made: it cannot have begun before the fence.
+            Some(p) => {
+                self.status.last_start_at = Some(p.requested_at);
+                p.requested_at
+            }
+            None => op.created_at.map_or(self.stamp(), |c| c.min(self.stamp())),
+        };
+        self.note(
+            false,
+            "SessionAdopted",
+            "Adopt",
+            format!(
+                "adopted the GUI session of {} (operation {}) instead of starting another",
+                target.resource_name,
+                op.id.as_deref().unwrap_or("?")
+            ),
+        );
+        self.record(&target, op, started_at)
+    }
+
+    /// The StartGUISession operation to adopt instead of starting: the newest start that did not
+    /// fail, that no later StopGUISession ended, that is not the recorded operation or older
+    /// than it, and that is still young (with a pending start: that plausibly came from it).
+    /// Operations may come in any order.
+    fn adoptable<'o>(
+        &self,
+        operations: &'o [Operation],
+        pending: Option<&PendingStart>,
+    ) -> Option<&'o Operation> {
+        let (created, op) = operations
+            .iter()
+            .filter(|op| op.is_start() && !op.failed())
+            .filter_map(|op| op.created_at.map(|c| (c, op)))
+            .max_by_key(|(created, _)| *created)?;
+        let stopped_after = operations
+            .iter()
+            .filter(|o| o.is_stop() && !o.failed())
+            .filter_map(|o| o.created_at)
+            .any(|stopped| stopped > created);
+        if stopped_after {
+            return None;
+        }
+        if let Some(recorded) = &self.status.operation
+            && (recorded.id.is_some() && recorded.id == op.id
+                || recorded.created_at.is_some_and(|r| created <= r))
+        {
+            return None;
+        }
+        let recorded_created = self.status.operation.as_ref().and_then(|r| r.created_at);
+        let young = match (pending, recorded_created) {
+            // Newer than the last recorded session (both on Lightsail's clock), with a start
+            // pending: that start's session, or one made after it.
+            (Some(_), Some(_)) => true,
+            // A first start: Lightsail's clock may differ from ours by up to a session age.
+            (Some(p), None) => {
+                created
+                    >= p.requested_at
+                        .checked_sub(self.max_age())
+                        .unwrap_or(Timestamp::MIN)
+            }
+            (None, _) => self.now < add(created, self.max_age()),
+        };
+        young.then_some(op)
+    }
+
+    fn deleting(mut self) -> Transition {
+        if !self.view.has_finalizer {
+            return self.done(Next::Change);
+        }
+        if !self.view.spec.stop_on_delete {
+            self.finalizer = Some(false);
+            return self.done(Next::Change);
+        }
+        let target = Target::recorded(&self.status)
+            .or_else(|| self.status.pending_start.as_ref().map(Target::pending))
+            .unwrap_or_else(|| self.target());
+        if self.view.skip_stop {
+            self.finalizer = Some(false);
+            self.note(
+                true,
+                "StopSkipped",
+                "StopGUISession",
+                format!(
+                    "{SKIP_STOP_ANNOTATION} is set: the GUI session of {} is not stopped and runs out on its own",
+                    target.resource_name
+                ),
+            );
+            return self.done(Next::Change);
+        }
+        let has_session = self.status.operation.is_some()
+            || self.status.session_started_at.is_some()
+            || self.status.pending_start.is_some();
+        if !has_session {
+            self.finalizer = Some(false);
+            return self.done(Next::Change);
+        }
+        if let Some(pending) = &self.status.pending_start {
+            let settle_end = self.settle_end(pending);
+            if self.now < settle_end {
+                // Stopping before a start in flight lands would leave its session running.
+                return self.done(Next::At(settle_end));
+            }
+        }
+        self.finish(Effect::Stop(target))
+    }
+
+    fn stop_answered(mut self, result: Result<(), LightsailError>) -> Transition {
+        let resource = Target::recorded(&self.status)
+            .map_or_else(|| self.view.spec.resource_name.clone(), |t| t.resource_name);
+        match result {
+            Ok(()) => {
+                self.finalizer = Some(false);
+                self.note(
+                    false,
+                    "SessionStopped",
+                    "StopGUISession",
+                    format!("GUI session of {resource} stopped"),
+                );
+                self.done(Next::Change)
+            }
+            Err(e) if e.code == "NotFound" => {
+                // The resource is gone, and so is its session.
+                self.finalizer = Some(false);
+                self.note(
+                    false,
+                    "SessionStopped",
+                    "StopGUISession",
+                    format!("{resource} no longer exists: nothing to stop"),
+                );
+                self.done(Next::Change)
+            }
+            Err(e) if e.class == ErrorClass::Terminal => {
+                // Retrying cannot help (revoked role, no credentials, ...): keeping the
+                // finalizer would hold the object, and its namespace, Terminating forever.
+                self.finalizer = Some(false);
+                self.note(
+                    true,
+                    "StopFailed",
+                    "StopGUISession",
+                    format!(
+                        "{e}; the finalizer is removed and the GUI session of {resource} runs out on its own"
+                    ),
+                );
+                self.done(Next::Change)
+            }
+            Err(e) => {
+                self.note(true, "StopFailed", "StopGUISession", e.to_string());
+                self.done(Next::Retry(e))
+            }
+        }
+    }
+
+    /// A failed call. Terminal errors stall the object until the retry delay or a spec change;
+    /// retryable ones go back to per-object backoff. The fence is left as the caller set it.
+    fn failed(mut self, error: LightsailError, start_call: bool) -> Transition {
+        let same_error = self
+            .status
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.code.as_deref() == Some(error.code.as_str()));
+        let reason = reason_from_code(&error.code);
+        let message = error.to_string();
+        if !same_error {
+            let event_reason = if start_call {
+                "StartFailed"
+            } else {
+                "LightsailError"
+            };
+            self.note(true, event_reason, error.action.as_str(), message.clone());
+        }
+        match error.class {
+            ErrorClass::Terminal => {
+                // The time moves on every attempt: the retry delay counts from the last one.
+                self.status.last_error = Some(LastError {
+                    code: Some(error.code.clone()),
+                    message: Some(error.message.clone()),
+                    time: Some(self.stamp()),
+                });
+                self.phase(Phase::Stalled { reason, message });
+                let at = add(self.now, self.settings.stalled_retry);
+                self.done(Next::At(at))
+            }
+            ErrorClass::Retryable => {
+                // The same error again keeps its first time: nothing worth a status write.
+                if !same_error {
+                    self.status.last_error = Some(LastError {
+                        code: Some(error.code.clone()),
+                        message: Some(error.message.clone()),
+                        time: Some(self.stamp()),
+                    });
+                }
+                self.phase(Phase::Retrying { reason, message });
+                self.done(Next::Retry(error))
+            }
+        }
     }
 }
+
+/// The time from `from` to `to`, zero when `to` is not later.
+pub fn until(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests;

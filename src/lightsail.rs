@@ -16,7 +16,7 @@ use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lightsail::types as sdk;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::crd::{Location, Operation, OperationStatus, rfc3339_seconds};
+use crate::crd::{Location, Operation, OperationStatus};
 use crate::metrics::Metrics;
 
 /// Lightsail actions the operator calls (also the `action` metric label).
@@ -164,6 +164,18 @@ modelled_codes! {
 }
 
 impl LightsailError {
+    /// Lightsail answered, but not with what the call promises. Counted as "no answer": for a
+    /// start, a session may have been made.
+    pub fn invalid_response(action: Action, message: &str) -> Self {
+        LightsailError {
+            action,
+            code: "InvalidResponse".into(),
+            message: message.into(),
+            class: ErrorClass::Retryable,
+            answered: false,
+        }
+    }
+
     fn from_sdk<E, R>(action: Action, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
@@ -210,9 +222,8 @@ impl LightsailError {
 /// Converts an SDK operation into the status type; timestamps truncated to whole seconds (the
 /// SDK's float timestamps otherwise change status on every read).
 pub fn operation_from_sdk(op: &sdk::Operation) -> Operation {
-    fn ts(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
+    fn ts(t: Option<&aws_smithy_types::DateTime>) -> Option<jiff::Timestamp> {
         t.and_then(|t| jiff::Timestamp::from_second(t.secs()).ok())
-            .map(rfc3339_seconds)
     }
     Operation {
         id: op.id().map(str::to_owned),
@@ -265,7 +276,11 @@ pub struct Lightsail {
     rate: RateLimit,
     clients: Mutex<HashMap<String, Arc<RegionClient>>>,
     metrics: Arc<Metrics>,
+    call_timeout: Duration,
 }
+
+/// Default for the longest a Lightsail call may take, connection included.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Most pages of GetOperationsForResource read when looking for a session to adopt.
 const MAX_OPERATION_PAGES: usize = 10;
@@ -296,7 +311,20 @@ impl Lightsail {
             rate,
             clients: Mutex::new(HashMap::new()),
             metrics,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
+    }
+
+    /// Sets the longest a call may take, connection included (default
+    /// [`DEFAULT_CALL_TIMEOUT`]). Applies to clients built afterwards.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// The longest a call may take.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout
     }
 
     pub fn default_region(&self) -> Option<&str> {
@@ -328,9 +356,8 @@ impl Lightsail {
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(20))
-                    .operation_timeout(Duration::from_secs(30))
+                    .connect_timeout(Duration::from_secs(5).min(self.call_timeout))
+                    .operation_timeout(self.call_timeout)
                     .build(),
             )
             .build();
@@ -569,7 +596,7 @@ mod tests {
                 id: Some("op-1".into()),
                 resource_name: Some("vm-1".into()),
                 resource_type: Some("Instance".into()),
-                created_at: Some("2016-11-22T12:16:31Z".into()),
+                created_at: Some("2016-11-22T12:16:31Z".parse().expect("timestamp")),
                 location: Some(Location {
                     availability_zone: Some("us-east-1a".into()),
                     region_name: Some("us-east-1".into()),
@@ -578,7 +605,7 @@ mod tests {
                 operation_details: Some("details".into()),
                 operation_type: Some("StartGUISession".into()),
                 status: Some(OperationStatus::Started),
-                status_changed_at: Some("2016-11-22T12:16:32Z".into()),
+                status_changed_at: Some("2016-11-22T12:16:32Z".parse().expect("timestamp")),
                 error_code: Some("E".into()),
                 error_details: Some("D".into()),
             }

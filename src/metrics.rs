@@ -43,6 +43,7 @@ pub struct Metrics {
     call_duration: Family<ActionLabels, Histogram>,
     sessions: Family<StateLabels, Gauge>,
     status_writes: Counter,
+    status_conflicts: Counter,
     leader: Gauge,
 }
 
@@ -94,6 +95,12 @@ impl Default for Metrics {
             "GuiSession status writes",
             status_writes.clone(),
         );
+        let status_conflicts = Counter::default();
+        registry.register(
+            "status_conflicts",
+            "GuiSession writes refused because the object changed since it was read (409); each is followed by a fresh read and decision",
+            status_conflicts.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -108,6 +115,7 @@ impl Default for Metrics {
             call_duration,
             sessions,
             status_writes,
+            status_conflicts,
             leader,
         }
     }
@@ -139,6 +147,10 @@ impl Metrics {
 
     pub fn count_status_write(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn count_status_conflict(&self) {
+        self.status_conflicts.inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -147,7 +147,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         per_second: NonZeroU32::new(args.rate_limit).context("--rate-limit must be > 0")?,
         burst: NonZeroU32::new(args.rate_burst).context("--rate-burst must be > 0")?,
     };
-    let lightsail = Arc::new(Lightsail::load(args.region.clone(), rate, metrics.clone()).await);
+    if args.start_settle <= args.lightsail_timeout + std::time::Duration::from_secs(1) {
+        bail!(
+            "--start-settle ({:?}) must be longer than --lightsail-timeout ({:?}) plus a second: \
+             a start must be able to finish inside the settle window",
+            args.start_settle,
+            args.lightsail_timeout
+        );
+    }
+    let lightsail = Arc::new(
+        Lightsail::load(args.region.clone(), rate, metrics.clone())
+            .await
+            .with_call_timeout(args.lightsail_timeout),
+    );
     match lightsail.default_region() {
         Some(r) => info!(region = r, "default AWS Region"),
         None => warn!(
@@ -164,6 +176,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stalled_retry: args.stalled_retry,
         follow_backoff_initial: args.poll_initial,
         follow_backoff_max: args.poll_max,
+        start_settle: args.start_settle,
+        default_region: lightsail.default_region().map(str::to_owned),
+        identity: identity.clone(),
     };
     let retry = RetryPolicy {
         initial: args.retry_initial,
@@ -177,6 +192,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings,
         retry,
         crate::leadership::LeaderGate::always(),
+        args.lightsail_timeout,
     ));
     let health = Arc::new(Health {
         electing: args.leader_elect,

@@ -4,25 +4,22 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{GuiSessionStatus, OperationStatus};
-use crate::decision::REASON_STARTING;
+use crate::crd::GuiSessionStatus;
 
 /// What the controller knows about a GuiSession after a reconcile step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
     /// A GUI session is available until `expires_at`.
-    Active { expires_at: String },
-    /// A start is requested or its operation is running.
+    Active { expires_at: Timestamp },
+    /// A routine renewal of a session that was available: Ready stays True, so GitOps tools do
+    /// not see the object go unhealthy once an hour.
+    Renewing { message: String },
+    /// A first session is being started (or looked for), or its operation is running.
     Starting { message: String },
-    /// `spec.suspend` is set.
+    /// `spec.suspend` is set: nothing to do, which is the desired state.
     Suspended,
-    /// A transient error; the controller retries with backoff. `start_pending` keeps the
-    /// start marker when the failed call may have started a session (no answer from Lightsail).
-    Retrying {
-        reason: String,
-        message: String,
-        start_pending: bool,
-    },
+    /// A transient error; the controller retries with backoff.
+    Retrying { reason: String, message: String },
     /// A terminal error; retried slowly, or at once on a spec change.
     Stalled { reason: String, message: String },
 }
@@ -31,7 +28,7 @@ impl Phase {
     /// The `state` label of the sessions metric.
     pub fn label(&self) -> &'static str {
         match self {
-            Phase::Active { .. } => "active",
+            Phase::Active { .. } | Phase::Renewing { .. } => "active",
             Phase::Starting { .. } => "starting",
             Phase::Suspended => "suspended",
             Phase::Retrying { .. } => "retrying",
@@ -40,36 +37,36 @@ impl Phase {
     }
 }
 
+/// The condition of `type_` when its status is `True`.
+pub fn condition_true<'a>(status: &'a GuiSessionStatus, type_: &str) -> Option<&'a Condition> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
 /// The metric label for a stored status (what the sessions gauge counts).
 pub fn state_label(status: Option<&GuiSessionStatus>) -> &'static str {
-    let Some(conditions) = status.and_then(|s| s.conditions.as_ref()) else {
+    let Some(status) = status.filter(|s| s.conditions.is_some()) else {
         return "starting";
     };
-    let is_true = |t: &str| {
-        conditions
-            .iter()
-            .any(|c| c.type_ == t && c.status == "True")
-    };
-    let reason = |t: &str| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == t)
-            .map(|c| c.reason.as_str())
-    };
-    if is_true("Ready") {
-        "active"
-    } else if is_true("Stalled") {
-        "stalled"
-    } else if reason("Ready") == Some(REASON_SUSPENDED) {
-        "suspended"
-    } else if is_true("Reconciling") && reason("Reconciling") != Some(REASON_STARTING) {
-        "retrying"
-    } else {
-        "starting"
+    match condition_true(status, "Ready") {
+        Some(c) if c.reason == REASON_SUSPENDED => "suspended",
+        Some(_) => "active",
+        None if condition_true(status, "Stalled").is_some() => "stalled",
+        None if condition_true(status, "Reconciling")
+            .is_some_and(|c| c.reason == REASON_RETRYING) =>
+        {
+            "retrying"
+        }
+        None => "starting",
     }
 }
 
 pub const REASON_ACTIVE: &str = "SessionActive";
+pub const REASON_RENEWING: &str = "SessionRenewing";
+pub const REASON_STARTING: &str = "SessionStarting";
 pub const REASON_SUSPENDED: &str = "Suspended";
 pub const REASON_RETRYING: &str = "Retrying";
 
@@ -103,6 +100,11 @@ pub fn conditions(
                 ("False", REASON_ACTIVE, msg),
             )
         }
+        Phase::Renewing { message } => (
+            ("True", REASON_RENEWING, message.clone()),
+            ("False", REASON_RENEWING, message.clone()),
+            ("False", REASON_RENEWING, message.clone()),
+        ),
         Phase::Starting { message } => (
             ("False", REASON_STARTING, message.clone()),
             ("True", REASON_STARTING, message.clone()),
@@ -111,27 +113,16 @@ pub fn conditions(
         Phase::Suspended => {
             let msg = "spec.suspend is true: no new GUI sessions are started".to_owned();
             (
-                ("False", REASON_SUSPENDED, msg.clone()),
+                ("True", REASON_SUSPENDED, msg.clone()),
                 ("False", REASON_SUSPENDED, msg.clone()),
                 ("False", REASON_SUSPENDED, msg),
             )
         }
-        Phase::Retrying {
-            reason,
-            message,
-            start_pending,
-        } => {
-            let reconciling_reason = if *start_pending {
-                REASON_STARTING
-            } else {
-                REASON_RETRYING
-            };
-            (
-                ("False", reason.as_str(), message.clone()),
-                ("True", reconciling_reason, message.clone()),
-                ("False", reason.as_str(), message.clone()),
-            )
-        }
+        Phase::Retrying { reason, message } => (
+            ("False", reason.as_str(), message.clone()),
+            ("True", REASON_RETRYING, message.clone()),
+            ("False", reason.as_str(), message.clone()),
+        ),
         Phase::Stalled { reason, message } => (
             ("False", reason.as_str(), message.clone()),
             ("False", reason.as_str(), message.clone()),
@@ -166,34 +157,6 @@ pub fn conditions(
     .collect()
 }
 
-/// The phase a recorded operation puts the object in, given when its session expires.
-pub fn phase_of_operation(
-    status: Option<OperationStatus>,
-    is_terminal: Option<bool>,
-    expires_at: Option<&str>,
-    error: Option<(&str, &str)>,
-) -> Phase {
-    match status {
-        Some(OperationStatus::Failed) => {
-            let (code, details) = error.unwrap_or(("OperationFailed", "the operation failed"));
-            Phase::Stalled {
-                reason: reason_from_code(code),
-                message: format!("StartGUISession operation failed: {details}"),
-            }
-        }
-        // Lightsail may omit the status of a finished operation; isTerminal then decides.
-        Some(OperationStatus::Succeeded | OperationStatus::Completed) => Phase::Active {
-            expires_at: expires_at.unwrap_or("unknown").to_owned(),
-        },
-        None if is_terminal == Some(true) => Phase::Active {
-            expires_at: expires_at.unwrap_or("unknown").to_owned(),
-        },
-        _ => Phase::Starting {
-            message: "StartGUISession operation running".to_owned(),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,66 +179,65 @@ mod tests {
         )
     }
 
+    fn labelled(phase: &Phase) -> &'static str {
+        let status = GuiSessionStatus {
+            conditions: Some(conditions(phase, None, None, None, now())),
+            ..GuiSessionStatus::default()
+        };
+        state_label(Some(&status))
+    }
+
+    fn all_phases() -> Vec<Phase> {
+        vec![
+            Phase::Active { expires_at: now() },
+            Phase::Renewing {
+                message: "m".into(),
+            },
+            Phase::Starting {
+                message: "m".into(),
+            },
+            Phase::Suspended,
+            Phase::Retrying {
+                reason: "Throttling".into(),
+                message: "m".into(),
+            },
+            Phase::Stalled {
+                reason: "NotFound".into(),
+                message: "m".into(),
+            },
+        ]
+    }
+
     #[test]
     fn each_phase_maps_to_kstatus_conditions() {
         let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
-        assert_eq!(
-            statuses(&Phase::Active {
-                expires_at: "x".into()
-            }),
-            t("True", "False", "False")
-        );
-        assert_eq!(
-            statuses(&Phase::Starting {
-                message: "m".into()
-            }),
-            t("False", "True", "False")
-        );
-        assert_eq!(statuses(&Phase::Suspended), t("False", "False", "False"));
-        assert_eq!(
-            statuses(&Phase::Retrying {
-                reason: "Throttling".into(),
-                message: "m".into(),
-                start_pending: false
-            }),
-            t("False", "True", "False")
-        );
-        assert_eq!(
-            statuses(&Phase::Stalled {
-                reason: "NotFound".into(),
-                message: "m".into()
-            }),
-            t("False", "False", "True")
-        );
+        let expected = [
+            t("True", "False", "False"),
+            // A routine renewal stays Ready: kstatus Current, Argo CD Healthy.
+            t("True", "False", "False"),
+            t("False", "True", "False"),
+            // Suspended is the desired state: settled, so `kubectl wait` and Flux see Current.
+            t("True", "False", "False"),
+            t("False", "True", "False"),
+            t("False", "False", "True"),
+        ];
+        for (phase, want) in all_phases().iter().zip(expected) {
+            assert_eq!(statuses(phase), want, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn the_metric_label_read_back_from_conditions_is_the_phase_label() {
+        for phase in all_phases() {
+            assert_eq!(labelled(&phase), phase.label(), "{phase:?}");
+        }
+        assert_eq!(state_label(None), "starting");
     }
 
     #[test]
     fn suspended_is_the_ready_reason() {
         let cs = conditions(&Phase::Suspended, None, None, None, now());
         assert_eq!(by_type(&cs, "Ready").reason, "Suspended");
-        let status = GuiSessionStatus {
-            conditions: Some(cs),
-            ..GuiSessionStatus::default()
-        };
-        assert_eq!(state_label(Some(&status)), "suspended");
-    }
-
-    #[test]
-    fn retrying_keeps_the_start_marker_only_when_a_start_may_have_happened() {
-        let phase = |pending| Phase::Retrying {
-            reason: "Timeout".into(),
-            message: "m".into(),
-            start_pending: pending,
-        };
-        let cs = conditions(&phase(true), None, None, None, now());
-        assert_eq!(by_type(&cs, "Reconciling").reason, REASON_STARTING);
-        let cs = conditions(&phase(false), None, None, None, now());
-        assert_eq!(by_type(&cs, "Reconciling").reason, REASON_RETRYING);
-        let status = GuiSessionStatus {
-            conditions: Some(cs),
-            ..GuiSessionStatus::default()
-        };
-        assert_eq!(state_label(Some(&status)), "retrying");
     }
 
     #[test]
@@ -291,9 +253,7 @@ mod tests {
             earlier,
         );
         let second = conditions(
-            &Phase::Active {
-                expires_at: "x".into(),
-            },
+            &Phase::Active { expires_at: now() },
             None,
             Some(1),
             Some(&first),
@@ -309,14 +269,23 @@ mod tests {
             by_type(&second, "Stalled").last_transition_time,
             Time(earlier)
         );
+        // A renewal after that keeps Ready's transition time: it never went False.
+        let third = conditions(
+            &Phase::Renewing {
+                message: "m".into(),
+            },
+            None,
+            Some(1),
+            Some(&second),
+            now() + jiff::SignedDuration::from_hours(1),
+        );
+        assert_eq!(by_type(&third, "Ready").last_transition_time, Time(now()));
     }
 
     #[test]
     fn note_is_appended_to_every_message() {
         let cs = conditions(
-            &Phase::Active {
-                expires_at: "x".into(),
-            },
+            &Phase::Active { expires_at: now() },
             Some("maxSessionAge 2s raised to 5m"),
             None,
             None,
@@ -331,47 +300,5 @@ mod tests {
         assert_eq!(reason_from_code("Not Found!"), "NotFound");
         assert_eq!(reason_from_code(""), "Error");
         assert_eq!(reason_from_code("500"), "Error");
-    }
-
-    #[test]
-    fn operation_phases() {
-        assert_eq!(
-            phase_of_operation(
-                Some(OperationStatus::Succeeded),
-                Some(true),
-                Some("t"),
-                None
-            ),
-            Phase::Active {
-                expires_at: "t".into()
-            }
-        );
-        assert_eq!(
-            phase_of_operation(Some(OperationStatus::Completed), None, Some("t"), None),
-            Phase::Active {
-                expires_at: "t".into()
-            }
-        );
-        assert!(matches!(
-            phase_of_operation(Some(OperationStatus::Started), Some(false), None, None),
-            Phase::Starting { .. }
-        ));
-        assert!(matches!(
-            phase_of_operation(Some(OperationStatus::NotStarted), None, None, None),
-            Phase::Starting { .. }
-        ));
-        assert_eq!(
-            phase_of_operation(
-                Some(OperationStatus::Failed),
-                Some(true),
-                None,
-                Some(("InternalError", "disk full"))
-            ),
-            Phase::Stalled {
-                reason: "InternalError".into(),
-                message: "StartGUISession operation failed: disk full".into()
-            }
-        );
-        assert_eq!(state_label(None), "starting");
     }
 }

@@ -534,13 +534,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     let youngest = tracker.read(|s| {
         s.objects
             .iter()
-            .filter_map(|o| {
-                o.last()?
-                    .session_started_at
-                    .as_deref()?
-                    .parse::<jiff::Timestamp>()
-                    .ok()
-            })
+            .filter_map(|o| o.last()?.session_started_at)
             .max()
     });
     let youngest = youngest.context("no sessionStartedAt recorded")?;
