@@ -18,7 +18,7 @@ use aws_sdk_lightsail::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_gui_operator::simulator::{
-    ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator,
+    CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator,
     SignedDuration, SimConfig, Simulator,
 };
 use serde_json::json;
@@ -1471,6 +1471,118 @@ async fn the_clock_offset_shifts_timestamps_the_date_header_and_the_signing_wind
     stop(sim).await;
 }
 
+#[tokio::test]
+async fn the_call_log_keeps_session_calls_with_wall_clock_time_outcome_and_key() {
+    // AWS's clock is off; the log's times are not.
+    let sim = start(
+        SimConfig::default()
+            .with_clock_offset(SignedDuration::from_hours(-2))
+            .with_computer(ComputerSpec::new("vm-log")),
+    )
+    .await;
+    let client = client(&sim);
+    let someone_else = sdk_client(
+        &sim.endpoint_url(),
+        "AKIDSOMEONEELSE",
+        sim.secret_access_key(),
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    let began = jiff::Timestamp::now();
+    // Refused for the clock, then signed with AWS's time.
+    assert!(
+        client
+            .start_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_err()
+    );
+    let started = start_session(&client, "vm-log").await;
+    get_operation(&client, started.id().unwrap_or_default()).await;
+    assert!(
+        client
+            .stop_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_ok()
+    );
+    assert!(
+        client
+            .start_gui_session()
+            .resource_name("vm-nowhere")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        someone_else
+            .start_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_err()
+    );
+    let ended = jiff::Timestamp::now();
+
+    let log = sim.call_log();
+    assert_eq!(log.dropped, 0);
+    let key = Some(sim.access_key_id());
+    let seen: Vec<(&str, &str, &str, Option<&str>)> = log
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.resource.as_str(),
+                e.outcome.as_str(),
+                e.access_key_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("StartGUISession", "vm-log", "RequestExpired", key),
+            ("StartGUISession", "vm-log", "ok", key),
+            ("StopGUISession", "vm-log", "ok", key),
+            ("StartGUISession", "vm-nowhere", "NotFoundException", key),
+            (
+                "StartGUISession",
+                "vm-log",
+                "InvalidClientTokenId",
+                Some("AKIDSOMEONEELSE")
+            ),
+        ]
+    );
+    for pair in log.entries.windows(2) {
+        assert!(pair[0].time <= pair[1].time, "{pair:?}");
+    }
+    for entry in &log.entries {
+        assert!(began <= entry.time && entry.time <= ended, "{entry:?}");
+    }
+    assert_eq!(
+        log.matching(Some("StartGUISession"), Some("vm-log"), Some("ok"))
+            .count(),
+        1
+    );
+
+    let url = sim.endpoint_url();
+    let over_http = control(Method::GET, &format!("{url}/_sim/calls/log"), None).await;
+    assert_eq!(over_http.status, StatusCode::OK);
+    let json = over_http.json();
+    assert_eq!(json["entries"][1]["accessKeyId"], sim.access_key_id());
+    assert_eq!(json["entries"][1]["outcome"], "ok");
+    let parsed: Result<CallLog, _> = serde_json::from_value(json);
+    assert_eq!(parsed.ok(), Some(log));
+
+    let reset = control(Method::POST, &format!("{url}/_sim/reset"), None).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    assert_eq!(sim.call_log(), CallLog::default());
+    stop(sim).await;
+}
+
 #[test]
 fn help_documents_every_flag() {
     let (status, stdout, _) = run_binary(&["--help"]);
@@ -1504,6 +1616,7 @@ fn help_documents_every_flag() {
         "/_sim/calls",
         "/_sim/faults",
         "/_sim/clock",
+        "/_sim/calls/log",
         "clockOffset",
         "holdStartResponse",
         "lightsail-sim listening on",

@@ -31,8 +31,11 @@ Config file (--config; YAML, or JSON when named *.json):
 
 Control endpoint, same port, unauthenticated (loopback test tool):
   GET  /_sim/calls                      call counts by action, resource, outcome (JSON)
-  GET  /_sim/metrics                    the same in Prometheus text
-  POST /_sim/reset[?scope=all]          zero the counts (all: also sessions, operations, bucket)
+  GET  /_sim/calls/log                  every Start/StopGUISession call: action, resource, outcome,
+                                        wall-clock time, accessKeyId; {\"entries\":[...],\"dropped\":N}
+  GET  /_sim/metrics                    the same counts in Prometheus text
+  POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
+                                        bucket)
   GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
                                         \"serviceErrorRate\":0.1,\"throttleRate\":0.1,

@@ -24,6 +24,10 @@
 //!   signing time) and the SigV4 window (±15 minutes, else `RequestExpired`). Ages are kept on
 //!   the wall clock, so operations settle and sessions expire after the same durations on either
 //!   clock, and changing the offset at run time acts like the node's clock jumping.
+//! * **Call log** — besides the counts, every `StartGUISession` / `StopGUISession` call answered
+//!   is kept with its outcome (`ok`, or the error: refused ones too, so only `ok` entries changed a
+//!   session), resource, wall-clock time (not shifted) and the access key id that signed it, up to
+//!   [`CALL_LOG_CAPACITY`] entries (older ones are dropped and counted).
 //!
 //! # Settings
 //!
@@ -46,8 +50,9 @@
 //! | method and path | does |
 //! | --- | --- |
 //! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
-//! | `GET /_sim/metrics` | the same as Prometheus text (`lightsail_sim_calls_total`) |
-//! | `POST /_sim/reset` | zeroes the counts; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
+//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId"}],"dropped"}`: Start/Stop calls, oldest first |
+//! | `GET /_sim/metrics` | the counts as Prometheus text (`lightsail_sim_calls_total`) |
+//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
 //! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
 //! | `PUT /_sim/clock` | `{"offset":"-2h"}` sets the offset (answers as GET) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON; PUT replaces them all (omitted fields are off) |
@@ -85,7 +90,7 @@ mod sigv4;
 mod state;
 mod wire;
 
-pub use calls::{CallCount, CallReport, OUTCOME_OK};
+pub use calls::{CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK};
 pub use cli::SimArgs;
 pub use config::{
     ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE,
@@ -203,7 +208,12 @@ impl RunningSimulator {
         lock(&self.shared.calls).report()
     }
 
-    /// Zeroes the call counts.
+    /// The Start/Stop call log so far (see [`CallLog`]).
+    pub fn call_log(&self) -> CallLog {
+        lock(&self.shared.calls).log()
+    }
+
+    /// Zeroes the call counts and empties the call log.
     pub fn reset_calls(&self) {
         lock(&self.shared.calls).reset();
     }

@@ -1,10 +1,10 @@
 //! HTTP routes: the AWS protocol on `POST /` and the control endpoint under `/_sim/`.
 
-use super::calls::{CallCounter, CallReport, OUTCOME_OK};
+use super::calls::{CallCounter, CallLog, CallReport, OUTCOME_OK};
 use super::clock::SimClock;
 use super::config::{ComputerSpec, ErrorStyle, Faults, LightsailException, signed_duration_text};
 use super::faults::{FaultState, Verdict};
-use super::sigv4::Verifier;
+use super::sigv4::{Verifier, claimed_access_key_id};
 use super::state::{ComputerView, World, new_uuid};
 use super::wire::{Action, AwsError, ErrorCode, RequestFields, UNKNOWN_ACTION, json_response};
 use axum::body::{Body, Bytes};
@@ -48,8 +48,14 @@ impl Shared {
         world.view_of(name)
     }
 
-    fn count(&self, action: &'static str, resource: Arc<str>, outcome: &'static str) {
-        lock(&self.calls).record(action, resource, outcome);
+    fn count(
+        &self,
+        action: &'static str,
+        resource: Arc<str>,
+        outcome: &'static str,
+        access_key_id: Option<&str>,
+    ) {
+        lock(&self.calls).record(action, resource, outcome, access_key_id);
     }
 
     /// The resource a call is about, for counting calls that fail before reaching the world.
@@ -73,7 +79,7 @@ impl Shared {
     fn fail(&self, call: &CallContext<'_>, resource: Arc<str>, error: AwsError) -> Response {
         let outcome = error.code.type_name();
         tracing::debug!(action = call.action, resource = &*resource, outcome, "call");
-        self.count(call.action, resource, outcome);
+        self.count(call.action, resource, outcome, call.access_key_id);
         error.into_response(self.error_style, call.request_id)
     }
 }
@@ -82,6 +88,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", post(aws_call))
         .route("/_sim/calls", get(get_calls))
+        .route("/_sim/calls/log", get(get_call_log))
         .route("/_sim/clock", get(get_clock).put(put_clock))
         .route("/_sim/metrics", get(get_metrics))
         .route("/_sim/reset", post(post_reset))
@@ -98,6 +105,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// What every answer to one AWS call needs to know about it.
 struct CallContext<'a> {
     action: &'static str,
+    access_key_id: Option<&'a str>,
     request_id: &'a str,
 }
 
@@ -135,6 +143,7 @@ async fn answer_aws_call(
     let action = Action::from_target(target);
     let call = CallContext {
         action: action.map_or(UNKNOWN_ACTION, Action::name),
+        access_key_id: claimed_access_key_id(headers),
         request_id: &request_id,
     };
     let fields = RequestFields::parse(&body);
@@ -207,7 +216,7 @@ async fn answer_aws_call(
                 outcome = OUTCOME_OK,
                 "call"
             );
-            shared.count(call.action, resource, OUTCOME_OK);
+            shared.count(call.action, resource, OUTCOME_OK, call.access_key_id);
             if let Some(held) = answer.hold {
                 // Counted and recorded already; the client hears back only once released.
                 held.released().await;
@@ -243,6 +252,10 @@ fn parse_control_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, 
 
 async fn get_calls(State(shared): State<Arc<Shared>>) -> Json<CallReport> {
     Json(lock(&shared.calls).report())
+}
+
+async fn get_call_log(State(shared): State<Arc<Shared>>) -> Json<CallLog> {
+    Json(lock(&shared.calls).log())
 }
 
 /// `GET` / `PUT /_sim/clock` body.
