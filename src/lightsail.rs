@@ -490,8 +490,8 @@ pub struct Lightsail {
     metrics: Arc<Metrics>,
 }
 
-/// Most pages of GetOperationsForResource read when looking for a session to adopt.
-const MAX_OPERATION_PAGES: usize = 10;
+/// Most pages of `GetOperationsForResource` read in one lookup.
+pub const MAX_OPERATION_PAGES: usize = 50;
 
 impl Lightsail {
     /// Loads the AWS configuration once (default credential chain: environment, profile, web
@@ -670,8 +670,10 @@ impl Lightsail {
         Ok(out.operation().map(operation_from_sdk))
     }
 
-    /// `GetOperationsForResource`, following page tokens (at most a few pages: adoption only
-    /// cares about the last hours).
+    /// `GetOperationsForResource`: every page, in no particular order (AWS documents none;
+    /// callers sort by `createdAt`). At most [`MAX_OPERATION_PAGES`] pages are read; past that
+    /// the operations read so far are returned and a warning is logged, because failing would
+    /// block the object for good over a history far longer than adoption looks at.
     pub async fn operations_for_resource(
         &self,
         region: Option<&str>,
@@ -692,9 +694,15 @@ impl Lightsail {
             operations.extend(out.operations().iter().map(operation_from_sdk));
             match out.next_page_token() {
                 Some(t) if !t.is_empty() => page_token = Some(t.to_owned()),
-                _ => break,
+                _ => return Ok(operations),
             }
         }
+        tracing::warn!(
+            resource = resource_name,
+            pages = MAX_OPERATION_PAGES,
+            operations = operations.len(),
+            "GetOperationsForResource has more pages than the operator reads; using the ones read"
+        );
         Ok(operations)
     }
 }
@@ -703,6 +711,7 @@ impl Lightsail {
 mod tests {
     use super::*;
     use aws_sdk_lightsail::operation::get_operation::GetOperationOutput;
+    use aws_sdk_lightsail::operation::get_operations_for_resource::GetOperationsForResourceOutput;
     use aws_sdk_lightsail::operation::start_gui_session::StartGuiSessionOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::DateTime;
@@ -1391,5 +1400,56 @@ mod tests {
             "{e}"
         );
         assert!(e.message.contains("network egress"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn operations_for_resource_reads_every_page() {
+        let sim = simulator(
+            SimConfig::default()
+                .with_operations_page_size(2)
+                .with_computer(ComputerSpec::new("vm-pages")),
+        )
+        .await;
+        let l = lightsail_for(&sim);
+        let mut started = std::collections::BTreeSet::new();
+        for _ in 0..7 {
+            match start(&l, "vm-pages").await.as_deref() {
+                Ok([op]) => started.insert(op.id.clone()),
+                other => panic!("start: {other:?}"),
+            };
+        }
+        let listed = match l.operations_for_resource(None, "vm-pages").await {
+            Ok(ops) => ops,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(listed.len(), 7);
+        let listed: std::collections::BTreeSet<_> = listed.into_iter().map(|op| op.id).collect();
+        assert_eq!(listed, started);
+        assert_eq!(
+            sim.calls().count(
+                Some("GetOperationsForResource"),
+                Some("vm-pages"),
+                Some("ok")
+            ),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn operations_for_resource_stops_at_the_page_bound() {
+        let endless = mock!(Client::get_operations_for_resource)
+            .sequence()
+            .output(|| {
+                GetOperationsForResourceOutput::builder()
+                    .operations(sdk::Operation::builder().id("op").build())
+                    .next_page_token("more")
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let l = with_client(mock_client!(aws_sdk_lightsail, [&endless]));
+        let listed = l.operations_for_resource(None, "vm-1").await;
+        assert_eq!(listed.map(|ops| ops.len()), Ok(MAX_OPERATION_PAGES));
+        assert_eq!(endless.num_calls(), MAX_OPERATION_PAGES);
     }
 }
