@@ -2,18 +2,19 @@
 //! conversion of SDK operations into the status types. Nothing here knows about Kubernetes.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lightsail::Client;
 use aws_sdk_lightsail::config::Region;
 use aws_sdk_lightsail::config::retry::RetryConfig;
 use aws_sdk_lightsail::config::timeout::TimeoutConfig;
 use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lightsail::types as sdk;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::crd::{Location, Operation, OperationStatus};
@@ -55,50 +56,239 @@ pub enum ErrorClass {
 #[error("{action}: {code}: {message}", action = .action.as_str())]
 pub struct LightsailError {
     pub action: Action,
-    /// The error code without the `Exception` suffix (`NotFound`, `Throttling`, ...), or
-    /// `Timeout` / `ConnectionFailed` / `InvalidResponse` when there was no service answer.
+    /// The error code without the `Exception` suffix (`NotFound`, `Throttling`, ...), or one of
+    /// the operator's own: `NoRegion`, `NoCredentials`, `InvalidRequest` (nothing was sent),
+    /// `Timeout`, `ConnectionFailed`, `InvalidResponse` (no usable answer).
     pub code: String,
-    /// The message and its causes, joined with `: `.
+    /// The message and its causes, joined with `: `, then what to do about it where the
+    /// classification table has a hint. Never contains credentials.
     pub message: String,
     pub class: ErrorClass,
-    /// False when the request may or may not have reached Lightsail (timeouts, dropped
-    /// connections): then a StartGUISession may have happened.
+    /// True when no `StartGUISession` can have happened: nothing was sent (no Region, no
+    /// credentials, a request that could not be built) or Lightsail answered with a client error
+    /// (HTTP 4xx: `NotFound`, `InvalidInput`, `Throttling`, `AccessDenied`, ...). False when it
+    /// may have: a 5xx answer (the service may have acted before failing), a timeout, a dropped
+    /// connection or an answer that could not be read. A caller that fences starts keeps its
+    /// fence exactly when this is false.
     pub answered: bool,
 }
 
-/// Terminal error codes, as Lightsail writes them in `code` (the `__type` form has an
-/// `Exception` suffix, stripped before lookup).
-const TERMINAL_CODES: &[&str] = &[
-    "NotFound",
-    "InvalidInput",
-    "AccessDenied",
-    "Unauthenticated",
-    "OperationFailure",
-    "InvalidClientTokenId",
-    "UnrecognizedClient",
-    "MissingAuthenticationToken",
-    "IncompleteSignature",
-    "InvalidSignature",
-    "SignatureDoesNotMatch",
-    "AuthFailure",
-    "UnauthorizedOperation",
-    "OptInRequired",
-    "ValidationError",
-    "NoRegion",
+/// What the operator makes of an error code: whether to retry, and what a user can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub class: ErrorClass,
+    /// A short instruction, appended to [`LightsailError::message`].
+    pub hint: Option<&'static str>,
+}
+
+const fn terminal(hint: &'static str) -> CodeInfo {
+    CodeInfo {
+        class: ErrorClass::Terminal,
+        hint: Some(hint),
+    }
+}
+
+const fn retryable(hint: &'static str) -> CodeInfo {
+    CodeInfo {
+        class: ErrorClass::Retryable,
+        hint: Some(hint),
+    }
+}
+
+const CHECK_CREDENTIALS: &str = "AWS did not accept the operator's credentials: check the \
+     access key, or the IRSA / EKS Pod Identity role";
+const CHECK_IAM: &str = "the operator's IAM role needs lightsail:StartGUISession, \
+     lightsail:StopGUISession, lightsail:GetOperation and lightsail:GetOperationsForResource";
+const THROTTLED: &str = "Lightsail is throttling the account: retrying with backoff; if it \
+     persists, lower --rate-limit";
+const NO_ANSWER: &str = "no usable answer from Lightsail: retrying; if it persists, check \
+     network egress to lightsail.<region>.amazonaws.com (or AWS_ENDPOINT_URL_LIGHTSAIL)";
+
+/// Where the default credential chain looks, for the `NoCredentials` message. Names only the
+/// variables, never their values.
+const CREDENTIAL_SOURCES: &str = "no AWS credentials could be loaded. The operator uses the \
+     AWS SDK's default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; web identity / IRSA \
+     (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, set from the ServiceAccount annotation \
+     eks.amazonaws.com/role-arn); EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI); a \
+     shared profile (AWS_PROFILE, ~/.aws/config, ~/.aws/credentials); instance metadata (IMDS)";
+
+/// The classification table: every error code the operator knows, without the `Exception`
+/// suffix (Lightsail's `code` member has none, its `__type` has one; both reach us).
+/// Codes not listed are retryable: a bounded backoff is safer than giving up on something new.
+const CODES: &[(&str, CodeInfo)] = &[
+    // Modelled Lightsail exceptions.
+    (
+        "NotFound",
+        terminal("no such resource in that Region: check spec.resourceName and spec.region"),
+    ),
+    (
+        "InvalidInput",
+        terminal(
+            "Lightsail rejected the request: check spec.resourceName; GUI sessions need a \
+             Lightsail for Research computer",
+        ),
+    ),
+    ("AccessDenied", terminal(CHECK_IAM)),
+    ("Unauthenticated", terminal(CHECK_CREDENTIALS)),
+    (
+        "OperationFailure",
+        terminal("Lightsail could not perform the operation: see the message"),
+    ),
+    (
+        "Service",
+        retryable("Lightsail had an internal error: retrying with backoff"),
+    ),
+    (
+        "RegionSetupInProgress",
+        retryable("the Region is still being set up for the account: retrying"),
+    ),
+    (
+        "AccountSetupInProgress",
+        retryable("the account is still being set up: retrying"),
+    ),
+    // Common AWS errors: validation and authentication.
+    (
+        "Validation",
+        terminal("AWS rejected the request as invalid"),
+    ),
+    (
+        "ValidationError",
+        terminal("AWS rejected the request as invalid"),
+    ),
+    ("InvalidClientTokenId", terminal(CHECK_CREDENTIALS)),
+    ("UnrecognizedClient", terminal(CHECK_CREDENTIALS)),
+    ("MissingAuthenticationToken", terminal(CHECK_CREDENTIALS)),
+    ("IncompleteSignature", terminal(CHECK_CREDENTIALS)),
+    ("InvalidSignature", terminal(CHECK_CREDENTIALS)),
+    ("SignatureDoesNotMatch", terminal(CHECK_CREDENTIALS)),
+    ("AuthFailure", terminal(CHECK_CREDENTIALS)),
+    (
+        "ExpiredToken",
+        terminal("the session token has expired: check where the credentials come from"),
+    ),
+    ("UnauthorizedOperation", terminal(CHECK_IAM)),
+    (
+        "OptInRequired",
+        terminal("the account is not subscribed to this service in this Region"),
+    ),
+    (
+        "UnknownOperation",
+        terminal("the endpoint is not Lightsail: check AWS_ENDPOINT_URL_LIGHTSAIL"),
+    ),
+    (
+        "Serialization",
+        terminal("Lightsail could not read the request"),
+    ),
+    // A node clock more than 15 minutes off AWS's. Retryable: the SDK reads AWS's time from
+    // this very answer's `Date` header and signs the client's later calls with it (aws-runtime's
+    // clock-skew correction), so the next attempt passes even before the clock is fixed.
+    (
+        "RequestExpired",
+        retryable(
+            "this node's clock is more than 15 minutes off AWS's: the next call is signed with \
+             AWS's time, but fix the node's clock (NTP)",
+        ),
+    ),
+    (
+        "RequestTimeTooSkewed",
+        retryable(
+            "this node's clock is more than 15 minutes off AWS's: the next call is signed with \
+             AWS's time, but fix the node's clock (NTP)",
+        ),
+    ),
+    // Throttling, in every spelling the SDK's own retry classifier knows
+    // (aws-runtime THROTTLING_ERRORS).
+    ("Throttling", retryable(THROTTLED)),
+    ("Throttled", retryable(THROTTLED)),
+    ("RequestThrottled", retryable(THROTTLED)),
+    ("TooManyRequests", retryable(THROTTLED)),
+    ("RequestLimitExceeded", retryable(THROTTLED)),
+    ("ProvisionedThroughputExceeded", retryable(THROTTLED)),
+    ("TransactionInProgress", retryable(THROTTLED)),
+    ("BandwidthLimitExceeded", retryable(THROTTLED)),
+    ("LimitExceeded", retryable(THROTTLED)),
+    ("SlowDown", retryable(THROTTLED)),
+    ("PriorRequestNotComplete", retryable(THROTTLED)),
+    ("EC2Throttled", retryable(THROTTLED)),
+    // Server faults.
+    (
+        "InternalFailure",
+        retryable("AWS had an internal error: retrying"),
+    ),
+    (
+        "InternalError",
+        retryable("AWS had an internal error: retrying"),
+    ),
+    (
+        "ServiceUnavailable",
+        retryable("Lightsail is unavailable: retrying"),
+    ),
+    ("RequestTimeout", retryable(NO_ANSWER)),
+    // The operator's own codes.
+    (
+        "NoRegion",
+        terminal("set spec.region, or give the operator --region / AWS_REGION"),
+    ),
+    // The message says where credentials come from; terminal even when a source failed
+    // (IMDS forbidden, STS refusing a web identity token): the cause is in the message, and a
+    // stalled object is retried after --stalled-retry anyway.
+    (
+        "NoCredentials",
+        CodeInfo {
+            class: ErrorClass::Terminal,
+            hint: None,
+        },
+    ),
+    (
+        "InvalidRequest",
+        terminal("the SDK could not build the request: check spec.region"),
+    ),
+    ("Timeout", retryable(NO_ANSWER)),
+    ("ConnectionFailed", retryable(NO_ANSWER)),
+    ("InvalidResponse", retryable(NO_ANSWER)),
 ];
 
-/// Classifies an error code. Unknown codes are retryable: a bounded backoff is safer than
-/// giving up on something we do not understand.
+/// Class and hint of an error code, with or without its `Exception` suffix.
+pub fn describe(code: &str) -> CodeInfo {
+    let code = normalize_code(code);
+    CODES.iter().find(|(known, _)| *known == code).map_or(
+        CodeInfo {
+            class: ErrorClass::Retryable,
+            hint: None,
+        },
+        |(_, info)| *info,
+    )
+}
+
+/// Classifies an error code (see [`describe`]).
 pub fn classify(code: &str) -> ErrorClass {
-    if TERMINAL_CODES.contains(&normalize_code(code)) {
-        ErrorClass::Terminal
-    } else {
-        ErrorClass::Retryable
-    }
+    describe(code).class
 }
 
 fn normalize_code(code: &str) -> &str {
     code.strip_suffix("Exception").unwrap_or(code)
+}
+
+/// The message on one line (status conditions and log lines read badly with line breaks; the
+/// SDK's credential chain lists what it tried one per line).
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for line in message.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn with_hint(message: String, hint: Option<&str>) -> String {
+    let message = one_line(&message);
+    match hint {
+        Some(hint) if !message.is_empty() => format!("{message} ({hint})"),
+        Some(hint) => hint.to_owned(),
+        None => message,
+    }
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -113,6 +303,26 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// The error and its sources, outermost first.
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// Why the credentials could not be resolved, when that is why the call failed. The SDK
+/// resolves them before sending anything and reports a failure as a `DispatchFailure` whose
+/// source is the provider's `CredentialsError`; the identity cache's own load timeout has no
+/// public type, so that one is recognised by its text.
+fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(cause) = sources(err).find(|e| e.is::<CredentialsError>()) {
+        return Some(error_chain(cause));
+    }
+    sources(err)
+        .find(|e| e.to_string().starts_with("identity resolver timed out"))
+        .map(error_chain)
 }
 
 /// The code of a modelled SDK error variant, for errors whose metadata carries no code.
@@ -176,12 +386,28 @@ impl LightsailError {
         }
     }
 
-    fn from_sdk<E, R>(action: Action, err: SdkError<E, R>) -> Self
+    /// An error for a call that was never sent because there are no credentials.
+    fn no_credentials(action: Action, cause: &str) -> Self {
+        LightsailError {
+            action,
+            code: "NoCredentials".into(),
+            message: one_line(&format!("{CREDENTIAL_SOURCES}. The SDK said: {cause}")),
+            class: classify("NoCredentials"),
+            answered: true,
+        }
+    }
+
+    fn from_sdk<E>(action: Action, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
-        let (code, answered) = match &err {
+        // Identity resolution happens before sending and fails as a dispatch failure.
+        if let SdkError::DispatchFailure(_) = &err
+            && let Some(cause) = credentials_failure(&err)
+        {
+            return LightsailError::no_credentials(action, &cause);
+        }
+        let (code, answered, message) = match &err {
             // The code string first: real Lightsail bodies carry `code` (e.g. `NotFound`) and
             // then the SDK reports an unmodelled error; the variant when no code came along.
             SdkError::ServiceError(service) => (
@@ -189,31 +415,28 @@ impl LightsailError {
                     .map(|c| normalize_code(c).to_owned())
                     .or_else(|| service.err().modelled_code().map(str::to_owned))
                     .unwrap_or_else(|| "Unknown".into()),
-                true,
+                // A client error means the request was refused as a whole; after a server
+                // error the service may have acted before failing.
+                service.raw().status().is_client_error(),
+                err.message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| error_chain(service.err())),
             ),
-            SdkError::TimeoutError(_) => ("Timeout".into(), false),
-            SdkError::DispatchFailure(f) if f.is_timeout() => ("Timeout".into(), false),
-            SdkError::DispatchFailure(_) => ("ConnectionFailed".into(), false),
-            SdkError::ResponseError(_) => ("InvalidResponse".into(), false),
-            SdkError::ConstructionFailure(_) => ("InvalidRequest".into(), true),
-            _ => ("Unknown".into(), false),
+            SdkError::TimeoutError(_) => ("Timeout".into(), false, error_chain(&err)),
+            SdkError::DispatchFailure(f) if f.is_timeout() => {
+                ("Timeout".into(), false, error_chain(&err))
+            }
+            SdkError::DispatchFailure(_) => ("ConnectionFailed".into(), false, error_chain(&err)),
+            SdkError::ResponseError(_) => ("InvalidResponse".into(), false, error_chain(&err)),
+            SdkError::ConstructionFailure(_) => ("InvalidRequest".into(), true, error_chain(&err)),
+            _ => ("Unknown".into(), false, error_chain(&err)),
         };
-        let message = match (&err, err.message()) {
-            (_, Some(m)) => m.to_owned(),
-            (SdkError::ServiceError(service), None) => error_chain(service.err()),
-            _ => error_chain(&err),
-        };
-        let class = match &err {
-            SdkError::ServiceError(_) => classify(&code),
-            // A request the SDK cannot even build (e.g. no credentials) fails the same way again.
-            SdkError::ConstructionFailure(_) => ErrorClass::Terminal,
-            _ => ErrorClass::Retryable,
-        };
+        let info = describe(&code);
         LightsailError {
             action,
+            message: with_hint(message, info.hint),
             code,
-            message,
-            class,
+            class: info.class,
             answered,
         }
     }
@@ -282,8 +505,8 @@ pub struct Lightsail {
 /// Default for the longest a Lightsail call may take, connection included.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Most pages of GetOperationsForResource read when looking for a session to adopt.
-const MAX_OPERATION_PAGES: usize = 10;
+/// Most pages of `GetOperationsForResource` read in one lookup.
+pub const MAX_OPERATION_PAGES: usize = 50;
 
 impl Lightsail {
     /// Loads the AWS configuration once (default credential chain: environment, profile, web
@@ -349,6 +572,13 @@ impl Lightsail {
         if let Some(c) = clients.get(region) {
             return Ok(c.clone());
         }
+        if self.base.credentials_provider().is_none() {
+            // The SDK would fail every call with "no identity resolver for sigv4".
+            return Err(LightsailError::no_credentials(
+                action,
+                "no credentials provider is configured",
+            ));
+        }
         let config = aws_sdk_lightsail::config::Builder::from(&self.base)
             .region(Region::new(region.to_owned()))
             // Retries are the controller's job (per-object backoff with jitter, visible in
@@ -386,7 +616,7 @@ impl Lightsail {
     }
 
     /// Waits for the Region's rate limit, runs the call and records its metrics.
-    async fn call<T, F, Fut, E, R>(
+    async fn call<T, F, Fut, E>(
         &self,
         region: Option<&str>,
         action: Action,
@@ -394,21 +624,19 @@ impl Lightsail {
     ) -> Result<T, LightsailError>
     where
         F: FnOnce(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
         let permit = self.permit(region, action).await?;
         self.call_with(permit, f).await
     }
 
     /// Runs a call under a permit already taken and records its metrics.
-    async fn call_with<T, F, Fut, E, R>(&self, permit: Permit, f: F) -> Result<T, LightsailError>
+    async fn call_with<T, F, Fut, E>(&self, permit: Permit, f: F) -> Result<T, LightsailError>
     where
         F: FnOnce(Client) -> Fut,
-        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
         let action = permit.action;
         let started = Instant::now();
@@ -469,8 +697,10 @@ impl Lightsail {
         Ok(out.operation().map(operation_from_sdk))
     }
 
-    /// `GetOperationsForResource`, following page tokens (at most a few pages: adoption only
-    /// cares about the last hours).
+    /// `GetOperationsForResource`: every page, in no particular order (AWS documents none;
+    /// callers sort by `createdAt`). At most [`MAX_OPERATION_PAGES`] pages are read; past that
+    /// the operations read so far are returned and a warning is logged, because failing would
+    /// block the object for good over a history far longer than adoption looks at.
     pub async fn operations_for_resource(
         &self,
         region: Option<&str>,
@@ -491,9 +721,15 @@ impl Lightsail {
             operations.extend(out.operations().iter().map(operation_from_sdk));
             match out.next_page_token() {
                 Some(t) if !t.is_empty() => page_token = Some(t.to_owned()),
-                _ => break,
+                _ => return Ok(operations),
             }
         }
+        tracing::warn!(
+            resource = resource_name,
+            pages = MAX_OPERATION_PAGES,
+            operations = operations.len(),
+            "GetOperationsForResource has more pages than the operator reads; using the ones read"
+        );
         Ok(operations)
     }
 }
@@ -502,6 +738,7 @@ impl Lightsail {
 mod tests {
     use super::*;
     use aws_sdk_lightsail::operation::get_operation::GetOperationOutput;
+    use aws_sdk_lightsail::operation::get_operations_for_resource::GetOperationsForResourceOutput;
     use aws_sdk_lightsail::operation::start_gui_session::StartGuiSessionOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::DateTime;
@@ -542,29 +779,110 @@ mod tests {
             .expect("a permit")
     }
 
+    /// Every code the issue names, by class.
+    const TERMINAL: &[&str] = &[
+        "NotFound",
+        "InvalidInput",
+        "AccessDenied",
+        "Unauthenticated",
+        "OperationFailure",
+        "Validation",
+        "ValidationError",
+        "InvalidClientTokenId",
+        "UnrecognizedClient",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "InvalidSignature",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "UnauthorizedOperation",
+        "OptInRequired",
+        "NoRegion",
+        "NoCredentials",
+        "InvalidRequest",
+    ];
+    const RETRYABLE: &[&str] = &[
+        "Service",
+        "Throttling",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+        "RegionSetupInProgress",
+        "AccountSetupInProgress",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Timeout",
+        "ConnectionFailed",
+        "InvalidResponse",
+        "RequestExpired",
+    ];
+    /// aws-runtime's THROTTLING_ERRORS and TRANSIENT_ERRORS, as the SDK's retry classifier
+    /// spells them.
+    const SDK_RETRY_CODES: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    ];
+
     #[test]
-    fn codes_are_classified_with_or_without_the_exception_suffix() {
-        for code in [
-            "NotFound",
-            "NotFoundException",
-            "InvalidInput",
-            "AccessDeniedException",
-            "Unauthenticated",
-            "InvalidClientTokenId",
-        ] {
-            assert_eq!(classify(code), ErrorClass::Terminal, "{code}");
+    fn the_table_classifies_codes_with_or_without_the_exception_suffix() {
+        for code in TERMINAL {
+            for spelling in [code.to_string(), format!("{code}Exception")] {
+                assert_eq!(classify(&spelling), ErrorClass::Terminal, "{spelling}");
+            }
         }
-        for code in [
-            "Service",
-            "ServiceException",
-            "ThrottlingException",
-            "RegionSetupInProgress",
-            "AccountSetupInProgressException",
-            "InternalFailure",
-            "ServiceUnavailable",
-            "SomethingNew",
-        ] {
-            assert_eq!(classify(code), ErrorClass::Retryable, "{code}");
+        for code in RETRYABLE {
+            for spelling in [code.to_string(), format!("{code}Exception")] {
+                assert_eq!(classify(&spelling), ErrorClass::Retryable, "{spelling}");
+            }
+        }
+        for code in SDK_RETRY_CODES {
+            let info = describe(code);
+            assert_eq!(info.class, ErrorClass::Retryable, "{code}");
+            assert!(info.hint.is_some(), "{code} has no hint");
+        }
+        assert_eq!(
+            describe("SomethingNewException"),
+            CodeInfo {
+                class: ErrorClass::Retryable,
+                hint: None
+            }
+        );
+        assert!(
+            describe("AccessDenied")
+                .hint
+                .is_some_and(|h| h.contains("lightsail:StartGUISession"))
+        );
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(
+            one_line("not found. Attempted:\n  Environment: unset\n  Profile: none\n"),
+            "not found. Attempted: Environment: unset; Profile: none"
+        );
+        assert_eq!(with_hint("gone".into(), Some("look")), "gone (look)");
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_code_without_suffixes() {
+        let mut seen = std::collections::HashSet::new();
+        for (code, _) in CODES {
+            assert!(seen.insert(*code), "{code} twice");
+            assert_eq!(normalize_code(code), *code, "{code} keeps its suffix");
         }
     }
 
@@ -686,5 +1004,479 @@ mod tests {
         assert_eq!(e.code, "NoRegion");
         assert_eq!(e.class, ErrorClass::Terminal);
         assert!(e.message.contains("spec.region"), "{}", e.message);
+    }
+
+    // ---- Through the real SDK, against the simulator. ----
+
+    use crate::simulator::{
+        ComputerSpec, ErrorStyle, Faults, LightsailException, RunningSimulator, SignedDuration,
+        SimConfig, Simulator,
+    };
+    use aws_credential_types::Credentials;
+    use aws_credential_types::credential_fn::provide_credentials_fn;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+
+    async fn simulator(config: SimConfig) -> RunningSimulator {
+        match Simulator::start(config, "127.0.0.1:0").await {
+            Ok(sim) => sim,
+            Err(e) => panic!("simulator did not start: {e:#}"),
+        }
+    }
+
+    const REGION: &str = "us-east-1";
+
+    /// Configuration for `endpoint`, signing with `credentials`.
+    fn sdk_config(endpoint: &str, credentials: SharedCredentialsProvider) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .build()
+    }
+
+    fn signing_as(key: &str, secret: &str) -> SharedCredentialsProvider {
+        SharedCredentialsProvider::new(Credentials::new(key, secret, None, None, "tests"))
+    }
+
+    /// A `Lightsail` for the simulator, with its credentials.
+    fn lightsail_for(sim: &RunningSimulator) -> Lightsail {
+        let credentials = signing_as(sim.access_key_id(), sim.secret_access_key());
+        Lightsail::from_sdk_config(
+            sdk_config(&sim.endpoint_url(), credentials),
+            Some(REGION.into()),
+            rate(),
+            metrics(),
+        )
+    }
+
+    async fn start(l: &Lightsail, name: &str) -> Result<Vec<Operation>, LightsailError> {
+        l.start_gui_session(permit(l).await, name).await
+    }
+
+    /// A loopback port nothing listens on.
+    fn closed_port() -> u16 {
+        let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
+            Ok(listener) => listener,
+            Err(e) => panic!("bind: {e}"),
+        };
+        match listener.local_addr() {
+            Ok(addr) => addr.port(),
+            Err(e) => panic!("local_addr: {e}"),
+        }
+    }
+
+    /// (action, code, class, answered) of each modelled exception from each action.
+    type Seen = Vec<(Action, LightsailException, String, ErrorClass, bool)>;
+
+    async fn errors_in_style(style: ErrorStyle) -> Seen {
+        let sim = simulator(
+            SimConfig::default()
+                .with_error_style(style)
+                .with_computer(ComputerSpec::new("vm-err")),
+        )
+        .await;
+        let l = lightsail_for(&sim);
+        let operation_id = match start(&l, "vm-err").await.as_deref() {
+            Ok([op]) => op.id.clone().unwrap_or_default(),
+            other => panic!("start: {other:?}"),
+        };
+        let mut seen = Vec::new();
+        for exception in LightsailException::ALL {
+            let forced = ComputerSpec::new("vm-err").calls_fail_with(exception);
+            assert!(sim.upsert_computer(forced).is_ok());
+            let results = [
+                (Action::StartGuiSession, start(&l, "vm-err").await.map(drop)),
+                (
+                    Action::StopGuiSession,
+                    l.stop_gui_session(None, "vm-err").await.map(drop),
+                ),
+                (
+                    Action::GetOperation,
+                    l.get_operation(None, &operation_id).await.map(drop),
+                ),
+                (
+                    Action::GetOperationsForResource,
+                    l.operations_for_resource(None, "vm-err").await.map(drop),
+                ),
+            ];
+            for (action, result) in results {
+                let Err(e) = result else {
+                    panic!("{action:?} succeeded despite {exception:?}");
+                };
+                assert_eq!(e.action, action);
+                assert!(
+                    e.message.contains("configured for vm-err"),
+                    "{action:?} {exception:?}: {}",
+                    e.message
+                );
+                seen.push((action, exception, e.code, e.class, e.answered));
+            }
+        }
+        assert!(sim.upsert_computer(ComputerSpec::new("vm-err")).is_ok());
+        let throttled = Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        };
+        assert!(sim.set_faults(throttled).is_ok());
+        match start(&l, "vm-err").await {
+            Err(e) => {
+                assert_eq!(
+                    (e.code.as_str(), e.class, e.answered),
+                    ("Throttling", ErrorClass::Retryable, true),
+                    "{e}"
+                );
+                assert!(e.message.contains("--rate-limit"), "{}", e.message);
+            }
+            Ok(ops) => panic!("throttled start succeeded: {ops:?}"),
+        }
+        if let Err(e) = sim.shutdown().await {
+            panic!("{e:#}");
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn both_error_body_styles_give_the_same_code_class_and_answered() {
+        let with_code = errors_in_style(ErrorStyle::Code).await;
+        let with_type = errors_in_style(ErrorStyle::Type).await;
+        assert_eq!(with_code, with_type);
+        for (action, exception, code, class, answered) in &with_code {
+            assert_eq!(code, exception.code(), "{action:?}");
+            let expected = match exception {
+                LightsailException::AccessDenied
+                | LightsailException::InvalidInput
+                | LightsailException::NotFound
+                | LightsailException::OperationFailure
+                | LightsailException::Unauthenticated => ErrorClass::Terminal,
+                LightsailException::AccountSetupInProgress
+                | LightsailException::RegionSetupInProgress
+                | LightsailException::Service => ErrorClass::Retryable,
+            };
+            assert_eq!(*class, expected, "{action:?} {exception:?}");
+            // ServiceException is the one server fault (HTTP 500): the service may have acted.
+            let client_error = *exception != LightsailException::Service;
+            assert_eq!(*answered, client_error, "{action:?} {exception:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_signatures_are_terminal_answered_and_never_show_the_secret() {
+        let sim = simulator(SimConfig::default().with_computer(ComputerSpec::new("vm-auth"))).await;
+        for (key, secret, code) in [
+            (sim.access_key_id(), "not-the-secret", "InvalidSignature"),
+            (
+                "AKIDSOMEONEELSE",
+                sim.secret_access_key(),
+                "InvalidClientTokenId",
+            ),
+        ] {
+            let l = Lightsail::from_sdk_config(
+                sdk_config(&sim.endpoint_url(), signing_as(key, secret)),
+                Some(REGION.into()),
+                rate(),
+                metrics(),
+            );
+            let Err(e) = start(&l, "vm-auth").await else {
+                panic!("{code}: accepted");
+            };
+            assert_eq!(
+                (e.code.as_str(), e.class, e.answered),
+                (code, ErrorClass::Terminal, true)
+            );
+            assert!(e.message.contains("credentials"), "{}", e.message);
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(sim.computer("vm-auth").map(|c| c.operation_count), Some(0));
+    }
+
+    #[tokio::test]
+    async fn request_expired_is_retryable_because_the_next_call_uses_aws_time() {
+        let sim = simulator(
+            SimConfig::default()
+                .with_clock_offset(SignedDuration::from_hours(-2))
+                .with_computer(ComputerSpec::new("vm-skew")),
+        )
+        .await;
+        let l = lightsail_for(&sim);
+        let Err(e) = start(&l, "vm-skew").await else {
+            panic!("a start signed two hours off was accepted");
+        };
+        assert_eq!(
+            (e.code.as_str(), e.class, e.answered),
+            ("RequestExpired", ErrorClass::Retryable, true)
+        );
+        assert!(e.message.contains("NTP"), "{}", e.message);
+        let ops = start(&l, "vm-skew").await;
+        assert!(ops.as_ref().is_ok_and(|ops| ops.len() == 1), "{ops:?}");
+        let log = sim.call_log();
+        let outcomes: Vec<&str> = log.entries.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["RequestExpired", "ok"]);
+    }
+
+    /// Checks a `NoCredentials` error and that nothing reached the simulator.
+    fn assert_no_credentials(e: &LightsailError, sim: &RunningSimulator) {
+        assert_eq!(
+            (e.code.as_str(), e.class, e.answered),
+            ("NoCredentials", ErrorClass::Terminal, true),
+            "{e}"
+        );
+        for source in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "EKS Pod Identity",
+            "profile",
+            "IMDS",
+        ] {
+            assert!(e.message.contains(source), "no {source}: {}", e.message);
+        }
+        assert_eq!(sim.calls().total, 0, "a call was sent");
+    }
+
+    #[tokio::test]
+    async fn the_default_chain_without_credentials_fails_before_sending_as_no_credentials() {
+        let sim = simulator(SimConfig::default().with_computer(ComputerSpec::new("vm-1"))).await;
+        // The SDK's default chain with nothing to find: no environment, a profile without
+        // credentials, and instance metadata (IMDS) at a port nobody listens on.
+        let profile = format!(
+            "[default]\nec2_metadata_service_endpoint = http://127.0.0.1:{}\n",
+            closed_port()
+        );
+        // aws-runtime, which owns the type, is not a dependency; the alias is the same type.
+        #[allow(deprecated)]
+        let profile_files = aws_config::profile::profile_file::ProfileFiles::builder()
+            .with_contents(
+                aws_config::profile::profile_file::ProfileFileKind::Config,
+                profile,
+            )
+            .build();
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .empty_test_environment()
+            .profile_files(profile_files)
+            .region(Region::new("us-east-1"))
+            .endpoint_url(sim.endpoint_url())
+            .load()
+            .await;
+
+        // What the SDK itself reports: a dispatch failure caused by the provider's
+        // CredentialsError, raised before anything is sent.
+        let raw = Client::new(&base)
+            .start_gui_session()
+            .resource_name("vm-1")
+            .send()
+            .await;
+        let Err(raw) = raw else {
+            panic!("started without credentials");
+        };
+        assert!(matches!(raw, SdkError::DispatchFailure(_)), "{raw:?}");
+        let cause = sources(&raw).find_map(|e| e.downcast_ref::<CredentialsError>());
+        assert!(
+            matches!(cause, Some(CredentialsError::CredentialsNotLoaded(_))),
+            "{raw:?}"
+        );
+
+        let l = Lightsail::from_sdk_config(base, Some(REGION.into()), rate(), metrics());
+        let Err(e) = start(&l, "vm-1").await else {
+            panic!("started without credentials");
+        };
+        assert_no_credentials(&e, &sim);
+        assert!(
+            e.message.contains("The SDK said: ")
+                && e.message.contains("Ec2InstanceMetadata")
+                && !e.message.contains('\n'),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn every_way_credentials_fail_is_no_credentials() {
+        let sim = simulator(SimConfig::default().with_computer(ComputerSpec::new("vm-1"))).await;
+        let failing = [
+            SharedCredentialsProvider::new(provide_credentials_fn(|| async {
+                Err(CredentialsError::not_loaded("nothing in the environment"))
+            })),
+            // What IMDS answering 403 looks like.
+            SharedCredentialsProvider::new(provide_credentials_fn(|| async {
+                Err(CredentialsError::provider_error("IMDS: request forbidden"))
+            })),
+            SharedCredentialsProvider::new(provide_credentials_fn(|| async {
+                Err(CredentialsError::invalid_configuration(
+                    "AWS_SECRET_ACCESS_KEY is not set",
+                ))
+            })),
+        ];
+        for provider in failing {
+            let l = Lightsail::from_sdk_config(
+                sdk_config(&sim.endpoint_url(), provider),
+                Some(REGION.into()),
+                rate(),
+                metrics(),
+            );
+            let Err(e) = start(&l, "vm-1").await else {
+                panic!("started without credentials");
+            };
+            assert_no_credentials(&e, &sim);
+        }
+
+        // A provider that never answers, cut off by the identity cache's load timeout.
+        let never = SharedCredentialsProvider::new(provide_credentials_fn(
+            std::future::pending::<aws_credential_types::provider::Result>,
+        ));
+        let hanging = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(sim.endpoint_url())
+            .credentials_provider(never)
+            .identity_cache(
+                aws_config::identity::IdentityCache::lazy()
+                    .load_timeout(Duration::from_millis(100))
+                    .build(),
+            )
+            .build();
+        let l = Lightsail::from_sdk_config(hanging, Some(REGION.into()), rate(), metrics());
+        let Err(e) = start(&l, "vm-1").await else {
+            panic!("started without credentials");
+        };
+        assert_no_credentials(&e, &sim);
+        assert!(e.message.contains("timed out"), "{}", e.message);
+
+        // No credentials provider at all.
+        let bare = SdkConfig::builder()
+            .region(Region::new("us-east-1"))
+            .endpoint_url(sim.endpoint_url())
+            .build();
+        let l = Lightsail::from_sdk_config(bare, Some(REGION.into()), rate(), metrics());
+        let Err(e) = l.permit(None, Action::StartGuiSession).await else {
+            panic!("a permit without credentials");
+        };
+        assert_no_credentials(&e, &sim);
+    }
+
+    #[tokio::test]
+    async fn answered_follows_the_http_status_and_unanswered_calls_are_not() {
+        fn reply(status: u16, body: &'static str) -> HttpResponse {
+            let status = match status.try_into() {
+                Ok(status) => status,
+                Err(e) => panic!("{e}"),
+            };
+            HttpResponse::new(status, aws_smithy_types::body::SdkBody::from(body))
+        }
+        let answers = mock!(Client::start_gui_session)
+            .sequence()
+            .http_response(|| {
+                reply(
+                    503,
+                    r#"{"__type":"ServiceUnavailableException","message":"down"}"#,
+                )
+            })
+            .http_response(|| reply(500, r#"{"__type":"InternalFailure","message":"oops"}"#))
+            .http_response(|| {
+                reply(
+                    400,
+                    r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+                )
+            })
+            .http_response(|| reply(400, r#"{"__type":"ValidationException","message":"bad"}"#))
+            .http_response(|| reply(200, "this is not JSON"))
+            .build();
+        // The operator's clients do not retry; the SDK would otherwise retry 5xx and throttling.
+        let l = with_client(mock_client!(
+            aws_sdk_lightsail,
+            RuleMode::Sequential,
+            [&answers],
+            |conf| conf.retry_config(RetryConfig::disabled())
+        ));
+        let expected = [
+            ("ServiceUnavailable", ErrorClass::Retryable, false),
+            ("InternalFailure", ErrorClass::Retryable, false),
+            ("Throttling", ErrorClass::Retryable, true),
+            ("Validation", ErrorClass::Terminal, true),
+            ("InvalidResponse", ErrorClass::Retryable, false),
+        ];
+        for (code, class, answered) in expected {
+            let Err(e) = start(&l, "vm-1").await else {
+                panic!("{code}: succeeded");
+            };
+            assert_eq!(
+                (e.code.as_str(), e.class, e.answered),
+                (code, class, answered),
+                "{e}"
+            );
+        }
+
+        // Nobody listening: the request may or may not have left.
+        let refused = Lightsail::from_sdk_config(
+            sdk_config(
+                &format!("http://127.0.0.1:{}", closed_port()),
+                signing_as("AKID", "secret"),
+            ),
+            Some(REGION.into()),
+            rate(),
+            metrics(),
+        );
+        let Err(e) = start(&refused, "vm-1").await else {
+            panic!("a start without a server succeeded");
+        };
+        assert_eq!(
+            (e.code.as_str(), e.class, e.answered),
+            ("ConnectionFailed", ErrorClass::Retryable, false),
+            "{e}"
+        );
+        assert!(e.message.contains("network egress"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn operations_for_resource_reads_every_page() {
+        let sim = simulator(
+            SimConfig::default()
+                .with_operations_page_size(2)
+                .with_computer(ComputerSpec::new("vm-pages")),
+        )
+        .await;
+        let l = lightsail_for(&sim);
+        let mut started = std::collections::BTreeSet::new();
+        for _ in 0..7 {
+            match start(&l, "vm-pages").await.as_deref() {
+                Ok([op]) => started.insert(op.id.clone()),
+                other => panic!("start: {other:?}"),
+            };
+        }
+        let listed = match l.operations_for_resource(None, "vm-pages").await {
+            Ok(ops) => ops,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(listed.len(), 7);
+        let listed: std::collections::BTreeSet<_> = listed.into_iter().map(|op| op.id).collect();
+        assert_eq!(listed, started);
+        assert_eq!(
+            sim.calls().count(
+                Some("GetOperationsForResource"),
+                Some("vm-pages"),
+                Some("ok")
+            ),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn operations_for_resource_stops_at_the_page_bound() {
+        let endless = mock!(Client::get_operations_for_resource)
+            .sequence()
+            .output(|| {
+                GetOperationsForResourceOutput::builder()
+                    .operations(sdk::Operation::builder().id("op").build())
+                    .next_page_token("more")
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let l = with_client(mock_client!(aws_sdk_lightsail, [&endless]));
+        let listed = l.operations_for_resource(None, "vm-1").await;
+        assert_eq!(listed.map(|ops| ops.len()), Ok(MAX_OPERATION_PAGES));
+        assert_eq!(endless.num_calls(), MAX_OPERATION_PAGES);
     }
 }

@@ -250,10 +250,7 @@ async fn renews_after_max_session_age_and_not_before() {
 
     let second = wait_for(&env.api, "renew", WAIT, "renewed and Ready", |gs| {
         ready(gs)
-            && gs
-                .status
-                .as_ref()
-                .and_then(|s| s.session_started_at)
+            && gs.status.as_ref().and_then(|s| s.session_started_at)
                 != first_status.session_started_at
     })
     .await;

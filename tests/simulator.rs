@@ -15,10 +15,11 @@ use aws_sdk_lightsail::primitives::DateTime;
 use aws_sdk_lightsail::types::{
     Operation, OperationStatus, OperationType, RegionName, ResourceType, Status,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_gui_operator::simulator::{
-    ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator, SimConfig,
-    Simulator,
+    CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator,
+    SignedDuration, SimConfig, Simulator,
 };
 use serde_json::json;
 use simulator_support::{
@@ -1317,6 +1318,271 @@ async fn control_endpoint_reports_and_changes_state() {
     stop(sim).await;
 }
 
+/// Epoch milliseconds of the `Date` header of the answer behind an SDK error.
+fn date_header_millis<E: std::fmt::Debug>(
+    error: &aws_sdk_lightsail::error::SdkError<E, HttpResponse>,
+) -> i64 {
+    let date = error
+        .raw_response()
+        .and_then(|response| response.headers().get("date"));
+    let Some(date) = date else {
+        panic!("no Date header in the answer: {error:?}");
+    };
+    match DateTime::from_str(date, aws_smithy_types::date_time::Format::HttpDate) {
+        Ok(time) => time.secs() * 1000,
+        Err(e) => panic!("Date {date:?} is not an HTTP date: {e}"),
+    }
+}
+
+/// `abs(a - b)` is within `tolerance_ms`.
+fn assert_close(what: &str, a: i64, b: i64, tolerance_ms: i64) {
+    assert!(
+        (a - b).abs() <= tolerance_ms,
+        "{what}: {a} and {b} differ by {} ms",
+        a - b
+    );
+}
+
+#[tokio::test]
+async fn the_clock_offset_shifts_timestamps_the_date_header_and_the_signing_window() {
+    const TWO_HOURS_MS: i64 = 2 * 3600 * 1000;
+    let settle = Duration::from_millis(200);
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(settle)
+            .with_clock_offset(SignedDuration::from_hours(-2))
+            .with_computer(ComputerSpec::new("vm-clock")),
+    )
+    .await;
+    assert_eq!(sim.clock_offset(), SignedDuration::from_hours(-2));
+    let client = client(&sim);
+
+    // Signed with this machine's time, two hours ahead of the simulated AWS: refused, and the
+    // answer's Date header carries AWS's time.
+    let refused = client
+        .start_gui_session()
+        .resource_name("vm-clock")
+        .send()
+        .await;
+    let error = match refused {
+        Ok(_) => panic!("a request signed two hours ahead was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(error.code(), Some("RequestExpired"), "{error:?}");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(400));
+    // HTTP dates have whole seconds.
+    assert_close(
+        "Date header",
+        date_header_millis(&error),
+        now_millis() - TWO_HOURS_MS,
+        2_000,
+    );
+
+    // The SDK learned AWS's time from that Date header and signs with it now.
+    let started = start_session(&client, "vm-clock").await;
+    let created = millis(started.created_at());
+    assert_close("createdAt", created, now_millis() - TWO_HOURS_MS, 2_000);
+    let id = started.id().unwrap_or_default().to_owned();
+    let settled = wait_until("the start to settle", WAIT, || {
+        let (client, id) = (&client, &id);
+        async move {
+            let operation = get_operation(client, id).await;
+            (operation.status() == Some(&OperationStatus::Succeeded)).then_some(operation)
+        }
+    })
+    .await;
+    // Settling is computed on the same clock as the timestamps it reports.
+    assert_eq!(millis(settled.created_at()), created);
+    assert_eq!(
+        millis(settled.status_changed_at()) - created,
+        settle.as_millis() as i64
+    );
+    assert_eq!(
+        sim.calls()
+            .count(Some("StartGUISession"), Some("vm-clock"), None),
+        2
+    );
+
+    // At run time: the node's clock "jumps". History keeps its ages, its timestamps move.
+    let url = sim.endpoint_url();
+    let put = control(
+        Method::PUT,
+        &format!("{url}/_sim/clock"),
+        Some(json!({"offset": "+1h"})),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    assert_eq!(put.json()["offset"], "1h");
+    assert_eq!(sim.clock_offset(), SignedDuration::from_hours(1));
+    let got = control(Method::GET, &format!("{url}/_sim/clock"), None).await;
+    let got = got.json();
+    assert_eq!(got["offset"], "1h");
+    let aws_now: jiff::Timestamp = match got["now"].as_str().map(str::parse) {
+        Some(Ok(now)) => now,
+        other => panic!("GET /_sim/clock now: {other:?} in {got}"),
+    };
+    assert_close(
+        "GET /_sim/clock now",
+        aws_now.as_millisecond(),
+        now_millis() + 3600 * 1000,
+        2_000,
+    );
+    // The client still signs two hours behind the node: three hours off AWS now.
+    let refused = client.get_operation().operation_id(&id).send().await;
+    let error = match refused {
+        Ok(_) => panic!("a request signed three hours off was accepted"),
+        Err(e) => e,
+    };
+    assert_eq!(error.code(), Some("RequestExpired"), "{error:?}");
+    let moved = get_operation(&client, &id).await;
+    assert_eq!(
+        millis(moved.created_at()) - created,
+        3 * 3600 * 1000,
+        "the same operation, reported on the moved clock"
+    );
+    assert_eq!(moved.status(), Some(&OperationStatus::Succeeded));
+
+    for bad in [
+        json!({"offset": "9000h"}),
+        json!({"offset": "1.5us"}),
+        json!({"offset": "soon"}),
+        json!({"offset": "1h", "drift": "1s"}),
+        json!({}),
+    ] {
+        let reply = control(Method::PUT, &format!("{url}/_sim/clock"), Some(bad.clone())).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        sim.clock_offset(),
+        SignedDuration::from_hours(1),
+        "bad PUTs change nothing"
+    );
+    assert!(
+        sim.set_clock_offset(SignedDuration::from_hours(-9000))
+            .is_err()
+    );
+    assert!(sim.set_clock_offset(SignedDuration::ZERO).is_ok());
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn the_call_log_keeps_session_calls_with_wall_clock_time_outcome_and_key() {
+    // AWS's clock is off; the log's times are not.
+    let sim = start(
+        SimConfig::default()
+            .with_clock_offset(SignedDuration::from_hours(-2))
+            .with_computer(ComputerSpec::new("vm-log")),
+    )
+    .await;
+    let client = client(&sim);
+    let someone_else = sdk_client(
+        &sim.endpoint_url(),
+        "AKIDSOMEONEELSE",
+        sim.secret_access_key(),
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    let began = jiff::Timestamp::now();
+    // Refused for the clock, then signed with AWS's time.
+    assert!(
+        client
+            .start_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_err()
+    );
+    let started = start_session(&client, "vm-log").await;
+    get_operation(&client, started.id().unwrap_or_default()).await;
+    assert!(
+        client
+            .stop_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_ok()
+    );
+    assert!(
+        client
+            .start_gui_session()
+            .resource_name("vm-nowhere")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        someone_else
+            .start_gui_session()
+            .resource_name("vm-log")
+            .send()
+            .await
+            .is_err()
+    );
+    let ended = jiff::Timestamp::now();
+
+    let log = sim.call_log();
+    assert_eq!(log.dropped, 0);
+    let key = Some(sim.access_key_id());
+    let seen: Vec<(&str, &str, &str, Option<&str>)> = log
+        .entries
+        .iter()
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.resource.as_str(),
+                e.outcome.as_str(),
+                e.access_key_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("StartGUISession", "vm-log", "RequestExpired", key),
+            ("StartGUISession", "vm-log", "ok", key),
+            ("StopGUISession", "vm-log", "ok", key),
+            ("StartGUISession", "vm-nowhere", "NotFoundException", key),
+            (
+                "StartGUISession",
+                "vm-log",
+                "InvalidClientTokenId",
+                Some("AKIDSOMEONEELSE")
+            ),
+        ]
+    );
+    for pair in log.entries.windows(2) {
+        assert!(pair[0].time <= pair[1].time, "{pair:?}");
+    }
+    for entry in &log.entries {
+        assert!(began <= entry.time && entry.time <= ended, "{entry:?}");
+    }
+    assert_eq!(
+        log.matching(Some("StartGUISession"), Some("vm-log"), Some("ok"))
+            .count(),
+        1
+    );
+
+    let url = sim.endpoint_url();
+    let over_http = control(Method::GET, &format!("{url}/_sim/calls/log"), None).await;
+    assert_eq!(over_http.status, StatusCode::OK);
+    let json = over_http.json();
+    assert_eq!(json["entries"][1]["accessKeyId"], sim.access_key_id());
+    assert_eq!(json["entries"][1]["outcome"], "ok");
+    let parsed: Result<CallLog, _> = serde_json::from_value(json);
+    assert_eq!(parsed.ok(), Some(log));
+
+    let reset = control(Method::POST, &format!("{url}/_sim/reset"), None).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    assert_eq!(sim.call_log(), CallLog::default());
+    stop(sim).await;
+}
+
 #[test]
 fn help_documents_every_flag() {
     let (status, stdout, _) = run_binary(&["--help"]);
@@ -1337,6 +1603,7 @@ fn help_documents_every_flag() {
         "--throttle-rate",
         "--rate-limit",
         "--rate-burst",
+        "--clock-offset",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
@@ -1348,6 +1615,9 @@ fn help_documents_every_flag() {
         "LIGHTSAIL_SIM_LISTEN",
         "/_sim/calls",
         "/_sim/faults",
+        "/_sim/clock",
+        "/_sim/calls/log",
+        "clockOffset",
         "holdStartResponse",
         "lightsail-sim listening on",
     ] {
@@ -1362,6 +1632,7 @@ fn bad_flags_and_bad_config_give_clear_errors() {
         (vec!["--settle-time", "5"], "invalid duration"),
         (vec!["--throttle-rate", "1.5"], "not a fraction"),
         (vec!["--computer", "bad name"], "does not match"),
+        (vec!["--clock-offset", "-2d"], "invalid signed duration"),
         (vec!["--bogus"], "unexpected argument '--bogus'"),
     ] {
         let (status, _, stderr) = run_binary(&args);
@@ -1400,6 +1671,10 @@ fn bad_flags_and_bad_config_give_clear_errors() {
             write("twice.yaml", "computers: [{name: vm-1}, {name: vm-1}]\n"),
             "more than once".to_owned(),
         ),
+        (
+            write("far.yaml", "clockOffset: -9000h\n"),
+            "more than".to_owned(),
+        ),
     ];
     for (path, complaint) in cases {
         let (status, stdout, stderr) = run_binary(&["--listen", "127.0.0.1:0", "--config", &path]);
@@ -1417,7 +1692,8 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
         Err(e) => panic!("{e}"),
     };
     let config = dir.path().join("sim.yaml");
-    let yaml = "computers:\n  - name: vm-file\n    region: us-east-1\n    startFailsWith: {errorCode: Boom, errorDetails: no}\n";
+    // Five minutes is inside SigV4's window: the SDK's first call passes.
+    let yaml = "clockOffset: 5m\ncomputers:\n  - name: vm-file\n    region: us-east-1\n    startFailsWith: {errorCode: Boom, errorDetails: no}\n";
     assert!(std::fs::write(&config, yaml).is_ok());
     let config = config.display().to_string();
     let mut process = SimProcess::start(&[
@@ -1440,6 +1716,12 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
         RetryConfig::disabled(),
     );
     let from_flag = start_session(&client, "vm-flag").await;
+    assert_close(
+        "createdAt five minutes ahead",
+        millis(from_flag.created_at()),
+        now_millis() + 5 * 60 * 1000,
+        2_000,
+    );
     let id = from_flag.id().unwrap_or_default();
     assert_eq!(
         get_operation(&client, id).await.status(),
@@ -1455,6 +1737,13 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
     )
     .await;
     assert_eq!(calls.json()["total"], 4);
+    let clock = control(
+        Method::GET,
+        &format!("{}/_sim/clock", process.endpoint),
+        None,
+    )
+    .await;
+    assert_eq!(clock.json()["offset"], "5m");
     let status = process.terminate();
     assert!(status.success(), "{status:?}");
 }

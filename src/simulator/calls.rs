@@ -1,12 +1,17 @@
-//! Call counts by (action, resource, outcome), served as JSON and Prometheus text.
+//! Call counts by (action, resource, outcome), served as JSON and Prometheus text, and a log of
+//! the session-changing calls with their times.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Outcome of a call that answered 200.
 pub const OUTCOME_OK: &str = "ok";
+/// Entries the call log keeps; older ones are dropped (and counted) past this.
+pub const CALL_LOG_CAPACITY: usize = 10_000;
+/// The actions the call log keeps.
+const LOGGED_ACTIONS: [&str; 2] = ["StartGUISession", "StopGUISession"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CallKey {
@@ -15,19 +20,54 @@ struct CallKey {
     outcome: &'static str,
 }
 
-/// Live counters.
-#[derive(Default)]
+/// Live counters and the call log.
 pub(crate) struct CallCounter {
     counts: HashMap<CallKey, u64>,
+    log: VecDeque<CallLogEntry>,
+    log_capacity: usize,
+    dropped: u64,
+}
+
+impl Default for CallCounter {
+    fn default() -> Self {
+        Self::with_log_capacity(CALL_LOG_CAPACITY)
+    }
 }
 
 impl CallCounter {
+    pub(crate) fn with_log_capacity(log_capacity: usize) -> Self {
+        Self {
+            counts: HashMap::new(),
+            log: VecDeque::new(),
+            log_capacity,
+            dropped: 0,
+        }
+    }
+
+    /// Counts a call; Start/Stop calls also go into the log, with the access key id that
+    /// signed them (as claimed, when the signature was refused) and the wall-clock time.
     pub(crate) fn record(
         &mut self,
         action: &'static str,
         resource: Arc<str>,
         outcome: &'static str,
+        access_key_id: Option<&str>,
     ) {
+        if LOGGED_ACTIONS.contains(&action) {
+            if self.log.len() >= self.log_capacity {
+                self.log.pop_front();
+                self.dropped += 1;
+            }
+            if self.log_capacity > 0 {
+                self.log.push_back(CallLogEntry {
+                    action: action.to_owned(),
+                    resource: resource.to_string(),
+                    outcome: outcome.to_owned(),
+                    time: jiff::Timestamp::now(),
+                    access_key_id: access_key_id.map(str::to_owned),
+                });
+            }
+        }
         *self
             .counts
             .entry(CallKey {
@@ -38,8 +78,19 @@ impl CallCounter {
             .or_default() += 1;
     }
 
+    /// Zeroes the counts and empties the log.
     pub(crate) fn reset(&mut self) {
         self.counts.clear();
+        self.log.clear();
+        self.dropped = 0;
+    }
+
+    /// A copy of the log, oldest first.
+    pub(crate) fn log(&self) -> CallLog {
+        CallLog {
+            entries: self.log.iter().cloned().collect(),
+            dropped: self.dropped,
+        }
     }
 
     /// A sorted copy.
@@ -75,6 +126,49 @@ pub struct CallCount {
     pub outcome: String,
     /// How many.
     pub count: u64,
+}
+
+/// One `StartGUISession` or `StopGUISession` call in the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallLogEntry {
+    /// `StartGUISession` or `StopGUISession`.
+    pub action: String,
+    /// Resource name the call was about (empty when it named none).
+    pub resource: String,
+    /// `ok` (only these changed a session) or the error's `__type`, as in the counts.
+    pub outcome: String,
+    /// When the simulator decided the outcome, on this machine's wall clock: not shifted by
+    /// the clock offset, so it compares with the caller's own clock.
+    pub time: jiff::Timestamp,
+    /// The access key id in the request's SigV4 `Credential` (also when the signature was
+    /// refused); none when the request was not signed.
+    pub access_key_id: Option<String>,
+}
+
+/// What `GET /_sim/calls/log` returns: `{"entries": [...], "dropped": N}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLog {
+    /// Oldest first; at most [`CALL_LOG_CAPACITY`].
+    pub entries: Vec<CallLogEntry>,
+    /// Older entries dropped to stay within the capacity since the last reset.
+    pub dropped: u64,
+}
+
+impl CallLog {
+    /// Entries of `action` about `resource` that ended in `outcome` (`None` matches anything).
+    pub fn matching<'a>(
+        &'a self,
+        action: Option<&'a str>,
+        resource: Option<&'a str>,
+        outcome: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a CallLogEntry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| action.is_none_or(|a| e.action == a))
+            .filter(move |e| resource.is_none_or(|r| e.resource == r))
+            .filter(move |e| outcome.is_none_or(|o| e.outcome == o))
+    }
 }
 
 /// What `GET /_sim/calls` returns: `{"calls": [...], "total": N}`.
@@ -139,12 +233,13 @@ mod tests {
     fn counts_accumulate_and_render() {
         let mut counter = CallCounter::default();
         let vm: Arc<str> = Arc::from("vm-1");
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK);
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK);
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, None);
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, None);
         counter.record(
             "GetOperation",
             Arc::from("odd\"name"),
             "ThrottlingException",
+            None,
         );
         let report = counter.report();
         assert_eq!(report.total, 3);
@@ -160,5 +255,49 @@ mod tests {
         assert!(text.contains("resource=\"odd\\\"name\""));
         counter.reset();
         assert_eq!(counter.report().total, 0);
+    }
+
+    #[test]
+    fn the_log_keeps_session_calls_up_to_its_capacity() {
+        let mut counter = CallCounter::with_log_capacity(2);
+        let vm: Arc<str> = Arc::from("vm-1");
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Some("AKID1"));
+        counter.record(
+            "StartGUISession",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            Some("AKID1"),
+        );
+        counter.record("StopGUISession", Arc::clone(&vm), "NotFoundException", None);
+        counter.record(
+            "StartGUISession",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            Some("AKID2"),
+        );
+        let log = counter.log();
+        assert_eq!(log.dropped, 1);
+        let kept: Vec<(&str, &str, Option<&str>)> = log
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.action.as_str(),
+                    e.outcome.as_str(),
+                    e.access_key_id.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("StopGUISession", "NotFoundException", None),
+                ("StartGUISession", "ok", Some("AKID2")),
+            ]
+        );
+        assert!(log.entries[0].time <= log.entries[1].time);
+        assert_eq!(log.matching(Some("StartGUISession"), None, None).count(), 1);
+        counter.reset();
+        assert_eq!(counter.log(), CallLog::default());
     }
 }

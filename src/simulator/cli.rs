@@ -2,8 +2,9 @@
 
 use super::config::{
     ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY,
-    ErrorStyle, Faults, RateLimit, SimConfig, parse_duration,
+    ErrorStyle, Faults, RateLimit, SimConfig, parse_duration, parse_signed_duration,
 };
+use jiff::SignedDuration;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ const AFTER_HELP: &str = "\
 On start it prints one line to stdout, `lightsail-sim listening on http://ADDR`, then logs to
 stderr (RUST_LOG sets the level; default info). SIGTERM or SIGINT stop it gracefully.
 
-Durations are a number and a unit: 250us, 500ms, 2s, 1.5m, 1h (or 0).
+Durations are a number and a unit: 250us, 500ms, 2s, 1.5m, 1h (or 0); the clock offset may
+start with - or +.
 
 Config file (--config; YAML, or JSON when named *.json):
+  clockOffset: -2h               # AWS's clock two hours behind this machine's (--clock-offset wins)
   computers:
     - name: vm-1                 # \\w[\\w\\-]*\\w
       region: us-west-2          # default us-east-1
@@ -28,8 +31,12 @@ Config file (--config; YAML, or JSON when named *.json):
 
 Control endpoint, same port, unauthenticated (loopback test tool):
   GET  /_sim/calls                      call counts by action, resource, outcome (JSON)
-  GET  /_sim/metrics                    the same in Prometheus text
-  POST /_sim/reset[?scope=all]          zero the counts (all: also sessions, operations, bucket)
+  GET  /_sim/calls/log                  every Start/StopGUISession call: action, resource, outcome,
+                                        wall-clock time, accessKeyId; {\"entries\":[...],\"dropped\":N}
+  GET  /_sim/metrics                    the same counts in Prometheus text
+  POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
+                                        bucket)
+  GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
                                         \"serviceErrorRate\":0.1,\"throttleRate\":0.1,
                                         \"rateLimit\":{\"requestsPerSecond\":50,\"burst\":100}}
@@ -124,6 +131,22 @@ pub struct SimArgs {
     /// Token-bucket size (calls allowed back to back); default: the rate limit, rounded up.
     #[arg(long, env = "LIGHTSAIL_SIM_RATE_BURST", value_name = "CALLS")]
     pub rate_burst: Option<u32>,
+
+    /// Offset of the simulated AWS clock from this machine's, e.g. -2h for AWS two hours behind:
+    /// shifts reported timestamps, the Date header and the SigV4 time window. Default: the
+    /// config file's clockOffset, else 0.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_CLOCK_OFFSET",
+        value_name = "DURATION",
+        allow_hyphen_values = true,
+        value_parser = signed_duration_arg
+    )]
+    pub clock_offset: Option<SignedDuration>,
+}
+
+fn signed_duration_arg(text: &str) -> Result<SignedDuration, String> {
+    parse_signed_duration(text).map_err(|e| e.to_string())
 }
 
 fn duration_arg(text: &str) -> Result<Duration, String> {
@@ -144,10 +167,11 @@ fn computer_arg(text: &str) -> Result<ComputerSpec, String> {
 impl SimArgs {
     /// The configuration these flags (and the config file they name) describe.
     pub fn to_config(&self) -> Result<SimConfig, ConfigError> {
-        let mut computers = match &self.config {
-            Some(path) => ConfigFile::load(path)?.computers,
-            None => Vec::new(),
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
         };
+        let mut computers = file.computers;
         computers.extend(self.computers.iter().cloned());
         let rate_limit = if self.rate_limit == 0.0 {
             if self.rate_burst.is_some() {
@@ -178,6 +202,10 @@ impl SimArgs {
                 throttle_rate: self.throttle_rate,
                 rate_limit,
             },
+            clock_offset: self
+                .clock_offset
+                .or(file.clock_offset)
+                .unwrap_or(SignedDuration::ZERO),
         };
         config.validate()?;
         Ok(config)
@@ -219,6 +247,39 @@ mod tests {
         assert_eq!(config.computers[1].region, "eu-west-1");
         assert_eq!(config.settle_time, Duration::from_millis(250));
         assert_eq!(config.faults.rate_limit, Some(RateLimit::new(2.5, 3)));
+    }
+
+    #[test]
+    fn the_clock_offset_flag_takes_negative_values_and_wins_over_the_file() {
+        let parse = |args: &[&str]| -> Result<SimConfig, String> {
+            SimArgs::try_parse_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|a| a.to_config().map_err(|e| e.to_string()))
+        };
+        let config = parse(&["lightsail-sim", "--clock-offset", "-2h"]);
+        assert_eq!(
+            config.map(|c| c.clock_offset),
+            Ok(SignedDuration::from_hours(-2))
+        );
+        let dir = tempfile::tempdir().map_err(|e| e.to_string());
+        let Ok(dir) = dir else {
+            panic!("{dir:?}");
+        };
+        let path = dir.path().join("sim.yaml");
+        assert!(std::fs::write(&path, "clockOffset: 90s\n").is_ok());
+        let path = path.display().to_string();
+        let from_file = parse(&["lightsail-sim", "--config", &path]);
+        assert_eq!(
+            from_file.map(|c| c.clock_offset),
+            Ok(SignedDuration::from_secs(90))
+        );
+        let overridden = parse(&["lightsail-sim", "--config", &path, "--clock-offset=-1m"]);
+        assert_eq!(
+            overridden.map(|c| c.clock_offset),
+            Ok(SignedDuration::from_mins(-1))
+        );
+        let too_far = parse(&["lightsail-sim", "--clock-offset", "9000h"]);
+        assert!(too_far.is_err_and(|e| e.contains("more than")));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! What a simulator serves: test credentials, the inventory of virtual computers with their
-//! per-computer behaviours, session and operation timings, the error body style and the faults.
+//! per-computer behaviours, session and operation timings, the error body style, the faults and
+//! the offset of its clock.
 
+use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +19,9 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_secs(1);
 /// Operations per `GetOperationsForResource` page.
 pub const DEFAULT_OPERATIONS_PAGE_SIZE: usize = 10;
+/// Largest clock offset accepted either way: enough for any skew test, small enough that a typo
+/// such as `-2000000h` is caught.
+pub const MAX_CLOCK_OFFSET: SignedDuration = SignedDuration::from_hours(366 * 24);
 
 /// Everything a [`Simulator`](super::Simulator) needs to start.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +42,10 @@ pub struct SimConfig {
     pub operations_page_size: usize,
     /// Faults in force at start; they can be replaced at run time.
     pub faults: Faults,
+    /// How far the simulated AWS clock is from this machine's: `-2h` makes AWS two hours behind
+    /// the node. Whole milliseconds, at most [`MAX_CLOCK_OFFSET`] either way; changeable at run
+    /// time.
+    pub clock_offset: SignedDuration,
 }
 
 impl Default for SimConfig {
@@ -50,6 +59,7 @@ impl Default for SimConfig {
             error_style: ErrorStyle::default(),
             operations_page_size: DEFAULT_OPERATIONS_PAGE_SIZE,
             faults: Faults::default(),
+            clock_offset: SignedDuration::ZERO,
         }
     }
 }
@@ -102,8 +112,15 @@ impl SimConfig {
         self
     }
 
+    /// Sets the offset of the simulated AWS clock from this machine's.
+    pub fn with_clock_offset(mut self, offset: SignedDuration) -> Self {
+        self.clock_offset = offset;
+        self
+    }
+
     /// Checks everything a user could get wrong, naming the culprit.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_clock_offset(self.clock_offset)?;
         if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "access key id and secret access key must not be empty".to_owned(),
@@ -463,14 +480,21 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The config file: `computers:` is a list of [`ComputerSpec`]s. YAML, or JSON when the file
-/// name ends in `.json`.
+/// The config file: `computers:` is a list of [`ComputerSpec`]s, `clockOffset:` a signed
+/// duration such as `-2h`. YAML, or JSON when the file name ends in `.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
     /// The inventory.
     #[serde(default)]
     pub computers: Vec<ComputerSpec>,
+    /// [`SimConfig::clock_offset`]; `--clock-offset` overrides it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_signed_duration_text"
+    )]
+    pub clock_offset: Option<SignedDuration>,
 }
 
 impl ConfigFile {
@@ -492,6 +516,9 @@ impl ConfigFile {
         } else {
             serde_yaml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
         };
+        if let Some(offset) = file.clock_offset {
+            validate_clock_offset(offset).map_err(|e| parse_error(e.to_string()))?;
+        }
         let mut seen = std::collections::HashSet::new();
         for computer in &file.computers {
             computer
@@ -537,6 +564,52 @@ pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
     Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|_| invalid())
 }
 
+/// Parses signed durations: [`parse_duration`]'s forms with an optional `-` or `+` (`-2h`).
+pub fn parse_signed_duration(text: &str) -> Result<SignedDuration, ConfigError> {
+    let trimmed = text.trim();
+    let (negative, magnitude) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    let invalid = || {
+        ConfigError::Invalid(format!(
+            "invalid signed duration {text:?}: expected an optional - or + and a number followed \
+             by ns, us, ms, s, m or h (e.g. -2h, 90s)"
+        ))
+    };
+    if magnitude.starts_with(|c: char| c == '-' || c == '+' || c.is_whitespace()) {
+        return Err(invalid());
+    }
+    let magnitude = SignedDuration::try_from(parse_duration(magnitude).map_err(|_| invalid())?)
+        .map_err(|_| invalid())?;
+    Ok(if negative { -magnitude } else { magnitude })
+}
+
+/// Writes a signed duration as [`format_duration`] does, with `-` when negative (`-2h`).
+pub fn format_signed_duration(duration: SignedDuration) -> String {
+    let sign = if duration.is_negative() { "-" } else { "" };
+    format!("{sign}{}", format_duration(duration.unsigned_abs()))
+}
+
+/// Checks a clock offset: whole milliseconds (the resolution of Lightsail timestamps, so
+/// nothing is silently dropped) and within [`MAX_CLOCK_OFFSET`].
+pub fn validate_clock_offset(offset: SignedDuration) -> Result<(), ConfigError> {
+    if offset.abs() > MAX_CLOCK_OFFSET {
+        return Err(ConfigError::Invalid(format!(
+            "clock offset {} is more than {} either way",
+            format_signed_duration(offset),
+            format_signed_duration(MAX_CLOCK_OFFSET)
+        )));
+    }
+    if offset.subsec_nanos() % 1_000_000 != 0 {
+        return Err(ConfigError::Invalid(format!(
+            "clock offset {} is not a whole number of milliseconds",
+            format_signed_duration(offset)
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a duration in the largest unit that represents it exactly (`1h`, `1500ms`).
 pub fn format_duration(duration: Duration) -> String {
     let nanos = duration.as_nanos();
@@ -573,6 +646,48 @@ pub(crate) mod duration_text {
     }
 }
 
+/// Serde adapter writing signed durations as text (`"-2h"`).
+pub(crate) mod signed_duration_text {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &SignedDuration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_signed_duration(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SignedDuration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::parse_signed_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`signed_duration_text`] for an optional field.
+mod optional_signed_duration_text {
+    use jiff::SignedDuration;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<SignedDuration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::signed_duration_text::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SignedDuration>, D::Error> {
+        super::signed_duration_text::deserialize(deserializer).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,6 +720,38 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
         assert_eq!(format_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn signed_durations_parse_print_and_validate() {
+        for (text, millis) in [
+            ("-2h", -7_200_000),
+            ("+90s", 90_000),
+            ("1.5m", 90_000),
+            ("-250ms", -250),
+            ("0", 0),
+        ] {
+            let parsed = parse_signed_duration(text).ok();
+            assert_eq!(parsed, Some(SignedDuration::from_millis(millis)), "{text}");
+        }
+        for bad in ["", "-", "--2h", "-+2h", "2", "- 2h", "2d"] {
+            assert!(parse_signed_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            format_signed_duration(SignedDuration::from_hours(-2)),
+            "-2h"
+        );
+        assert_eq!(
+            format_signed_duration(SignedDuration::from_millis(1500)),
+            "1500ms"
+        );
+        assert_eq!(format_signed_duration(SignedDuration::ZERO), "0s");
+
+        assert!(validate_clock_offset(-MAX_CLOCK_OFFSET).is_ok());
+        assert!(validate_clock_offset(MAX_CLOCK_OFFSET + SignedDuration::from_millis(1)).is_err());
+        assert!(validate_clock_offset(SignedDuration::from_micros(1500)).is_err());
+        let config = SimConfig::default().with_clock_offset(SignedDuration::from_hours(-9000));
+        assert!(config.validate().is_err());
     }
 
     #[test]

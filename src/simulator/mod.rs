@@ -18,6 +18,29 @@
 //! * **Faults** — latency and jitter, a share of `ServiceException`s, a share of
 //!   `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
 //!   behaviours per [`ComputerSpec`].
+//! * **Clock** — AWS's clock can be set off this machine's by a signed offset (`-2h`: AWS two
+//!   hours behind the node). It shifts every timestamp reported (`createdAt`,
+//!   `statusChangedAt`), the `Date` header of every AWS answer (from which the SDK corrects its
+//!   signing time) and the SigV4 window (±15 minutes, else `RequestExpired`). Ages are kept on
+//!   the wall clock, so operations settle and sessions expire after the same durations on either
+//!   clock, and changing the offset at run time acts like the node's clock jumping.
+//! * **Call log** — besides the counts, every `StartGUISession` / `StopGUISession` call answered
+//!   is kept with its outcome (`ok`, or the error: refused ones too, so only `ok` entries changed a
+//!   session), resource, wall-clock time (not shifted) and the access key id that signed it, up to
+//!   [`CALL_LOG_CAPACITY`] entries (older ones are dropped and counted).
+//!
+//! # Settings
+//!
+//! | [`SimConfig`] field | flag (env `LIGHTSAIL_SIM_…`) | config file | default |
+//! | --- | --- | --- | --- |
+//! | `computers` | `--computer NAME[@REGION]` | `computers:` | none |
+//! | `access_key_id`, `secret_access_key` | `--access-key-id`, `--secret-access-key` | | [`DEFAULT_ACCESS_KEY_ID`], [`DEFAULT_SECRET_ACCESS_KEY`] |
+//! | `session_lifetime` | `--session-lifetime` | | `1h` |
+//! | `settle_time` | `--settle-time` | | `1s` |
+//! | `error_style` | `--error-style code\|type` | | `code` |
+//! | `operations_page_size` | `--operations-page-size` | | [`DEFAULT_OPERATIONS_PAGE_SIZE`] |
+//! | `faults` | `--latency`, `--latency-jitter`, `--service-error-rate`, `--throttle-rate`, `--rate-limit`, `--rate-burst` | | none |
+//! | `clock_offset` | `--clock-offset -2h` (wins over the file) | `clockOffset: -2h` | `0`; whole milliseconds, at most [`MAX_CLOCK_OFFSET`] either way |
 //!
 //! # Control endpoint
 //!
@@ -27,8 +50,11 @@
 //! | method and path | does |
 //! | --- | --- |
 //! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
-//! | `GET /_sim/metrics` | the same as Prometheus text (`lightsail_sim_calls_total`) |
-//! | `POST /_sim/reset` | zeroes the counts; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
+//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId"}],"dropped"}`: Start/Stop calls, oldest first |
+//! | `GET /_sim/metrics` | the counts as Prometheus text (`lightsail_sim_calls_total`) |
+//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
+//! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
+//! | `PUT /_sim/clock` | `{"offset":"-2h"}` sets the offset (answers as GET) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON; PUT replaces them all (omitted fields are off) |
 //! | `GET /_sim/computers` | `{"computers":[`[`ComputerView`]`]}` |
 //! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history |
@@ -56,6 +82,7 @@
 
 mod calls;
 mod cli;
+mod clock;
 mod config;
 mod faults;
 mod server;
@@ -63,14 +90,16 @@ mod sigv4;
 mod state;
 mod wire;
 
-pub use calls::{CallCount, CallReport, OUTCOME_OK};
+pub use calls::{CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK};
 pub use cli::SimArgs;
 pub use config::{
     ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE,
     DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY, DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME,
-    ErrorStyle, Faults, LightsailException, OperationFailure, RateLimit, SimConfig,
-    format_duration, is_valid_resource_name, parse_duration,
+    ErrorStyle, Faults, LightsailException, MAX_CLOCK_OFFSET, OperationFailure, RateLimit,
+    SimConfig, format_duration, format_signed_duration, is_valid_resource_name, parse_duration,
+    parse_signed_duration, validate_clock_offset,
 };
+pub use jiff::SignedDuration;
 pub use state::ComputerView;
 pub use wire::{Action, UNKNOWN_ACTION};
 
@@ -96,17 +125,22 @@ impl Simulator {
         bind_addr: impl tokio::net::ToSocketAddrs,
     ) -> anyhow::Result<RunningSimulator> {
         config.validate()?;
-        let mut world = state::World::new(state::Timings {
-            settle_time: config.settle_time,
-            session_lifetime: config.session_lifetime,
-            page_size: config.operations_page_size,
-        });
+        let clock = Arc::new(clock::SimClock::new(config.clock_offset));
+        let mut world = state::World::new(
+            state::Timings {
+                settle_time: config.settle_time,
+                session_lifetime: config.session_lifetime,
+                page_size: config.operations_page_size,
+            },
+            Arc::clone(&clock),
+        );
         for computer in &config.computers {
             world.upsert(computer.clone());
         }
         let shared = Arc::new(Shared {
             verifier: sigv4::Verifier::new(&config.access_key_id, &config.secret_access_key),
             error_style: config.error_style,
+            clock,
             world: Mutex::new(world),
             faults: Mutex::new(faults::FaultState::new(config.faults.clone())),
             calls: Mutex::new(calls::CallCounter::default()),
@@ -174,9 +208,25 @@ impl RunningSimulator {
         lock(&self.shared.calls).report()
     }
 
-    /// Zeroes the call counts.
+    /// The Start/Stop call log so far (see [`CallLog`]).
+    pub fn call_log(&self) -> CallLog {
+        lock(&self.shared.calls).log()
+    }
+
+    /// Zeroes the call counts and empties the call log.
     pub fn reset_calls(&self) {
         lock(&self.shared.calls).reset();
+    }
+
+    /// How far the simulated AWS clock is from this machine's.
+    pub fn clock_offset(&self) -> SignedDuration {
+        self.shared.clock.offset()
+    }
+
+    /// Moves the simulated AWS clock to `offset` from this machine's (e.g. `-2h`: AWS two hours
+    /// behind the node); see [`SimConfig::clock_offset`].
+    pub fn set_clock_offset(&self, offset: SignedDuration) -> Result<(), ConfigError> {
+        self.shared.clock.set_offset(offset)
     }
 
     /// The faults in force.

@@ -1,9 +1,10 @@
 //! HTTP routes: the AWS protocol on `POST /` and the control endpoint under `/_sim/`.
 
-use super::calls::{CallCounter, CallReport, OUTCOME_OK};
-use super::config::{ComputerSpec, ErrorStyle, Faults, LightsailException};
+use super::calls::{CallCounter, CallLog, CallReport, OUTCOME_OK};
+use super::clock::SimClock;
+use super::config::{ComputerSpec, ErrorStyle, Faults, LightsailException, signed_duration_text};
 use super::faults::{FaultState, Verdict};
-use super::sigv4::Verifier;
+use super::sigv4::{Verifier, claimed_access_key_id};
 use super::state::{ComputerView, World, new_uuid};
 use super::wire::{Action, AwsError, ErrorCode, RequestFields, UNKNOWN_ACTION, json_response};
 use axum::body::{Body, Bytes};
@@ -14,12 +15,13 @@ use axum::{Json, Router};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// State shared by all requests.
 pub(crate) struct Shared {
     pub verifier: Verifier,
     pub error_style: ErrorStyle,
+    pub clock: Arc<SimClock>,
     pub world: Mutex<World>,
     pub faults: Mutex<FaultState>,
     pub calls: Mutex<CallCounter>,
@@ -46,8 +48,14 @@ impl Shared {
         world.view_of(name)
     }
 
-    fn count(&self, action: &'static str, resource: Arc<str>, outcome: &'static str) {
-        lock(&self.calls).record(action, resource, outcome);
+    fn count(
+        &self,
+        action: &'static str,
+        resource: Arc<str>,
+        outcome: &'static str,
+        access_key_id: Option<&str>,
+    ) {
+        lock(&self.calls).record(action, resource, outcome, access_key_id);
     }
 
     /// The resource a call is about, for counting calls that fail before reaching the world.
@@ -68,17 +76,11 @@ impl Shared {
         Arc::from("")
     }
 
-    fn fail(
-        &self,
-        action: &'static str,
-        resource: Arc<str>,
-        error: AwsError,
-        request_id: &str,
-    ) -> Response {
+    fn fail(&self, call: &CallContext<'_>, resource: Arc<str>, error: AwsError) -> Response {
         let outcome = error.code.type_name();
-        tracing::debug!(action, resource = &*resource, outcome, "call");
-        self.count(action, resource, outcome);
-        error.into_response(self.error_style, request_id)
+        tracing::debug!(action = call.action, resource = &*resource, outcome, "call");
+        self.count(call.action, resource, outcome, call.access_key_id);
+        error.into_response(self.error_style, call.request_id)
     }
 }
 
@@ -86,6 +88,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", post(aws_call))
         .route("/_sim/calls", get(get_calls))
+        .route("/_sim/calls/log", get(get_call_log))
+        .route("/_sim/clock", get(get_clock).put(put_clock))
         .route("/_sim/metrics", get(get_metrics))
         .route("/_sim/reset", post(post_reset))
         .route("/_sim/faults", get(get_faults).put(put_faults))
@@ -98,7 +102,15 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// One AWS call: authenticate, route, apply faults, act, count, answer.
+/// What every answer to one AWS call needs to know about it.
+struct CallContext<'a> {
+    action: &'static str,
+    access_key_id: Option<&'a str>,
+    request_id: &'a str,
+}
+
+/// One AWS call, answered with AWS's `Date` (the shifted clock), as AWS does on every answer:
+/// the SDK corrects its signing clock from it.
 async fn aws_call(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -106,22 +118,46 @@ async fn aws_call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut response = answer_aws_call(&shared, method, uri, &headers, body).await;
+    let date = aws_smithy_types::DateTime::from(shared.clock.now())
+        .fmt(aws_smithy_types::date_time::Format::HttpDate)
+        .ok()
+        .and_then(|date| HeaderValue::try_from(date).ok());
+    // Formatting fails only far outside the offsets allowed; hyper then writes its own Date.
+    if let Some(date) = date {
+        response.headers_mut().insert(header::DATE, date);
+    }
+    response
+}
+
+/// Authenticate, route, apply faults, act, count, answer.
+async fn answer_aws_call(
+    shared: &Shared,
+    method: Method,
+    uri: Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let request_id = new_uuid();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let action = Action::from_target(target);
-    let action_name = action.map_or(UNKNOWN_ACTION, Action::name);
+    let call = CallContext {
+        action: action.map_or(UNKNOWN_ACTION, Action::name),
+        access_key_id: claimed_access_key_id(headers),
+        request_id: &request_id,
+    };
     let fields = RequestFields::parse(&body);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
     let verified =
         shared
             .verifier
-            .verify(method.as_str(), path, &headers, &body, SystemTime::now());
+            .verify(method.as_str(), path, headers, &body, shared.clock.now());
     let region = match verified {
         Ok(region) => region,
         Err(error) => {
             let resource = shared.claimed_resource(action, fields.as_ref().ok());
-            return shared.fail(action_name, resource, error, &request_id);
+            return shared.fail(&call, resource, error);
         }
     };
     let Some(action) = action else {
@@ -133,11 +169,11 @@ async fn aws_call(
             ),
         );
         let resource = shared.claimed_resource(None, fields.as_ref().ok());
-        return shared.fail(action_name, resource, error, &request_id);
+        return shared.fail(&call, resource, error);
     };
     let fields = match fields {
         Ok(fields) => fields,
-        Err(error) => return shared.fail(action_name, Arc::from(""), error, &request_id),
+        Err(error) => return shared.fail(&call, Arc::from(""), error),
     };
 
     let (verdict, latency) = lock(&shared.faults).judge(Instant::now());
@@ -154,7 +190,7 @@ async fn aws_call(
     };
     if let Some(error) = injected {
         let resource = shared.claimed_resource(Some(action), Some(&fields));
-        return shared.fail(action_name, resource, error, &request_id);
+        return shared.fail(&call, resource, error);
     }
 
     let answer = {
@@ -172,15 +208,15 @@ async fn aws_call(
     };
     let resource = answer.resource.unwrap_or_else(|| Arc::from(""));
     match answer.body {
-        Err(error) => shared.fail(action_name, resource, error, &request_id),
+        Err(error) => shared.fail(&call, resource, error),
         Ok(body) => {
             tracing::debug!(
-                action = action_name,
+                action = call.action,
                 resource = &*resource,
                 outcome = OUTCOME_OK,
                 "call"
             );
-            shared.count(action_name, resource, OUTCOME_OK);
+            shared.count(call.action, resource, OUTCOME_OK, call.access_key_id);
             if let Some(held) = answer.hold {
                 // Counted and recorded already; the client hears back only once released.
                 held.released().await;
@@ -216,6 +252,52 @@ fn parse_control_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, 
 
 async fn get_calls(State(shared): State<Arc<Shared>>) -> Json<CallReport> {
     Json(lock(&shared.calls).report())
+}
+
+async fn get_call_log(State(shared): State<Arc<Shared>>) -> Json<CallLog> {
+    Json(lock(&shared.calls).log())
+}
+
+/// `GET` / `PUT /_sim/clock` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    #[serde(with = "signed_duration_text")]
+    offset: jiff::SignedDuration,
+}
+
+/// The offset and the AWS time it makes.
+#[derive(Serialize)]
+struct ClockView {
+    #[serde(with = "signed_duration_text")]
+    offset: jiff::SignedDuration,
+    now: jiff::Timestamp,
+}
+
+fn clock_view(clock: &SimClock) -> Json<ClockView> {
+    Json(ClockView {
+        offset: clock.offset(),
+        now: jiff::Timestamp::try_from(clock.now()).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    })
+}
+
+async fn get_clock(State(shared): State<Arc<Shared>>) -> Json<ClockView> {
+    clock_view(&shared.clock)
+}
+
+async fn put_clock(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: ClockBody = match parse_control_body(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    if let Err(error) = shared.clock.set_offset(body.offset) {
+        return control_error(StatusCode::BAD_REQUEST, error.to_string());
+    }
+    tracing::info!(
+        offset = super::config::format_signed_duration(body.offset),
+        "clock offset set"
+    );
+    clock_view(&shared.clock).into_response()
 }
 
 async fn get_metrics(State(shared): State<Arc<Shared>>) -> Response {

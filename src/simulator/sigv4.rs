@@ -191,6 +191,13 @@ impl Verifier {
     }
 }
 
+/// The access key id a request's `Authorization` header names, whether or not the signature
+/// holds; none when the request is unsigned or the header is malformed.
+pub(crate) fn claimed_access_key_id(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    AuthorizationHeader::parse(value).map(|header| header.access_key_id)
+}
+
 impl<'a> AuthorizationHeader<'a> {
     fn parse(value: &'a str) -> Option<Self> {
         let rest = value.strip_prefix(ALGORITHM)?.trim_start();

@@ -1,8 +1,10 @@
 //! The simulated account: computers, their GUI sessions and the operation history.
 //!
 //! Nothing runs in the background: an operation's status and a session's state are computed at
-//! read time from when things happened, the settle time and the session lifetime.
+//! read time from when things happened, the settle time and the session lifetime. Times are kept
+//! on the wall clock; reported timestamps are shifted by the [`SimClock`] offset.
 
+use super::clock::SimClock;
 use super::config::{ComputerSpec, LightsailException, OperationFailure};
 use super::wire::{
     AccessDetailsBody, AwsError, EpochMillis, LocationBody, OperationBody, OperationsBody,
@@ -73,7 +75,8 @@ struct Operation {
 }
 
 impl Operation {
-    fn body(&self, now: i64) -> OperationBody<'_> {
+    /// The operation as of wall-clock `now`, its timestamps shifted onto AWS's clock.
+    fn body(&self, now: i64, clock_offset: i64) -> OperationBody<'_> {
         let settled = now >= self.settles_at;
         let (status, failure) = match (settled, &self.failure) {
             (false, _) => ("Started", None),
@@ -84,7 +87,7 @@ impl Operation {
             id: &self.id,
             resource_name: &self.resource,
             resource_type: "Instance",
-            created_at: EpochMillis(self.created_at),
+            created_at: EpochMillis(self.created_at.saturating_add(clock_offset)),
             location: LocationBody {
                 availability_zone: format!("{}a", self.region),
                 region_name: &self.region,
@@ -93,11 +96,14 @@ impl Operation {
             operation_details: &self.resource,
             operation_type: self.kind.operation_type(),
             status,
-            status_changed_at: EpochMillis(if settled {
-                self.settles_at
-            } else {
-                self.created_at
-            }),
+            status_changed_at: EpochMillis(
+                if settled {
+                    self.settles_at
+                } else {
+                    self.created_at
+                }
+                .saturating_add(clock_offset),
+            ),
             error_code: failure.map(|f| f.error_code.as_str()),
             error_details: failure.map(|f| f.error_details.as_str()),
         }
@@ -169,6 +175,7 @@ pub(crate) struct Timings {
 /// All computers and operations.
 pub(crate) struct World {
     timings: Timings,
+    clock: Arc<SimClock>,
     computers: HashMap<Arc<str>, Computer>,
     operations: HashMap<Arc<str>, Operation>,
 }
@@ -196,9 +203,10 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AwsError> {
 }
 
 impl World {
-    pub(crate) fn new(timings: Timings) -> Self {
+    pub(crate) fn new(timings: Timings, clock: Arc<SimClock>) -> Self {
         Self {
             timings,
+            clock,
             computers: HashMap::new(),
             operations: HashMap::new(),
         }
@@ -383,7 +391,7 @@ impl World {
             held: Arc::clone(&computer.held),
         });
         let body = to_json(&OperationsBody {
-            operations: vec![operation.body(now)],
+            operations: vec![operation.body(now, self.clock.offset_millis())],
         });
         self.operations.insert(Arc::clone(&operation.id), operation);
         Answer {
@@ -426,7 +434,7 @@ impl World {
         }
         Answer {
             body: to_json(&SingleOperationBody {
-                operation: operation.body(now_millis()),
+                operation: operation.body(now_millis(), self.clock.offset_millis()),
             }),
             resource,
             hold: None,
@@ -468,6 +476,7 @@ impl World {
         };
         let page_size = self.timings.page_size;
         let now = now_millis();
+        let clock_offset = self.clock.offset_millis();
         let operations: Vec<OperationBody<'_>> = computer
             .operations
             .iter()
@@ -475,7 +484,7 @@ impl World {
             .skip(skip)
             .take(page_size)
             .filter_map(|id| self.operations.get(id))
-            .map(|operation| operation.body(now))
+            .map(|operation| operation.body(now, clock_offset))
             .collect();
         let remaining = computer.operations.len().saturating_sub(skip + page_size);
         let (next_page_count, next_page_token) = if remaining > 0 {
