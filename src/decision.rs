@@ -21,7 +21,7 @@ use crate::crd::{
     parse_go_duration, whole_seconds,
 };
 use crate::lightsail::{ErrorClass, LightsailError};
-use crate::status::{Phase, REASON_STARTING, condition_true, conditions, reason_from_code};
+use crate::status::{Phase, condition_true, conditions, reason_from_code};
 
 /// Annotation a user sets (to `"true"`) on a GuiSession with `stopOnDelete` so that deleting it
 /// skips StopGUISession, e.g. after the operator lost its AWS access.
@@ -349,7 +349,6 @@ impl Machine<'_> {
             (false, true) => Some(false),
             _ => None,
         };
-        self.adopt_legacy_start_marker();
         let target = self.target();
         match Target::recorded(&self.status) {
             Some(recorded) if recorded != target => self.forget_session(&recorded, &target),
@@ -425,25 +424,6 @@ impl Machine<'_> {
             self.settings.stalled_retry,
         );
         (self.now < at).then_some(at)
-    }
-
-    /// Versions before `pendingStart` marked a start in flight with `Reconciling=True`, reason
-    /// `SessionStarting`: carry such a marker over so an upgrade mid-start never starts twice.
-    fn adopt_legacy_start_marker(&mut self) {
-        if self.status.pending_start.is_some() || self.status.resource_name.is_some() {
-            return;
-        }
-        if let Some(c) = condition_true(&self.status, "Reconciling")
-            && c.reason == REASON_STARTING
-        {
-            let target = self.target();
-            self.status.pending_start = Some(PendingStart {
-                requested_at: whole_seconds(c.last_transition_time.0),
-                resource_name: target.resource_name,
-                region: target.region,
-                holder: "an earlier operator version".into(),
-            });
-        }
     }
 
     fn record_target(&mut self, target: &Target) {

@@ -332,13 +332,14 @@ fn session_with(generation: i64, observed: i64, conditions: Vec<Value>) -> Value
 /// rarely shows (an old observedGeneration, no status yet).
 #[test]
 fn kstatus_and_argocd_agree_on_every_condition_case() {
-    let ready = condition("Ready", "True", "SessionStarted");
+    let ready = condition("Ready", "True", "SessionActive");
+    let renewing = condition("Ready", "True", "SessionRenewing");
     let not_ready = condition("Ready", "False", "Starting");
     let reconciling = condition("Reconciling", "True", "Starting");
     let not_reconciling = condition("Reconciling", "False", "SessionStarted");
     let stalled = condition("Stalled", "True", "NotFound");
     let not_stalled = condition("Stalled", "False", "SessionStarted");
-    let suspended = condition("Ready", "False", "Suspended");
+    let suspended = condition("Ready", "True", "Suspended");
     let cases = [
         (
             "ready",
@@ -346,6 +347,17 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
                 2,
                 2,
                 vec![ready.clone(), not_reconciling.clone(), not_stalled.clone()],
+            ),
+            "Current",
+            "Healthy",
+        ),
+        (
+            // A routine renewal: still healthy, never Progressing once an hour.
+            "renewing",
+            session_with(
+                2,
+                2,
+                vec![renewing, not_reconciling.clone(), not_stalled.clone()],
             ),
             "Current",
             "Healthy",
@@ -368,8 +380,9 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
         ),
         (
             "suspended",
+            // Settled: `kubectl wait`, Flux health checks and Argo CD all stop waiting.
             session_with(2, 2, vec![suspended, not_reconciling, not_stalled]),
-            "InProgress",
+            "Current",
             "Suspended",
         ),
         (
@@ -401,8 +414,8 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
 }
 
 /// The real operator's conditions, as kstatus and Argo CD see them: InProgress/Progressing while a
-/// start is under way, Current/Healthy when Ready, Failed/Degraded when Stalled, and
-/// Suspended for a suspended session.
+/// first start is under way, Current/Healthy when Ready and while a routine renewal is under way,
+/// Failed/Degraded when Stalled, and Current/Suspended for a suspended session.
 #[tokio::test]
 async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
@@ -420,13 +433,18 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
             // Its StartGUISession is performed but not answered until released: a start that is
             // under way for as long as the test needs.
             .with_computer(ComputerSpec::new("slow-desktop").hold_start_response(true))
-            .with_computer(ComputerSpec::new("paused-desktop")),
+            .with_computer(ComputerSpec::new("paused-desktop"))
+            .with_computer(ComputerSpec::new("renewing-desktop")),
         "127.0.0.1:0",
     )
     .await
     .expect("simulator");
     let sim_url = sim.endpoint_url();
-    let operator = Operator::start(control_plane, OperatorOptions::new(&namespace, &sim_url));
+    let operator = Operator::start(
+        control_plane,
+        // Sessions of a few seconds, so that one renews during the test.
+        OperatorOptions::new(&namespace, &sim_url).arg("--min-session-age", "1s"),
+    );
     let sessions = Api::<GuiSession>::namespaced(client.clone(), &namespace);
     for (name, suspend) in [
         ("research-desktop", false),
@@ -440,6 +458,14 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
         )
         .await;
     }
+    apply(
+        &sessions,
+        guisession(
+            "renewing-desktop",
+            json!({"resourceName": "renewing-desktop", "maxSessionAge": "4s"}),
+        ),
+    )
+    .await;
     // The object as the API serves it, as a GitOps tool reads it.
     let served = |name: &str| -> Value {
         let mut cmd = control_plane.kubectl();
@@ -487,7 +513,31 @@ async fn kstatus_and_argocd_judge_what_the_operator_writes() {
     .await;
     let paused = served("paused-desktop");
     assert_eq!(argocd_health(&paused).0, "Suspended", "{paused}");
-    assert_eq!(kstatus(&paused).0, "InProgress", "{paused}");
+    assert_eq!(kstatus(&paused).0, "Current", "{paused}");
+
+    // A routine renewal, judged while its StartGUISession is provably in flight: still Current
+    // and Healthy (the fence is in status.pendingStart, not in the conditions).
+    wait_for(&sessions, "renewing-desktop", deadline, "Ready", |s| {
+        condition_is(s, "Ready", "True")
+    })
+    .await;
+    let mut held = ComputerSpec::new("renewing-desktop");
+    held.hold_start_response = true;
+    sim.upsert_computer(held).expect("hold the renewal");
+    eventually(deadline, "the renewal's StartGUISession held", || {
+        sim.computer("renewing-desktop")
+            .map(|c| c.held_start_responses)
+            == Some(1)
+    })
+    .await;
+    let renewing = served("renewing-desktop");
+    assert!(
+        renewing["status"]["pendingStart"].is_object(),
+        "the renewal is fenced: {renewing}"
+    );
+    assert_eq!(kstatus(&renewing).0, "Current", "{renewing}");
+    assert_eq!(argocd_health(&renewing).0, "Healthy", "{renewing}");
+    assert!(sim.release_start_responses("renewing-desktop"));
 
     // Releasing the held start lets it finish: the same object turns Current.
     assert!(sim.release_start_responses("slow-desktop"));

@@ -5,91 +5,17 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_lightsail::config::retry::RetryConfig;
-use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use lightsail_gui_operator::crd::GuiSession;
 use lightsail_gui_operator::lightsail::operation_from_sdk;
-use lightsail_gui_operator::simulator::{
-    ComputerSpec, Faults, RunningSimulator, SimConfig, Simulator,
-};
+use lightsail_gui_operator::simulator::{ComputerSpec, Faults, SimConfig};
 use serde_json::json;
+use support::control_plane;
+use support::env::*;
 use support::operator::*;
-use support::{control_plane, install_crds, test_namespace};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-struct Env {
-    client: kube::Client,
-    namespace: String,
-    api: Api<GuiSession>,
-    sim: RunningSimulator,
-}
-
-async fn env(test: &str, sim: SimConfig) -> Env {
-    let cp = control_plane();
-    let client = cp.client().await;
-    install_crds(&client).await;
-    let namespace = test_namespace(&client, test).await;
-    let api = Api::namespaced(client.clone(), &namespace);
-    let sim = Simulator::start(sim, "127.0.0.1:0")
-        .await
-        .expect("simulator starts");
-    Env {
-        client,
-        namespace,
-        api,
-        sim,
-    }
-}
-
-impl Env {
-    fn operator(&self, configure: impl FnOnce(OperatorOptions) -> OperatorOptions) -> Operator {
-        let url = self.sim.endpoint_url();
-        Operator::start(
-            control_plane(),
-            configure(OperatorOptions::new(&self.namespace, &url)),
-        )
-    }
-
-    /// Applies a GuiSession and waits until it is Ready.
-    async fn apply_until_ready(&self, name: &str, spec: serde_json::Value) -> GuiSession {
-        apply(&self.api, guisession(name, spec)).await;
-        wait_for(&self.api, name, WAIT, "Ready", ready).await
-    }
-
-    fn starts(&self, resource: &str) -> u64 {
-        self.sim
-            .calls()
-            .count(Some("StartGUISession"), Some(resource), None)
-    }
-
-    fn calls(&self, resource: &str) -> u64 {
-        self.sim.calls().count(None, Some(resource), None)
-    }
-
-    fn sdk(&self) -> aws_sdk_lightsail::Client {
-        let config = aws_sdk_lightsail::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                SIM_ACCESS_KEY_ID,
-                SIM_SECRET_ACCESS_KEY,
-                None,
-                None,
-                "tests",
-            ))
-            .endpoint_url(self.sim.endpoint_url())
-            .retry_config(RetryConfig::disabled())
-            .build();
-        aws_sdk_lightsail::Client::from_conf(config)
-    }
-}
-
-fn ready(gs: &GuiSession) -> bool {
-    condition_is(gs, "Ready", "True")
-}
 
 fn stalled(gs: &GuiSession) -> bool {
     condition_is(gs, "Stalled", "True")
@@ -382,22 +308,6 @@ async fn terminal_errors_stall_with_conditions_events_and_bounded_calls() {
     );
 }
 
-/// True when the object does not change for `window` (watching it).
-async fn wait_for_no_change(api: &Api<GuiSession>, name: &str, window: Duration) -> bool {
-    let gs = api.get(name).await.expect("get");
-    let rv = gs.metadata.resource_version.expect("rv");
-    let params = kube::api::WatchParams::default()
-        .fields(&format!("metadata.name={name}"))
-        .timeout(window.as_secs() as u32);
-    let mut stream = api.watch(&params, &rv).await.expect("watch").boxed();
-    while let Some(event) = stream.next().await {
-        if let Ok(kube::api::WatchEvent::Modified(_)) = event {
-            return false;
-        }
-    }
-    true
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_names_are_rejected_at_apply() {
     let env = env("invalid-name", SimConfig::default()).await;
@@ -548,7 +458,7 @@ async fn kill_9_between_start_and_status_write_adopts_instead_of_starting_twice(
         SimConfig::default().with_computer(ComputerSpec::new("held-vm").hold_start_response(true)),
     )
     .await;
-    let mut first = env.operator(|o| o);
+    let mut first = env.operator(fast_settle);
     apply(
         &env.api,
         guisession("held", json!({"resourceName": "held-vm"})),
@@ -562,26 +472,27 @@ async fn kill_9_between_start_and_status_write_adopts_instead_of_starting_twice(
     .await;
     first.kill9();
     let gs = env.api.get("held").await.expect("get");
+    let status = gs.status.clone().expect("status");
     assert!(
-        gs.status
-            .as_ref()
-            .and_then(|s| s.operation.as_ref())
-            .is_none(),
+        status.operation.is_none(),
         "the operation must not be recorded yet"
     );
-    assert_eq!(
-        condition(&gs, "Reconciling").map(|c| c.reason.as_str()),
-        Some("SessionStarting"),
-        "the start marker is written before the call"
-    );
+    let fence = status
+        .pending_start
+        .expect("the fence is written before the call");
+    assert_eq!(fence.resource_name, "held-vm");
 
     env.sim.release_start_responses("held-vm");
     let mut unheld = ComputerSpec::new("held-vm");
     unheld.hold_start_response = false;
     env.sim.upsert_computer(unheld).expect("stop holding");
-    let _second = env.operator(|o| o);
-    wait_for(&env.api, "held", WAIT, "Ready", ready).await;
+    let _second = env.operator(fast_settle);
+    let gs = wait_for(&env.api, "held", WAIT, "Ready", ready).await;
     assert_eq!(env.starts("held-vm"), 1, "started twice");
+    let status = gs.status.expect("status");
+    assert_eq!(status.pending_start, None);
+    // The adopted session's age counts from the fence, on the operator's clock.
+    assert_eq!(status.session_started_at, Some(fence.requested_at));
     wait_for_event(&env.client, &env.namespace, "held", WAIT, |(_, r, _)| {
         r == "SessionAdopted"
     })
@@ -691,7 +602,8 @@ async fn suspend_starts_nothing_and_says_so() {
         condition(gs, "Ready").is_some_and(|c| c.reason == "Suspended")
     })
     .await;
-    assert!(condition_is(&gs, "Ready", "False"));
+    // Settled, as kstatus and GitOps tools need: the suspension is the desired state.
+    assert!(condition_is(&gs, "Ready", "True"));
     assert!(condition_is(&gs, "Reconciling", "False"));
     assert!(condition_is(&gs, "Stalled", "False"));
     assert_eq!(env.calls("paused-vm"), 0);
@@ -787,22 +699,6 @@ async fn stop_on_delete_lets_the_object_go_when_the_computer_is_gone() {
             .count(Some("StopGUISession"), Some("gone-vm"), None),
         1
     );
-}
-
-async fn wait_deleted(api: &Api<GuiSession>, name: &str) {
-    let Some(obj) = api.get_opt(name).await.expect("get") else {
-        return;
-    };
-    let uid = obj.metadata.uid.clone().expect("uid");
-    let gone = kube::runtime::wait::await_condition(
-        api.clone(),
-        name,
-        kube::runtime::wait::conditions::is_deleted(&uid),
-    );
-    match tokio::time::timeout(WAIT, gone).await {
-        Ok(Ok(_)) => {}
-        other => panic!("{name} not deleted within {WAIT:?}: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

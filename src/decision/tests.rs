@@ -834,19 +834,39 @@ fn guard_rail_raises_a_small_max_session_age_and_says_so() {
 }
 
 #[test]
-fn a_start_marker_of_an_earlier_version_becomes_a_pending_start() {
+fn a_new_resource_while_an_operation_runs_is_looked_up_and_started_at_once() {
     let mut o = Obj::new();
-    o.status.conditions = Some(crate::status::conditions(
-        &crate::status::Phase::Starting {
-            message: "starting".into(),
+    o.observe(t0());
+    o.step(
+        Input::LookedUp {
+            target: target(),
+            at: LOOKED_UP_AT,
+            result: Ok(vec![]),
         },
-        None,
-        Some(1),
-        None,
         t0(),
-    ));
-    assert_eq!(o.observe(at(10)).effect, Effect::Done(Next::At(at(60))));
-    assert_eq!(o.observe(at(60)).effect, Effect::Lookup(target()));
+    );
+    o.step(
+        started(&o, start_op("op-1", t0(), OperationStatus::Started)),
+        t0(),
+    );
+    o.edit(|s| {
+        s.region = Some("eu-central-1".into());
+        s.resource_name = "vm-eu".into();
+    });
+    let eu = Target {
+        resource_name: "vm-eu".into(),
+        region: Some("eu-central-1".into()),
+    };
+    assert_eq!(o.observe(at(1)).effect, Effect::Lookup(eu.clone()));
+    let t = o.step(
+        Input::LookedUp {
+            target: eu.clone(),
+            at: at(1),
+            result: Ok(vec![]),
+        },
+        at(1),
+    );
+    assert_eq!(t.effect, Effect::Start(eu));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! stops etcd and kube-apiserver and removes its temp dir.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod env;
 pub mod operator;
 
 use std::io::{BufRead, BufReader};

@@ -41,6 +41,8 @@ pub struct OperatorOptions<'a> {
     pub binary: Option<PathBuf>,
     /// `--log` filter. Tests want the debug lines; a benchmark measures the production default.
     pub log: String,
+    /// Give the operator the simulator's AWS keys (false: no credentials anywhere).
+    pub credentials: bool,
 }
 
 impl<'a> OperatorOptions<'a> {
@@ -53,6 +55,7 @@ impl<'a> OperatorOptions<'a> {
             env: Vec::new(),
             binary: None,
             log: "info,lightsail_gui_operator=debug".into(),
+            credentials: true,
         }
     }
 
@@ -99,6 +102,10 @@ impl Operator {
             cmd.args(["--namespace", opts.namespace]);
         }
         let kubeconfig = opts.kubeconfig.as_ref().unwrap_or(&cp.kubeconfig);
+        let credentials = [
+            ("AWS_ACCESS_KEY_ID", SIM_ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SIM_SECRET_ACCESS_KEY),
+        ];
         let child = cmd
             .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(["--log", &opts.log])
@@ -107,8 +114,6 @@ impl Operator {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KUBECONFIG", kubeconfig)
             .env("AWS_ENDPOINT_URL_LIGHTSAIL", opts.sim_url)
-            .env("AWS_ACCESS_KEY_ID", SIM_ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", SIM_SECRET_ACCESS_KEY)
             .env("AWS_REGION", "us-east-1")
             // Keep the SDK away from IMDS and config files of the machine running the tests.
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -117,6 +122,7 @@ impl Operator {
                 "AWS_SHARED_CREDENTIALS_FILE",
                 dir.path().join("no-aws-credentials"),
             )
+            .envs(credentials.iter().filter(|_| opts.credentials).copied())
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,6 +1,7 @@
 -- Argo CD health of a GuiSession (lightsail.operators.dev/GuiSession), from the conditions the
--- operator writes (kstatus style): Stalled=True -> Degraded, Ready=True -> Healthy, Ready=False
--- with reason Suspended -> Suspended, anything else (starting, retrying, not yet seen by the
+-- operator writes (kstatus style): Stalled=True -> Degraded, Ready with reason Suspended ->
+-- Suspended (settled: spec.suspend is the desired state), Ready=True -> Healthy (also during a
+-- routine renewal, which keeps Ready=True), anything else (starting, retrying, not yet seen by the
 -- operator) -> Progressing. Argo CD runs it with only the base and table libraries.
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
 if obj.status == nil or obj.status.conditions == nil then
@@ -26,10 +27,10 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 if ready ~= nil then
-  if ready.status == "True" then
-    hs.status = "Healthy"
-  elseif ready.reason == "Suspended" then
+  if ready.reason == "Suspended" then
     hs.status = "Suspended"
+  elseif ready.status == "True" then
+    hs.status = "Healthy"
   end
   hs.message = ready.message or ""
 end
