@@ -114,6 +114,10 @@ pub struct Burst {
     pub to_ready: Latency,
     /// `lightsail_gui_operator_status_writes_total`, read at the end of the steady-state window.
     pub status_writes_metric: u64,
+    /// `lightsail_gui_operator_status_conflicts_total` at the same time: writes refused by the
+    /// resourceVersion precondition of the fenced start.
+    #[serde(default)]
+    pub status_conflicts_metric: u64,
     /// Distinct statuses seen on the watch.
     pub status_writes_watched: u64,
     pub writes_per_object_mean: f64,
@@ -394,6 +398,11 @@ impl Report {
                 b.writes_per_object_min,
                 b.writes_per_object_max
             ),
+        );
+        row(
+            "burst",
+            "409 conflicts/object (metric)".into(),
+            format!("{:.3}", ratio(b.status_conflicts_metric as f64, c.n as f64)),
         );
         row(
             "burst",

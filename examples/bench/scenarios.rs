@@ -307,6 +307,12 @@ fn status_writes_metric(op: &Operator) -> u64 {
     metric_value(&body, "lightsail_gui_operator_status_writes_total") as u64
 }
 
+/// Writes the apiserver refused with 409 (the fence's precondition), each followed by a read.
+fn status_conflicts_metric(op: &Operator) -> u64 {
+    let (_, body) = op.http_get("/metrics");
+    metric_value(&body, "lightsail_gui_operator_status_conflicts_total") as u64
+}
+
 fn git_commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -473,6 +479,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         // Read after the steady-state window: the operator counts a write once its answer is in,
         // which can be after the watch has shown it.
         status_writes_metric: 0,
+        status_conflicts_metric: 0,
         status_writes_watched: watched,
         writes_per_object_mean: ratio(watched as f64, n as f64),
         writes_per_object_min: writes.iter().copied().min().unwrap_or(0),
@@ -520,6 +527,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         ),
     };
     report.burst.status_writes_metric = writes_metric_after;
+    report.burst.status_conflicts_metric = status_conflicts_metric(&op);
     // Every Event of the burst has long been written by now.
     report.burst.events = count_events(&client, &ns).await?;
 
