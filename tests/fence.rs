@@ -344,19 +344,22 @@ async fn a_node_clock_two_hours_ahead_starts_one_session_not_a_loop() {
     assert_eq!(env.starts("skew-vm"), 1);
 }
 
+/// A GuiSession `name` with `stopOnDelete`, Ready with a session of `vm`.
+async fn ready_with_stop_on_delete(name: &str, vm: &str) -> (Env, Operator) {
+    let env = env(
+        name,
+        SimConfig::default().with_computer(ComputerSpec::new(vm)),
+    )
+    .await;
+    let op = env.operator(|o| o);
+    env.apply_until_ready(name, json!({"resourceName": vm, "stopOnDelete": true}))
+        .await;
+    (env, op)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_role_does_not_hold_a_deleted_object_forever() {
-    let env = env(
-        "revoked",
-        SimConfig::default().with_computer(ComputerSpec::new("gone-vm")),
-    )
-    .await;
-    let _op = env.operator(|o| o);
-    env.apply_until_ready(
-        "revoked",
-        json!({"resourceName": "gone-vm", "stopOnDelete": true}),
-    )
-    .await;
+    let (env, _op) = ready_with_stop_on_delete("revoked", "gone-vm").await;
     let mut denied = ComputerSpec::new("gone-vm");
     denied.access_denied = true;
     env.sim.upsert_computer(denied).expect("revoke");
@@ -375,17 +378,7 @@ async fn a_revoked_role_does_not_hold_a_deleted_object_forever() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_skip_stop_annotation_lets_an_object_go_without_a_stop() {
-    let env = env(
-        "skip-stop",
-        SimConfig::default().with_computer(ComputerSpec::new("kept-vm")),
-    )
-    .await;
-    let _op = env.operator(|o| o);
-    env.apply_until_ready(
-        "kept",
-        json!({"resourceName": "kept-vm", "stopOnDelete": true}),
-    )
-    .await;
+    let (env, _op) = ready_with_stop_on_delete("kept", "kept-vm").await;
     let annotate =
         json!({"metadata": {"annotations": {"lightsail.operators.dev/skip-stop": "true"}}});
     env.api

@@ -125,12 +125,12 @@ impl Obj {
         self.generation += 1;
     }
 
-    /// Drives a fresh object to an active session started at `now` (lookup finds nothing, the
-    /// start answers with a finished operation).
-    fn active(now: Timestamp) -> Obj {
+    /// Drives a fresh object to the fence of its first start at `now` (the lookup found
+    /// nothing to adopt).
+    fn fenced(now: Timestamp) -> Obj {
         let mut o = Obj::new();
         assert_eq!(o.observe(now).effect, Effect::Lookup(target()));
-        o.step(
+        let t = o.step(
             Input::LookedUp {
                 target: target(),
                 at: LOOKED_UP_AT,
@@ -138,6 +138,14 @@ impl Obj {
             },
             now,
         );
+        assert_eq!(t.effect, Effect::Start(target()));
+        o
+    }
+
+    /// Drives a fresh object to an active session started at `now` (the start answers with a
+    /// finished operation).
+    fn active(now: Timestamp) -> Obj {
+        let mut o = Obj::fenced(now);
         o.step(
             started(&o, start_op("op-1", now, OperationStatus::Succeeded)),
             now,
@@ -426,16 +434,7 @@ fn a_new_resource_name_forgets_the_old_session() {
 
 #[test]
 fn a_region_change_while_an_operation_runs_does_not_poll_the_new_region() {
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     o.step(
         started(&o, start_op("op-1", t0(), OperationStatus::Started)),
         t0(),
@@ -530,16 +529,7 @@ fn adoption_ignores_sessions_older_than_max_session_age() {
 #[test]
 fn a_node_clock_far_ahead_does_not_start_in_a_loop() {
     // Hole 5: Lightsail's createdAt is two hours behind the operator's clock.
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     let skewed = t0().checked_sub(secs(7200)).expect("in range");
     let t = o.step(
         started(&o, start_op("op-1", skewed, OperationStatus::Succeeded)),
@@ -584,16 +574,7 @@ fn no_start_sooner_than_the_guard_rail_after_the_last_one() {
 #[test]
 fn succeeded_without_is_terminal_is_finished_and_renewed() {
     // Hole 6.
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     let op = Operation {
         is_terminal: None,
         ..start_op("op-1", t0(), OperationStatus::Succeeded)
@@ -606,16 +587,7 @@ fn succeeded_without_is_terminal_is_finished_and_renewed() {
 
 #[test]
 fn an_operation_that_never_finishes_is_renewed_at_expiry_not_polled_forever() {
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     let unknown = Operation {
         status: None,
         is_terminal: None,
@@ -628,16 +600,7 @@ fn an_operation_that_never_finishes_is_renewed_at_expiry_not_polled_forever() {
 
 #[test]
 fn polling_backs_off_with_the_operations_age_and_stops_at_expiry() {
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     let running = start_op("op-1", t0(), OperationStatus::Started);
     let after = |o: &mut Obj, n| match o
         .step(Input::Polled(Ok(Some(running.clone()))), at(n))
@@ -661,16 +624,7 @@ fn a_definite_no_clears_the_fence_and_no_answer_keeps_it() {
         ("Service", ErrorClass::Retryable, false),
         ("Timeout", ErrorClass::Retryable, false),
     ] {
-        let mut o = Obj::new();
-        o.observe(t0());
-        o.step(
-            Input::LookedUp {
-                target: target(),
-                at: LOOKED_UP_AT,
-                result: Ok(vec![]),
-            },
-            t0(),
-        );
+        let mut o = Obj::fenced(t0());
         let t = o.step(answered(&o, Err(error(code, class, is_answered))), at(1));
         assert_eq!(t.status.pending_start.is_some(), !is_answered, "{code}");
         assert_eq!(t.notes[0].reason, "StartFailed", "{code}");
@@ -808,18 +762,9 @@ fn deleting_without_stop_on_delete_or_session_does_nothing() {
 
 #[test]
 fn guard_rail_raises_a_small_max_session_age_and_says_so() {
-    let mut o = Obj::new();
+    let mut o = Obj::fenced(t0());
     o.spec.max_session_age = "1m".into();
     assert_eq!(effective_max_session_age(&o.spec, &o.settings), secs(600));
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
     let t = o.step(
         started(&o, start_op("op-1", t0(), OperationStatus::Succeeded)),
         t0(),
@@ -835,16 +780,7 @@ fn guard_rail_raises_a_small_max_session_age_and_says_so() {
 
 #[test]
 fn a_new_resource_while_an_operation_runs_is_looked_up_and_started_at_once() {
-    let mut o = Obj::new();
-    o.observe(t0());
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: LOOKED_UP_AT,
-            result: Ok(vec![]),
-        },
-        t0(),
-    );
+    let mut o = Obj::fenced(t0());
     o.step(
         started(&o, start_op("op-1", t0(), OperationStatus::Started)),
         t0(),
