@@ -37,11 +37,11 @@ const LEASE_FIELD_MANAGER_PREFIX: &str = "kube-lease-manager-";
 /// The apiserver's limit on a field manager's length.
 const MAX_FIELD_MANAGER_LEN: usize = 128;
 
-/// Backoff after failed calls of the one GuiSession watch, the Lease watch-free loop and the Lease
-/// reads: 0.5 s doubling up to 1.5 s, plus up to as much again of jitter (so at most 3 s), reset
-/// by the first success. kube's `DefaultBackoff` grows to 30 s (60 s with jitter) to spare an
-/// apiserver the retries of many watches; with one watch and one Lease the operator can afford to
-/// be back within seconds of an apiserver outage.
+/// Backoff after failed API calls, for the GuiSession watch and the lease manager: 0.5 s
+/// doubling up to 1.5 s, plus up to as much again of jitter (so at most 3 s), reset by the
+/// first success. kube's `DefaultBackoff` grows to 30 s (60 s with jitter) to spare an apiserver
+/// the retries of many watches; with one watch and one Lease the operator can afford to be back
+/// within seconds of an apiserver outage.
 pub fn api_retry_backoff() -> watcher::ExponentialBackoff {
     backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))

@@ -25,7 +25,7 @@ use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{Context, FIELD_MANAGER, RetryPolicy, error_policy, reconcile};
 use crate::crd::GuiSession;
 use crate::decision::Settings;
-use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming};
+use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
 use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
 use crate::status::state_label;
@@ -407,7 +407,6 @@ async fn run_controller(
     // of an object's size). Only generation changes (spec edits, deletion) trigger a reconcile:
     // the operator's own status writes do not, and timers come from the requeues it asks for.
     let stream = watcher(api, config)
-        .default_backoff()
         .modify(|obj| {
             obj.managed_fields_mut().clear();
             // `kubectl apply` (client-side) repeats the whole object in this annotation.
@@ -431,7 +430,11 @@ async fn run_controller(
             }
         }
     };
+    // The Controller backs off its trigger stream after watch errors (kube's DefaultBackoff
+    // unless told otherwise, so a backoff on the stream itself would only add to it): retry
+    // within seconds, not at the default's 30 s cap, to be back soon after an apiserver outage.
     let controller = Controller::for_stream(stream, reader)
+        .trigger_backoff(api_retry_backoff())
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
