@@ -442,7 +442,7 @@ async fn confirm_renewals(
                 if changed && until.is_none() {
                     info!(
                         identity = config.identity,
-                        "the Lease does not show this replica as its holder"
+                        "the Lease shows no renewal by this replica still in force"
                     );
                 }
             }
