@@ -69,14 +69,16 @@ pub struct LeaseTiming {
 impl LeaseTiming {
     pub fn new(requested: Duration) -> Self {
         let seconds = requested.as_secs().max(2);
-        let grace = Duration::from_secs((seconds / 3).max(1));
-        // Half the grace: the other half is the manager's time to renew and this replica's to see
-        // the renewal, so that a healthy leader never drops out between two renewals.
-        let margin = grace / 2;
+        let duration = Duration::from_secs(seconds);
+        // Renew halfway (rounded up, as grace must be whole seconds and below the duration), and
+        // stop a sixth of the duration before expiry: between the two there is time for a failed
+        // renewal to be retried (the lease manager retries within 3 s) before the gate closes.
+        let grace = Duration::from_secs(seconds.div_ceil(2));
+        let margin = duration / 6;
         let recheck =
             ((grace - margin) / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         LeaseTiming {
-            duration: Duration::from_secs(seconds),
+            duration,
             grace,
             margin,
             recheck,
@@ -84,9 +86,9 @@ impl LeaseTiming {
     }
 
     /// Longest wait for one Lease call: a renewal stuck on an unresponsive apiserver is retried
-    /// instead of waiting out kube's default read timeout (295 s).
+    /// before the gate closes instead of waiting out kube's default read timeout (295 s).
     pub fn request_timeout(&self) -> Duration {
-        self.grace.max(Duration::from_secs(2))
+        ((self.grace - self.margin) / 2).max(Duration::from_secs(2))
     }
 }
 
@@ -492,15 +494,19 @@ mod tests {
     fn timing_follows_the_lease_duration() {
         let t = timing();
         assert_eq!(t.duration, 15 * SECOND);
-        assert_eq!(t.grace, 5 * SECOND);
+        // Renewed 7 s after the last renewal, the gate closing 12.5 s after it.
+        assert_eq!(t.grace, 8 * SECOND);
         assert_eq!(t.margin, Duration::from_millis(2500));
-        assert_eq!(t.recheck, Duration::from_millis(625));
-        assert_eq!(t.request_timeout(), 5 * SECOND);
+        assert_eq!(t.recheck, SECOND);
+        assert_eq!(t.request_timeout(), Duration::from_millis(2750));
         // The Lease counts whole seconds, and kube-lease-manager needs 0 < grace < duration.
         let short = LeaseTiming::new(Duration::from_millis(1500));
         assert_eq!((short.duration, short.grace), (2 * SECOND, SECOND));
-        assert_eq!(short.margin, SECOND / 2);
+        assert_eq!(short.margin, SECOND / 3);
         assert_eq!(short.request_timeout(), 2 * SECOND);
+        let three = LeaseTiming::new(3 * SECOND);
+        assert_eq!((three.grace, three.margin), (2 * SECOND, SECOND / 2));
+        assert_eq!(three.recheck, Duration::from_millis(375));
     }
 
     #[test]
@@ -652,12 +658,12 @@ mod tests {
             elected_since: Some(now),
             sure_until: Some(now + 12 * SECOND),
         };
-        // Renewal due 2.5 s (grace - margin) before sure_until.
+        // Renewal due 5.5 s (grace - margin) before sure_until.
         assert_eq!(
             next_read(held, now, &t),
-            now + Duration::from_millis(9500) + t.recheck
+            now + Duration::from_millis(6500) + t.recheck
         );
-        let overdue = now + Duration::from_millis(9600);
+        let overdue = now + Duration::from_millis(6600);
         assert_eq!(next_read(held, overdue, &t), overdue + t.recheck);
         let unconfirmed = Term {
             sure_until: None,
