@@ -120,6 +120,12 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_IDENTITY")]
     pub identity: Option<String>,
 
+    /// On SIGTERM, how long reconciles already running may take to finish (and record what they
+    /// started) before the operator gives up on them, releases the Lease and exits. Keep it
+    /// several seconds under the Pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "LGO_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration_arg)]
+    pub shutdown_grace: Duration,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "LGO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -158,6 +164,7 @@ mod tests {
         assert_eq!(cli.run.rate_burst, 50);
         assert!(cli.run.leader_elect);
         assert_eq!(cli.run.http_addr.port(), 8080);
+        assert_eq!(cli.run.shutdown_grace, Duration::from_secs(20));
     }
 
     #[test]

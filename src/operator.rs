@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use axum::Router;
@@ -17,7 +18,6 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, predicates, watcher};
 use kube::{Client, ResourceExt};
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -25,6 +25,7 @@ use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{Context, FIELD_MANAGER, RetryPolicy, error_policy, reconcile};
 use crate::crd::GuiSession;
 use crate::decision::Settings;
+use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
 use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
 use crate::status::state_label;
@@ -112,6 +113,49 @@ async fn shutdown_signal() {
     }
 }
 
+/// Whether SIGTERM or SIGINT has arrived.
+#[derive(Clone)]
+struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    fn on_signals() -> Self {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    fn is_requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown is requested (`Send + Sync + 'static`, as kube's Controller wants
+    /// its shutdown trigger).
+    fn requested(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            // An error means the signal task has gone, which it only does after sending.
+            let _ = rx.wait_for(|requested| *requested).await;
+        }
+    }
+}
+
+/// How a stretch of reconciling ended.
+enum Outcome {
+    /// The leader gate closed.
+    Lost,
+    /// SIGTERM/SIGINT: the reconciles in flight have finished or the shutdown grace has passed.
+    Stopped,
+    /// The controller's stream ended by itself.
+    Ended,
+}
+
+/// Longest wait for the Lease to be released on the way out: the Pod's termination grace period
+/// must cover `--shutdown-grace` and this.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn default_identity() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
@@ -124,8 +168,10 @@ fn default_identity() -> String {
 
 /// Runs the operator until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster config)")?;
+    let client = Client::try_from(kube_config.clone())
         .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster config)")?;
     let api: Api<GuiSession> = match &args.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -184,6 +230,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         initial: args.retry_initial,
         max: args.retry_max,
     };
+    let shutdown = Shutdown::on_signals();
+    let election = if args.leader_elect {
+        Some(start_election(&kube_config, &client, &args, &identity).await?)
+    } else {
+        None
+    };
+    let gate = election
+        .as_ref()
+        .map_or_else(LeaderGate::always, Election::gate);
     let ctx = Arc::new(Context::new(
         client.clone(),
         lightsail,
@@ -191,7 +246,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         settings,
         retry,
-        crate::leadership::LeaderGate::always(),
+        gate.clone(),
         args.lightsail_timeout,
     ));
     let health = Arc::new(Health {
@@ -213,74 +268,50 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_state(health.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = {
-        let rx = stop_rx.clone();
-        move || {
-            let mut rx = rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        }
-    };
-
-    if args.leader_elect {
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let duration = args.lease_duration.as_secs().max(2);
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&identity)
-            .with_duration(duration)
-            .with_grace((duration / 3).max(1))
-            .with_field_manager(format!("{FIELD_MANAGER}-lease"))
-            .build()
-            .await
-            .with_context(|| format!("cannot set up the Lease {namespace}/{}", args.lease_name))?;
-        let (mut leading, lease_task) = manager.watch().await;
-        info!(
-            identity,
-            lease = args.lease_name,
-            namespace,
-            "waiting to become leader"
-        );
+    if let Some(election) = election {
+        info!(identity, "waiting to become leader");
         loop {
             tokio::select! {
-                _ = stopped() => break,
-                r = leading.wait_for(|l| *l) => if r.is_err() { bail!("leader election stopped") },
+                biased;
+                _ = shutdown.requested() => break,
+                _ = gate.acquired() => {}
             }
             info!(identity, "became leader: reconciling");
             health.set_leading(true);
-            // Dropping the controller future on a lost lease stops every reconcile at once,
-            // mid-call if need be; the start marker makes that safe (see controller::Step::start).
-            tokio::select! {
-                _ = stopped() => { health.set_leading(false); break }
-                _ = run_controller(api.clone(), &args, ctx.clone(), health.clone()) => {
-                    warn!("controller stopped unexpectedly");
-                }
-                _ = leading.wait_for(|l| !*l) => warn!(identity, "lost leadership: stopped reconciling"),
-            }
+            // The gate goes first and reads the clock on every poll: a process resumed after its
+            // Lease ran out drops the controller (stopping every reconcile, mid-call if need be;
+            // the start marker makes that safe, see controller::Step::start) before the
+            // controller can start anything.
+            let outcome = tokio::select! {
+                biased;
+                _ = gate.lost() => Outcome::Lost,
+                outcome = reconcile_until_shutdown(api.clone(), &args, ctx.clone(), health.clone(), &shutdown) => outcome,
+            };
             health.set_leading(false);
+            match outcome {
+                Outcome::Lost => warn!(
+                    identity,
+                    reason = gate.why_not(),
+                    "lost leadership: stopped reconciling"
+                ),
+                Outcome::Stopped => break,
+                Outcome::Ended => warn!("controller stopped unexpectedly"),
+            }
         }
-        // Closing the channel makes the lease task release the Lease, so a standby takes over
-        // at once instead of after the lease duration.
-        drop(leading);
-        match lease_task.await {
-            Ok(Ok(_)) => info!("released the leader Lease"),
-            Ok(Err(e)) => warn!(error = %e, "could not release the leader Lease"),
-            Err(e) => warn!(error = %e, "lease task failed"),
+        match tokio::time::timeout(RELEASE_TIMEOUT, election.release()).await {
+            Ok(Ok(())) => info!("released the leader Lease"),
+            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "could not release the leader Lease"),
+            Err(_) => warn!(
+                timeout = ?RELEASE_TIMEOUT,
+                "could not release the leader Lease in time: a standby takes over once it expires"
+            ),
         }
     } else {
         health.set_leading(true);
-        tokio::select! {
-            _ = stopped() => {}
-            _ = run_controller(api, &args, ctx, health.clone()) => warn!("controller stopped unexpectedly"),
+        if let Outcome::Ended =
+            reconcile_until_shutdown(api, &args, ctx, health.clone(), &shutdown).await
+        {
+            warn!("controller stopped unexpectedly");
         }
     }
     server.abort();
@@ -288,11 +319,83 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Competes for the Lease named by the flags, through a client of its own whose calls time out
+/// within the grace period (see [`LeaseTiming::request_timeout`]).
+async fn start_election(
+    kube_config: &kube::Config,
+    client: &Client,
+    args: &RunArgs,
+    identity: &str,
+) -> anyhow::Result<Election> {
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let timing = LeaseTiming::new(args.lease_duration);
+    let mut lease_config = kube_config.clone();
+    lease_config.connect_timeout = Some(timing.request_timeout());
+    lease_config.read_timeout = Some(timing.request_timeout());
+    lease_config.write_timeout = Some(timing.request_timeout());
+    let lease_client = Client::try_from(lease_config)
+        .context("cannot configure the Kubernetes client of the Lease")?;
+    let config = ElectionConfig {
+        lease_name: args.lease_name.clone(),
+        namespace: namespace.clone(),
+        identity: identity.to_owned(),
+        timing,
+    };
+    info!(
+        identity,
+        lease = args.lease_name,
+        namespace,
+        field_manager = config.field_manager(),
+        "competing for the leader Lease"
+    );
+    Election::start(lease_client, config)
+        .await
+        .with_context(|| format!("cannot set up the Lease {namespace}/{}", args.lease_name))
+}
+
+/// Runs the controller until shutdown is requested; then starts no new reconciles but lets those
+/// in flight finish, so that they record what they started, for at most `--shutdown-grace`.
+async fn reconcile_until_shutdown(
+    api: Api<GuiSession>,
+    args: &RunArgs,
+    ctx: Arc<Context>,
+    health: Arc<Health>,
+    shutdown: &Shutdown,
+) -> Outcome {
+    let controller = run_controller(api, args, ctx, health, shutdown.requested());
+    tokio::pin!(controller);
+    tokio::select! {
+        biased;
+        _ = shutdown.requested() => {}
+        _ = &mut controller => {
+            // It may have drained at once on the same signal.
+            return if shutdown.is_requested() { Outcome::Stopped } else { Outcome::Ended };
+        }
+    }
+    info!(
+        grace = ?args.shutdown_grace,
+        "shutting down: no new reconciles, waiting for running ones to finish"
+    );
+    match tokio::time::timeout(args.shutdown_grace, controller).await {
+        Ok(()) => info!("running reconciles finished"),
+        Err(_) => warn!(
+            grace = ?args.shutdown_grace,
+            "shutdown grace elapsed: abandoning running reconciles (their start markers let the \
+             next leader adopt what they started)"
+        ),
+    }
+    Outcome::Stopped
+}
+
 async fn run_controller(
     api: Api<GuiSession>,
     args: &RunArgs,
     ctx: Arc<Context>,
     health: Arc<Health>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let mut config = watcher::Config::default();
     if let Some(sel) = &args.selector {
@@ -304,7 +407,6 @@ async fn run_controller(
     // of an object's size). Only generation changes (spec edits, deletion) trigger a reconcile:
     // the operator's own status writes do not, and timers come from the requeues it asks for.
     let stream = watcher(api, config)
-        .default_backoff()
         .modify(|obj| {
             obj.managed_fields_mut().clear();
             // `kubectl apply` (client-side) repeats the whole object in this annotation.
@@ -328,8 +430,13 @@ async fn run_controller(
             }
         }
     };
+    // The Controller backs off its trigger stream after watch errors (kube's DefaultBackoff
+    // unless told otherwise, so a backoff on the stream itself would only add to it): retry
+    // within seconds, not at the default's 30 s cap, to be back soon after an apiserver outage.
     let controller = Controller::for_stream(stream, reader)
+        .trigger_backoff(api_retry_backoff())
         .with_config(controller::Config::default().concurrency(args.concurrency))
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
     tokio::join!(synced, controller);

@@ -10,9 +10,9 @@
 pub mod env;
 pub mod operator;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
@@ -25,8 +25,26 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     /// Directory holding etcd, kube-apiserver, kubectl and helm.
     pub bin_dir: PathBuf,
-    // Kept open for the life of the process: closing it stops the control plane.
-    _lifeline: Option<Mutex<(Child, ChildStdin)>>,
+    // Kept open for the life of the control plane: closing it stops the control plane.
+    lifeline: Option<Mutex<Lifeline>>,
+}
+
+/// scripts/control-plane-up, running: its stdin (closing it stops the control plane; commands go
+/// in there) and its stdout (answers to commands come out there).
+struct Lifeline {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Drop for Lifeline {
+    /// Stops the control plane and waits until the script has stopped everything it started.
+    /// (The shared control plane is a static and is never dropped: the process's end closes
+    /// the pipe instead.)
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 pub fn repo_root() -> &'static Path {
@@ -83,9 +101,14 @@ fn start() -> Result<ControlPlane, String> {
         return Ok(ControlPlane {
             kubeconfig: kubeconfig.into(),
             bin_dir,
-            _lifeline: None,
+            lifeline: None,
         });
     }
+    start_script()
+}
+
+fn start_script() -> Result<ControlPlane, String> {
+    let bin_dir = bin_dir().to_path_buf();
     let mut child = Command::new(repo_root().join("scripts/control-plane-up"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -94,16 +117,15 @@ fn start() -> Result<ControlPlane, String> {
         .map_err(|e| format!("running scripts/control-plane-up: {e}"))?;
     let stdin = child.stdin.take().ok_or("no stdin pipe")?;
     let stdout = child.stdout.take().ok_or("no stdout pipe")?;
-    let mut kubeconfig = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading control-plane-up output: {e}"))?;
-        if let Some(path) = line.strip_prefix("kubeconfig: ") {
-            kubeconfig = Some(PathBuf::from(path));
-            break;
-        }
-    }
+    let mut lifeline = Lifeline {
+        child,
+        stdin: Some(stdin),
+        stdout: BufReader::new(stdout),
+    };
+    let kubeconfig =
+        lifeline.read_until(|line| line.strip_prefix("kubeconfig: ").map(PathBuf::from));
     let Some(kubeconfig) = kubeconfig else {
-        let status = child.wait().map_err(|e| e.to_string())?;
+        let status = lifeline.child.wait().map_err(|e| e.to_string())?;
         return Err(format!(
             "scripts/control-plane-up exited ({status}) before it was ready"
         ));
@@ -111,11 +133,63 @@ fn start() -> Result<ControlPlane, String> {
     Ok(ControlPlane {
         kubeconfig,
         bin_dir,
-        _lifeline: Some(Mutex::new((child, stdin))),
+        lifeline: Some(Mutex::new(lifeline)),
     })
 }
 
+impl Lifeline {
+    /// Reads the script's stdout until `parse` accepts a line; `None` at its end.
+    fn read_until<T>(&mut self, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match self.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    if let Some(v) = parse(line.trim_end()) {
+                        return Some(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl ControlPlane {
+    /// A control plane of one test's own, stopped when it is dropped: for a test that kills and
+    /// restarts its kube-apiserver, which must not disturb the other tests of its binary.
+    pub fn start_own() -> ControlPlane {
+        start_script().unwrap_or_else(|e| panic!("own control plane: {e}"))
+    }
+
+    /// kill -9 of kube-apiserver (etcd keeps running); returns once it is dead.
+    pub fn kill_apiserver(&self) {
+        self.command("kill-apiserver", "apiserver: killed");
+    }
+
+    /// Starts kube-apiserver again on the same port and etcd; returns once /readyz answers.
+    pub fn start_apiserver(&self) {
+        self.command("start-apiserver", "apiserver: ready");
+    }
+
+    fn command(&self, command: &str, reply: &str) {
+        let lifeline = self
+            .lifeline
+            .as_ref()
+            .expect("a control plane this process started (not LGO_TEST_KUBECONFIG's)");
+        let mut lifeline = lifeline.lock().unwrap_or_else(|p| p.into_inner());
+        let stdin = lifeline.stdin.as_mut().expect("control plane running");
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("control-plane-up {command}: {e}"));
+        assert!(
+            lifeline
+                .read_until(|line| (line == reply).then_some(()))
+                .is_some(),
+            "control-plane-up ended before answering {command}"
+        );
+    }
+
     /// A client for `context` of the generated kubeconfig: `admin` or `developer` (no grants).
     pub async fn client_as(&self, context: &str) -> Client {
         lightsail_gui_operator::install_crypto_provider();

@@ -189,6 +189,52 @@ impl Operator {
         child.wait().expect("wait")
     }
 
+    /// Sends `signal` (a name for kill(1): TERM, STOP, CONT, ...) without waiting for anything.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("running").to_string();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed: {status}");
+    }
+
+    /// SIGSTOP: the process stops where it is, as in a long GC pause or a frozen VM. Drop still
+    /// kills it (SIGKILL works on a stopped process).
+    pub fn suspend(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`Operator::suspend`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Whether the process is still running (not yet exited).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Waits until the process exits and reaps it; panics with the log after `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + deadline;
+        loop {
+            let child = self.child.as_mut().expect("running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "operator still running {deadline:?} later:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

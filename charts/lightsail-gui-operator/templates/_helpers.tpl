@@ -54,6 +54,18 @@ app.kubernetes.io/part-of: lightsail-gui-operator
 {{- default (include "lgo.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{- /*
+--shutdown-grace: controller.shutdownGrace, or else terminationGracePeriodSeconds less 10 s, which
+leaves the operator time to release the Lease (at most 5 s) and exit before the kubelet kills it.
+*/}}
+{{- define "lgo.shutdownGrace" -}}
+{{- if .Values.controller.shutdownGrace -}}
+{{- .Values.controller.shutdownGrace -}}
+{{- else -}}
+{{- printf "%ds" (max 1 (sub (int .Values.terminationGracePeriodSeconds) 10)) -}}
+{{- end -}}
+{{- end -}}
+
 {{- /* Values a schema cannot judge with a clear message. */}}
 {{- define "lgo.validate" -}}
 {{- range .Values.extraEnv }}
