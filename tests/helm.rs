@@ -316,7 +316,14 @@ fn default_values_render_the_documented_install() {
     assert_eq!(pod["serviceAccountName"], fullname);
     let c = container(&docs);
     assert_eq!(c["args"], json!(["run"]));
-    assert_eq!(c["image"], "lightsail-gui-operator:0.1.0");
+    // The image the release workflow publishes, at the chart's appVersion.
+    assert_eq!(
+        c["image"],
+        format!(
+            "ghcr.io/lightsail-gui-operator/lightsail-gui-operator:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
     let env = env_of(&docs);
     let missing: Vec<_> = operator_env_vars()
         .into_iter()
@@ -632,7 +639,11 @@ fn dockerfile_builds_the_binary_the_chart_runs() {
     )
     .expect("values parse");
     assert_eq!(values["podSecurityContext"]["runAsUser"], 65532);
-    assert_eq!(values["image"]["repository"], "lightsail-gui-operator");
+    // By default the chart runs the image the release workflow builds from this Dockerfile.
+    assert_eq!(
+        values["image"]["repository"],
+        "ghcr.io/lightsail-gui-operator/lightsail-gui-operator"
+    );
 }
 
 /// The runtime image has glibc 2.36, libgcc_s and CA certificates, and nothing else a binary
