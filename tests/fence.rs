@@ -428,3 +428,34 @@ async fn no_credentials_at_all_stalls_with_where_they_come_from() {
     assert_eq!(env.calls("any-vm"), 0, "nothing reached Lightsail");
     assert!(!op.log_text().contains(SIM_SECRET_ACCESS_KEY));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operation_answered_succeeded_without_is_terminal_is_finished_and_renewed() {
+    let mut quiet = ComputerSpec::new("quiet-vm");
+    quiet.omit_is_terminal = true;
+    let env = env("no-is-terminal", SimConfig::default().with_computer(quiet)).await;
+    let _op = env.operator(|o| o.arg("--min-session-age", "2s"));
+    let first = env
+        .apply_until_ready(
+            "quiet",
+            json!({"resourceName": "quiet-vm", "maxSessionAge": "3s"}),
+        )
+        .await;
+    let operation = first
+        .status
+        .as_ref()
+        .and_then(|s| s.operation.clone())
+        .expect("operation");
+    assert_eq!(operation.is_terminal, None, "the simulator left it out");
+    assert_eq!(
+        operation.status,
+        Some(lightsail_gui_operator::crd::OperationStatus::Succeeded)
+    );
+    // Finished by its status alone: renewed when the session expires, not polled forever.
+    let started = first.status.and_then(|s| s.session_started_at);
+    wait_for(&env.api, "quiet", WAIT, "renewed", |gs| {
+        ready(gs) && gs.status.as_ref().and_then(|s| s.session_started_at) != started
+    })
+    .await;
+    assert_eq!(env.starts("quiet-vm"), 2);
+}

@@ -1747,3 +1747,62 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
     let status = process.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn a_control_token_guards_the_control_routes_but_not_the_aws_api() {
+    let sim = start(
+        SimConfig::default()
+            .with_computer(ComputerSpec::new("vm-1"))
+            .with_control_token("s3cret-token"),
+    )
+    .await;
+    let calls = format!("{}/_sim/calls", sim.endpoint_url());
+    let refused = control(Method::GET, &calls, None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        refused.text()
+    );
+    assert!(refused.text().contains("Bearer"), "{}", refused.text());
+
+    let wrong = http::Request::builder()
+        .uri(&calls)
+        .header("authorization", "Bearer s3cret-tokem")
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .expect("request");
+    assert_eq!(send(wrong).await.status, StatusCode::UNAUTHORIZED);
+
+    // The AWS protocol is authenticated by SigV4 alone: the token is not asked for there.
+    start_session(&client(&sim), "vm-1").await;
+    let right = http::Request::builder()
+        .uri(&calls)
+        .header("authorization", "Bearer s3cret-token")
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .expect("request");
+    let reply = send(right).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        sim.calls()
+            .count(Some("StartGUISession"), Some("vm-1"), Some("ok")),
+        1
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn listening_off_loopback_without_a_control_token_is_refused() {
+    match Simulator::start(SimConfig::default(), "0.0.0.0:0").await {
+        Ok(sim) => panic!("started on {} without a token", sim.endpoint_url()),
+        Err(e) => assert!(format!("{e:#}").contains("control token"), "{e:#}"),
+    }
+    let sim =
+        match Simulator::start(SimConfig::default().with_control_token("t"), "0.0.0.0:0").await {
+            Ok(sim) => sim,
+            Err(e) => panic!("with a token it starts: {e:#}"),
+        };
+    stop(sim).await;
+    let (status, _, stderr) = run_binary(&["--listen", "0.0.0.0:0"]);
+    assert!(!status.success());
+    assert!(stderr.contains("LIGHTSAIL_SIM_CONTROL_TOKEN"), "{stderr}");
+}

@@ -29,7 +29,8 @@ Config file (--config; YAML, or JSON when named *.json):
       callsFailWith: RegionSetupInProgressException   # any modelled exception
       holdStartResponse: false   # StartGUISession responses wait for a release
 
-Control endpoint, same port, unauthenticated (loopback test tool):
+Control endpoint, same port; with --control-token every /_sim/ request needs
+`Authorization: Bearer TOKEN` (the token is required off loopback):
   GET  /_sim/calls                      call counts by action, resource, outcome (JSON)
   GET  /_sim/calls/log                  every Start/StopGUISession call: action, resource, outcome,
                                         wall-clock time, accessKeyId; {\"entries\":[...],\"dropped\":N}
@@ -143,6 +144,16 @@ pub struct SimArgs {
         value_parser = signed_duration_arg
     )]
     pub clock_offset: Option<SignedDuration>,
+
+    /// Bearer token the /_sim/* control routes require (`Authorization: Bearer TOKEN`).
+    /// Required when --listen is not a loopback address.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_CONTROL_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub control_token: Option<String>,
 }
 
 fn signed_duration_arg(text: &str) -> Result<SignedDuration, String> {
@@ -206,6 +217,7 @@ impl SimArgs {
                 .clock_offset
                 .or(file.clock_offset)
                 .unwrap_or(SignedDuration::ZERO),
+            control_token: self.control_token.clone(),
         };
         config.validate()?;
         Ok(config)

@@ -46,6 +46,9 @@ pub struct SimConfig {
     /// the node. Whole milliseconds, at most [`MAX_CLOCK_OFFSET`] either way; changeable at run
     /// time.
     pub clock_offset: SignedDuration,
+    /// Bearer token the `/_sim/*` control routes require. Optional on loopback; the simulator
+    /// refuses to listen anywhere else without one (it runs as a Pod behind a Service there).
+    pub control_token: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +63,7 @@ impl Default for SimConfig {
             operations_page_size: DEFAULT_OPERATIONS_PAGE_SIZE,
             faults: Faults::default(),
             clock_offset: SignedDuration::ZERO,
+            control_token: None,
         }
     }
 }
@@ -79,6 +83,12 @@ impl SimConfig {
     ) -> Self {
         self.access_key_id = access_key_id.into();
         self.secret_access_key = secret_access_key.into();
+        self
+    }
+
+    /// Requires `Authorization: Bearer TOKEN` on the control routes.
+    pub fn with_control_token(mut self, token: impl Into<String>) -> Self {
+        self.control_token = Some(token.into());
         self
     }
 
@@ -124,6 +134,11 @@ impl SimConfig {
         if self.access_key_id.is_empty() || self.secret_access_key.is_empty() {
             return Err(ConfigError::Invalid(
                 "access key id and secret access key must not be empty".to_owned(),
+            ));
+        }
+        if self.control_token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::Invalid(
+                "the control token must not be empty".to_owned(),
             ));
         }
         if self.operations_page_size == 0 {
@@ -191,6 +206,10 @@ pub struct ComputerSpec {
     /// cleared at run time (or the client goes away).
     #[serde(default)]
     pub hold_start_response: bool,
+    /// Operations of this computer leave out `isTerminal` (optional in the API model): a
+    /// finished one says so only by its `status`.
+    #[serde(default)]
+    pub omit_is_terminal: bool,
 }
 
 fn default_region() -> String {
@@ -211,6 +230,7 @@ impl ComputerSpec {
             service_error: false,
             calls_fail_with: None,
             hold_start_response: false,
+            omit_is_terminal: false,
         }
     }
 

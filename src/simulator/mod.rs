@@ -149,8 +149,16 @@ impl Simulator {
             .await
             .context("cannot bind the simulator's listen address")?;
         let local_addr = listener.local_addr()?;
+        // Off loopback anyone who reaches the port could reset counts or inject faults: the
+        // control routes then need the token.
+        if !local_addr.ip().is_loopback() && config.control_token.is_none() {
+            anyhow::bail!(
+                "listening on {local_addr}, which is not a loopback address, needs a control token \
+                 (--control-token or LIGHTSAIL_SIM_CONTROL_TOKEN) to guard the /_sim/ routes"
+            );
+        }
         let (stop, mut stopped) = watch::channel(false);
-        let app = server::router(Arc::clone(&shared));
+        let app = server::router(Arc::clone(&shared), config.control_token.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

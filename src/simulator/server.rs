@@ -84,9 +84,54 @@ impl Shared {
     }
 }
 
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>, control_token: Option<String>) -> Router {
+    let control = control_routes(Arc::clone(&shared));
+    let control = match control_token {
+        Some(token) => control.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            require_control_token,
+        )),
+        None => control,
+    };
     Router::new()
         .route("/", post(aws_call))
+        .with_state(shared)
+        .merge(control)
+}
+
+/// Answers 401 to a control request without `Authorization: Bearer <the token>`.
+async fn require_control_token(
+    State(token): State<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    // Constant-time enough for a test tool: compare whole byte strings of equal length.
+    let matches = presented.is_some_and(|p| {
+        p.len() == token.len()
+            && p.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if matches {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "the /_sim/ control routes need Authorization: Bearer <control token>\n",
+        )
+            .into_response()
+    }
+}
+
+fn control_routes(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route("/_sim/calls", get(get_calls))
         .route("/_sim/calls/log", get(get_call_log))
         .route("/_sim/clock", get(get_clock).put(put_clock))

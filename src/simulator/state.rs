@@ -72,6 +72,8 @@ struct Operation {
     created_at: i64,
     settles_at: i64,
     failure: Option<OperationFailure>,
+    /// Leave `isTerminal` out of the answers (the member is optional in the API model).
+    omit_is_terminal: bool,
 }
 
 impl Operation {
@@ -92,7 +94,7 @@ impl Operation {
                 availability_zone: format!("{}a", self.region),
                 region_name: &self.region,
             },
-            is_terminal: settled,
+            is_terminal: (!self.omit_is_terminal).then_some(settled),
             operation_details: &self.resource,
             operation_type: self.kind.operation_type(),
             status,
@@ -383,6 +385,7 @@ impl World {
             created_at: now,
             settles_at: now.saturating_add(millis(self.timings.settle_time)),
             failure,
+            omit_is_terminal: computer.spec.omit_is_terminal,
         };
         computer.operations.push(Arc::clone(&operation.id));
         computer.last_session_operation = Some(Arc::clone(&operation.id));

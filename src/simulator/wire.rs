@@ -231,7 +231,8 @@ pub(crate) struct OperationBody<'a> {
     pub resource_type: &'static str,
     pub created_at: EpochMillis,
     pub location: LocationBody<'a>,
-    pub is_terminal: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_terminal: Option<bool>,
     pub operation_details: &'a str,
     pub operation_type: &'static str,
     pub status: &'static str,
