@@ -267,6 +267,36 @@ fn aws_keys_are_refused_as_literal_values() {
 }
 
 #[test]
+fn a_credentials_secret_reaches_the_controller_as_secret_references_only() {
+    let docs = render_ok(
+        "r",
+        "ops",
+        &["--set", "aws.credentialsSecret=lightsail-credentials"],
+    );
+    let env = container(&docs)["env"].as_array().expect("env list");
+    let by_name = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {env:?}"))
+    };
+    for (name, optional) in [
+        ("AWS_ACCESS_KEY_ID", false),
+        ("AWS_SECRET_ACCESS_KEY", false),
+        ("AWS_SESSION_TOKEN", true),
+    ] {
+        let entry = by_name(name);
+        assert!(entry.get("value").is_none(), "{entry}");
+        let reference = &entry["valueFrom"]["secretKeyRef"];
+        assert_eq!(reference["name"], "lightsail-credentials", "{entry}");
+        assert_eq!(reference["key"], name, "{entry}");
+        assert_eq!(reference["optional"].as_bool().unwrap_or(false), optional);
+    }
+    let err = render("r", "ops", &["--set", "aws.credentialsSecret=Not_A_Name"])
+        .expect_err("a Secret name must be a DNS subdomain");
+    assert!(err.contains("credentialsSecret"), "{err}");
+}
+
+#[test]
 fn default_values_render_the_documented_install() {
     let docs = render_ok("lgo", "ops", &[]);
     assert_eq!(
