@@ -9,6 +9,9 @@
 # runtime stage are therefore both Debian 12 (bookworm): the same glibc 2.36 the binary was linked
 # against, in distroless/cc (glibc, libgcc, CA certificates, no shell, no package manager).
 # Building on a newer Debian would link symbols the runtime's glibc lacks.
+#
+# Without Docker, scripts/image builds the same image (umoci, no daemon): tests/image.rs keeps the
+# two in agreement on user, binary path, entrypoint, command and exposed port.
 
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
