@@ -43,7 +43,10 @@ cd "$here/kubernetes"
   echo ")"
 } >go.mod
 rm -f go.sum
-go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$k8s_version" "k8s.io/kubernetes/cmd/kubectl@$k8s_version"
+# The node's components (scripts/node-build) come from the same module graph as the apiserver.
+go get -tool $(for cmd in kube-apiserver kubectl kube-controller-manager kube-scheduler kubelet kube-proxy; do
+  echo "k8s.io/kubernetes/cmd/$cmd@$k8s_version"
+done)
 go mod tidy
 
 step "etcd wrapper: $etcd_version (the version $k8s_version pins)"
