@@ -440,3 +440,51 @@ fn help_documents_every_flag_the_script_takes() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument '--no-such-flag'"));
 }
+
+#[test]
+fn node_demo_installs_with_helm_on_a_real_node_and_leaves_nothing_behind() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The builds are the slow part on a cold cache and have no deadline of their own here; the
+    // demo then finds them cached and its run is what DEADLINE bounds.
+    for args in [&["operator"][..], &["simulator"][..]] {
+        let out = Command::new(repo_root().join("scripts/image"))
+            .args(args)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/image");
+        assert!(out.status.success(), "scripts/image {args:?} failed");
+    }
+    let out = Command::new(repo_root().join("scripts/control-plane-build"))
+        .arg("--node")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/control-plane-build --node");
+    assert!(
+        out.status.success(),
+        "scripts/control-plane-build --node failed"
+    );
+
+    let run = run_demo(&["--node", "--exit-when-ready"], &[], |_| None);
+    assert!(run.status.success(), "{}", run.output);
+    let row = |name: &str| {
+        run.output
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{}", run.output))
+            .to_owned()
+    };
+    assert!(row("research-desktop").contains("True"), "{}", run.output);
+    assert!(row("no-such-computer").contains("False"), "{}", run.output);
+    // Two operator Pods, installed by Helm, Running on the node.
+    let running = run
+        .output
+        .lines()
+        .filter(|l| l.starts_with("lightsail-gui-operator-") && l.contains("Running"))
+        .count();
+    assert_eq!(running, 2, "{}", run.output);
+    assert!(
+        run.output.contains("cluster-up: nothing left behind"),
+        "{}",
+        run.output
+    );
+}
