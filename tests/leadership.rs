@@ -8,8 +8,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_lightsail::config::retry::RetryConfig;
-use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lightsail::types::OperationType;
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -77,20 +75,7 @@ impl Env<'_> {
     }
 
     fn sdk(&self) -> aws_sdk_lightsail::Client {
-        let config = aws_sdk_lightsail::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                SIM_ACCESS_KEY_ID,
-                SIM_SECRET_ACCESS_KEY,
-                None,
-                None,
-                "tests",
-            ))
-            .endpoint_url(self.sim.endpoint_url())
-            .retry_config(RetryConfig::disabled())
-            .build();
-        aws_sdk_lightsail::Client::from_conf(config)
+        sim_sdk(&self.sim.endpoint_url())
     }
 
     /// Every StartGUISession operation Lightsail holds for `resource` (all pages of

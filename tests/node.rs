@@ -364,6 +364,17 @@ async fn watch_pod_exit(api: &Api<Pod>, name: &str) -> Option<(i32, String)> {
     exit
 }
 
+/// A GuiSession in the lab namespace for `computer`, with an optional maxSessionAge.
+fn lab_session(name: &str, computer: &str, max_age: Option<&str>) -> Value {
+    let mut spec = json!({"resourceName": computer});
+    if let Some(age) = max_age {
+        spec["maxSessionAge"] = json!(age);
+    }
+    let mut manifest = guisession(name, spec);
+    manifest["metadata"]["namespace"] = json!(LAB);
+    manifest
+}
+
 fn started_at(gs: &GuiSession) -> Option<Timestamp> {
     gs.status.as_ref().and_then(|s| s.session_started_at)
 }
@@ -493,12 +504,7 @@ async fn helm_install_failover_upgrade_and_uninstall_on_a_real_node() {
     let lab_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LAB}});
     node.apply(&lab_ns);
     let sessions: Api<GuiSession> = Api::namespaced(client.clone(), LAB);
-    let mut desktop = guisession(
-        "research-desktop",
-        json!({"resourceName": "research-desktop"}),
-    );
-    desktop["metadata"]["namespace"] = json!(LAB);
-    node.apply(&desktop);
+    node.apply(&lab_session("research-desktop", "research-desktop", None));
     wait_for(&sessions, "research-desktop", WAIT, "Ready", ready).await;
 
     // /metrics through the chart's Service, by the apiserver's service proxy.
@@ -539,12 +545,7 @@ async fn helm_install_failover_upgrade_and_uninstall_on_a_real_node() {
     })
     .await;
     let takeover = deleted_at.elapsed();
-    let mut after = guisession(
-        "after-failover",
-        json!({"resourceName": "failover-desktop"}),
-    );
-    after["metadata"]["namespace"] = json!(LAB);
-    node.apply(&after);
+    node.apply(&lab_session("after-failover", "failover-desktop", None));
     wait_for(&sessions, "after-failover", WAIT, "Ready", ready).await;
     let reconciling_again = deleted_at.elapsed();
     let (code, reason) = exit
@@ -577,9 +578,11 @@ async fn helm_install_failover_upgrade_and_uninstall_on_a_real_node() {
 
     // ---- helm upgrade while 200 GuiSessions renew every 20 s
     for vm in &computers[..N] {
-        let mut gs = guisession(vm, json!({"resourceName": vm, "maxSessionAge": "20s"}));
-        gs["metadata"]["namespace"] = json!(LAB);
-        node.apply(&gs);
+        node.apply(&lab_session(
+            vm,
+            vm,
+            Some(&format!("{}s", MAX_AGE.as_secs())),
+        ));
     }
     for vm in &computers[..N] {
         wait_for(&sessions, vm, WAIT, "Ready", ready).await;

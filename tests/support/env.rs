@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_lightsail::config::retry::RetryConfig;
-use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
 use futures::StreamExt;
 use kube::api::Api;
 use lightsail_gui_operator::crd::GuiSession;
@@ -80,20 +78,7 @@ impl Env {
     }
 
     pub fn sdk(&self) -> aws_sdk_lightsail::Client {
-        let config = aws_sdk_lightsail::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                SIM_ACCESS_KEY_ID,
-                SIM_SECRET_ACCESS_KEY,
-                None,
-                None,
-                "tests",
-            ))
-            .endpoint_url(self.sim.endpoint_url())
-            .retry_config(RetryConfig::disabled())
-            .build();
-        aws_sdk_lightsail::Client::from_conf(config)
+        sim_sdk(&self.sim.endpoint_url())
     }
 }
 

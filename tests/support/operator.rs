@@ -420,3 +420,24 @@ pub async fn eventually(deadline: Duration, what: &str, mut check: impl FnMut() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An SDK client for the simulator at `endpoint`, signing with its test key, retries off (a test
+/// counts every call).
+pub fn sim_sdk(endpoint: &str) -> aws_sdk_lightsail::Client {
+    use aws_sdk_lightsail::config::retry::RetryConfig;
+    use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_lightsail::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            SIM_ACCESS_KEY_ID,
+            SIM_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "tests",
+        ))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_lightsail::Client::from_conf(config)
+}
