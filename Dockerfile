@@ -18,6 +18,10 @@ WORKDIR /src
 # Only what the binary needs; tests, charts and docs stay out of the build context's cache key.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other member (the simulator, a test tool) must be present for cargo to read the
+# workspace; only the operator's binary is built.
+COPY simulator/Cargo.toml ./simulator/Cargo.toml
+COPY simulator/src ./simulator/src
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin lightsail-gui-operator \

@@ -6,7 +6,6 @@ pub mod leadership;
 pub mod lightsail;
 pub mod metrics;
 pub mod operator;
-pub mod simulator;
 pub mod status;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;

@@ -1008,13 +1008,13 @@ mod tests {
 
     // ---- Through the real SDK, against the simulator. ----
 
-    use crate::simulator::{
-        ComputerSpec, ErrorStyle, Faults, LightsailException, RunningSimulator, SignedDuration,
-        SimConfig, Simulator,
-    };
     use aws_credential_types::Credentials;
     use aws_credential_types::credential_fn::provide_credentials_fn;
     use aws_credential_types::provider::SharedCredentialsProvider;
+    use lightsail_sim::{
+        ComputerSpec, ErrorStyle, Faults, LightsailException, RunningSimulator, SignedDuration,
+        SimConfig, Simulator,
+    };
 
     async fn simulator(config: SimConfig) -> RunningSimulator {
         match Simulator::start(config, "127.0.0.1:0").await {

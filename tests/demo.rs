@@ -22,6 +22,45 @@ const OPERATOR: &str = env!("CARGO_BIN_EXE_lightsail-gui-operator");
 /// Longest a test lets one demo run, start to cleanup; the demo's own waits are shorter.
 const DEADLINE: Duration = Duration::from_secs(300);
 
+/// The simulator's binary, from its own workspace member: cargo gives a test the paths of its
+/// own package's binaries only, so this builds it (a no-op when `cargo test --workspace` already
+/// did) next to this test binary. The nested cargo runs without the variables cargo sets for
+/// tests, which build scripts watch and would rebuild on.
+fn sim_binary() -> &'static Path {
+    static SIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SIM.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "lightsail-sim",
+                "--bin",
+                "lightsail-sim",
+            ])
+            .current_dir(repo_root());
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_")
+                && !matches!(&*name, "CARGO_HOME" | "CARGO_TARGET_DIR")
+                && !name.starts_with("CARGO_BUILD_")
+            {
+                cargo.env_remove(&*name);
+            }
+        }
+        let status = cargo.status().expect("run cargo build -p lightsail-sim");
+        assert!(status.success(), "cargo build -p lightsail-sim failed");
+        // target/debug/deps/demo-HASH -> target/debug/lightsail-sim
+        let exe = std::env::current_exe().expect("current exe");
+        let debug = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("a target/debug directory");
+        debug.join("lightsail-sim")
+    })
+}
+
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -54,7 +93,7 @@ fn run_demo(
     command
         .args(args)
         .env("LGO_DEMO_OPERATOR_BIN", OPERATOR)
-        .env("LGO_DEMO_SIM_BIN", env!("CARGO_BIN_EXE_lightsail-sim"))
+        .env("LGO_DEMO_SIM_BIN", sim_binary())
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(writer.try_clone().expect("pipe"))
@@ -120,7 +159,7 @@ struct Started {
 
 /// `operator` is the operator binary the run was given.
 fn started(run: &Run, operator: &str) -> Started {
-    let sim = env!("CARGO_BIN_EXE_lightsail-sim");
+    let sim = sim_binary().to_str().expect("utf-8 path");
     let pid_after = |prefix: &str| -> Option<u32> {
         let digits = run
             .after(prefix)?

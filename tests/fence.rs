@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use lightsail_gui_operator::crd::GuiSession;
-use lightsail_gui_operator::simulator::{ComputerSpec, Faults, OUTCOME_OK, SimConfig};
+use lightsail_sim::{ComputerSpec, Faults, OUTCOME_OK, SimConfig};
 use serde_json::json;
 use support::env::*;
 use support::operator::*;

@@ -418,7 +418,7 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
 /// Failed/Degraded when Stalled, and Current/Suspended for a suspended session.
 #[tokio::test]
 async fn kstatus_and_argocd_judge_what_the_operator_writes() {
-    use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
+    use lightsail_sim::{ComputerSpec, SimConfig, Simulator};
     use support::operator::{
         Operator, OperatorOptions, apply, condition, condition_is, eventually, guisession, wait_for,
     };

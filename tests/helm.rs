@@ -804,7 +804,7 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
     use k8s_openapi::api::core::v1::Secret;
     use kube::api::{DeleteParams, ListParams};
     use kube::runtime::wait::await_condition;
-    use lightsail_gui_operator::simulator::{ComputerSpec, SimConfig, Simulator};
+    use lightsail_sim::{ComputerSpec, SimConfig, Simulator};
     use std::time::Duration;
     use support::operator::{
         Operator, OperatorOptions, condition_is, eventually, guisession, wait_for, wait_for_event,

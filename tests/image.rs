@@ -321,3 +321,52 @@ fn a_bad_tag_is_refused_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a valid image tag"), "{stderr}");
 }
+
+#[test]
+fn the_dockerfile_build_context_holds_every_workspace_member() {
+    // cargo reads the whole workspace before building one binary: a member missing from the
+    // build context breaks `docker build` even though only the operator is built.
+    let metadata: Value = serde_json::from_str(&run(Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(ROOT)))
+    .expect("cargo metadata JSON");
+    let members: Vec<String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter_map(|p| p["manifest_path"].as_str())
+        .filter_map(|m| Path::new(m).parent()?.strip_prefix(ROOT).ok())
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .filter(|dir| !dir.is_empty())
+        .collect();
+    assert!(
+        !members.is_empty(),
+        "no workspace member besides the root: {metadata}"
+    );
+    let dockerfile =
+        std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
+    let ignore =
+        std::fs::read_to_string(Path::new(ROOT).join(".dockerignore")).expect(".dockerignore");
+    for member in &members {
+        for path in [format!("{member}/Cargo.toml"), format!("{member}/src")] {
+            assert!(
+                dockerfile
+                    .lines()
+                    .any(|l| l.starts_with("COPY ") && l.contains(&path)),
+                "the Dockerfile does not copy {path}"
+            );
+            assert!(
+                ignore
+                    .lines()
+                    .any(|l| l.trim_end_matches('/') == format!("!{path}")),
+                ".dockerignore does not let {path} through"
+            );
+        }
+    }
+}

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
 use lightsail_gui_operator::crd::GuiSession;
-use lightsail_gui_operator::simulator::{ComputerSpec, RunningSimulator, SimConfig, Simulator};
+use lightsail_sim::{ComputerSpec, RunningSimulator, SimConfig, Simulator};
 use serde_json::json;
 use support::env::{WAIT, ready};
 use support::operator::*;

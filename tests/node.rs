@@ -22,7 +22,7 @@ use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use lightsail_gui_operator::crd::GuiSession;
-use lightsail_gui_operator::simulator::CallLog;
+use lightsail_sim::CallLog;
 use serde_json::{Value, json};
 use support::env::ready;
 use support::operator::{SIM_ACCESS_KEY_ID, SIM_SECRET_ACCESS_KEY, guisession, wait_for};

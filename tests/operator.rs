@@ -9,7 +9,7 @@ use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use lightsail_gui_operator::crd::GuiSession;
 use lightsail_gui_operator::lightsail::operation_from_sdk;
-use lightsail_gui_operator::simulator::{ComputerSpec, Faults, SimConfig};
+use lightsail_sim::{ComputerSpec, Faults, SimConfig};
 use serde_json::json;
 use support::control_plane;
 use support::env::*;

@@ -12,7 +12,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use lightsail_gui_operator::crd::{GuiSession, GuiSessionStatus};
-use lightsail_gui_operator::simulator::{
+use lightsail_sim::{
     CallReport, ComputerSpec, Faults, RateLimit, RunningSimulator, SimConfig, Simulator,
 };
 use serde_json::json;
@@ -352,7 +352,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         create_concurrency: opts.create_concurrency,
         unthrottled_rate_limit: opts.unthrottled_rate,
         unthrottled_rate_burst: opts.unthrottled_rate,
-        settle_time_s: lightsail_gui_operator::simulator::DEFAULT_SETTLE_TIME.as_secs_f64(),
+        settle_time_s: lightsail_sim::DEFAULT_SETTLE_TIME.as_secs_f64(),
         steady_window_s: opts.steady_window.as_secs_f64(),
         throttled_n: opts.throttled_n,
         throttle_rps: opts.throttle_rps,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::Api;
 use lightsail_gui_operator::crd::GuiSession;
-use lightsail_gui_operator::simulator::{RunningSimulator, SimConfig, Simulator};
+use lightsail_sim::{RunningSimulator, SimConfig, Simulator};
 
 use super::operator::*;
 use super::{control_plane, install_crds, test_namespace};

@@ -1,8 +1,8 @@
 //! `lightsail-sim`: the Lightsail GUI-session simulator as a stand-alone server.
-//! See `lightsail-sim --help` and `lightsail_gui_operator::simulator`.
+//! See `lightsail-sim --help` and `lightsail_sim`.
 
 use clap::Parser;
-use lightsail_gui_operator::simulator::{SimArgs, Simulator};
+use lightsail_sim::{SimArgs, Simulator};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 

@@ -17,7 +17,7 @@ use aws_sdk_lightsail::types::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
-use lightsail_gui_operator::simulator::{
+use lightsail_sim::{
     CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator,
     SignedDuration, SimConfig, Simulator,
 };

@@ -69,7 +69,7 @@
 //! simulator and load generator sharing the 2-core development machine (Xeon):
 //!
 //! ```text
-//! cargo build --release --bin lightsail-sim --example sim_load
+//! cargo build --release -p lightsail-sim --bin lightsail-sim --example sim_load
 //! target/release/lightsail-sim --listen 127.0.0.1:4580 --computer bench-1 &
 //! target/release/examples/sim_load --endpoint http://127.0.0.1:4580 --mode presigned --concurrency 64 --duration 10s
 //!   → 65,316 req/s (p50 0.9 ms, p99 4.4 ms)

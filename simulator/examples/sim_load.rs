@@ -2,7 +2,7 @@
 //! prints the requests per second the simulator sustained.
 //!
 //! ```text
-//! cargo run --release --example sim_load -- [--endpoint http://127.0.0.1:4580]
+//! cargo run --release -p lightsail-sim --example sim_load -- [--endpoint http://127.0.0.1:4580]
 //!     [--mode sdk|presigned] [--concurrency 64] [--duration 10s] [--computer bench-1]
 //! ```
 //!
@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lightsail_gui_operator::simulator::{
+use lightsail_sim::{
     ComputerSpec, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, SimConfig, Simulator,
     parse_duration,
 };
