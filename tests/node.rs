@@ -247,25 +247,30 @@ impl SimControl {
         serde_json::from_str(&self.request("GET", "/_sim/calls/log")).expect("call log JSON")
     }
 
+    /// The HTTP status of an unauthenticated GET /_sim/calls; "000" when nothing answered.
+    fn status_without_token(&self) -> String {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .arg(format!("{}/_sim/calls", self.base))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// Waits until the Service answers: kube-proxy programs its rules a moment after the
     /// endpoint is ready, and until then the ClusterIP refuses connections.
     async fn wait_reachable(&self) {
         let deadline = Instant::now() + WAIT;
         loop {
-            let code = Command::new("curl")
-                .args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "--max-time",
-                    "5",
-                ])
-                .arg(format!("{}/_sim/calls", self.base))
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
+            let code = self.status_without_token();
             if code != "000" && !code.is_empty() {
                 return;
             }
@@ -276,21 +281,6 @@ impl SimControl {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    fn status_without_token(&self) -> String {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "20",
-        ])
-        .arg(format!("{}/_sim/calls", self.base));
-        run(&mut cmd, None)
     }
 }
 
