@@ -551,6 +551,8 @@ mod tests {
                 max_session_age: "1h".into(),
                 suspend: false,
                 stop_on_delete: false,
+                access: None,
+                schedule: None,
             },
         );
         gs.metadata.namespace = Some("ns".into());

@@ -62,6 +62,84 @@ pub struct GuiSessionSpec {
     /// When true, deleting this GuiSession also stops the resource's current GUI session. When false (the default), the session is left to run out on its own.
     #[serde(default)]
     pub stop_on_delete: bool,
+
+    /// Opt-in: after every session start or renewal, the operator asks Lightsail for the session's access URLs (CreateGUISessionAccessDetails) and writes them into a Secret in this namespace, owned by this GuiSession. The operator must be installed with access Secrets enabled (chart value `accessSecrets.enabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessSpec>,
+
+    /// Opt-in: keep sessions alive only inside these windows. Outside a window no session is started or renewed. When unset, sessions are kept alive all the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<SessionSchedule>,
+}
+
+/// Where the access URLs of the GUI session go.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessSpec {
+    /// Name of the Secret (in this GuiSession's namespace) that receives the access URLs. Keys: `primaryUrl` (a DCV session to the computer's application), `secondaryUrl` (to its operating system), `resourceName` and `expiresAt` (RFC 3339). The URLs are bearer credentials: whoever can read the Secret can open the desktop. The operator owns this Secret: it replaces edits and recreates it when deleted, and Kubernetes deletes it with the GuiSession. It must not name a Secret that someone else owns.
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: String,
+}
+
+/// When sessions are kept alive: windows that open at a cron time and stay open for a duration, in one time zone, minus exclusions.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSchedule {
+    /// IANA time zone the window start times are read in, for example `Europe/Berlin` or `America/New_York`. Defaults to `UTC`. An unknown time zone makes the GuiSession Stalled (reason InvalidSchedule).
+    #[serde(default = "default_time_zone")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+
+    /// The windows. A session is kept alive while any window is open. Overlapping windows merge.
+    #[schemars(length(min = 1, max = 32))]
+    pub windows: Vec<ScheduleWindow>,
+
+    /// Periods (holidays, maintenance) during which no session is started or renewed, even inside a window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub exclusions: Vec<ScheduleExclusion>,
+
+    /// When true, the running GUI session is stopped (StopGUISession) when a window closes. When false (the default) it is left to run out on its own, at most `maxSessionAge` after its start.
+    #[serde(default)]
+    pub stop_at_window_end: bool,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+/// One recurring window.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleWindow {
+    /// When the window opens: a standard five-field cron expression (minute hour day-of-month month day-of-week), read in `timeZone`, for example `0 8 * * MON-FRI`. Names (`MON`, `JAN`) and ranges are allowed. A start time that does not exist on a daylight-saving day (spring forward) moves forward by the length of the gap (02:30 becomes 03:30); one that exists twice (fall back) opens the window once, at the first. When both day-of-month and day-of-week are restricted, a day matching either counts, as in classic cron.
+    #[schemars(length(min = 1, max = 128))]
+    pub start: String,
+
+    /// How long the window stays open, as a Go duration such as `10h` or `90m`: elapsed time, so a window that spans a daylight-saving change still lasts exactly this long. Must be greater than zero and at most 168h (one week).
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) > duration('0s') && duration(self) <= duration('168h')",
+        "message": "duration must be a positive Go duration of at most 168h, such as 10h or 90m"
+    }]))]
+    pub duration: String,
+}
+
+/// A period in which no session is started or renewed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "timestamp(self.end) > timestamp(self.start)",
+    "message": "an exclusion must end after it starts"
+}]))]
+pub struct ScheduleExclusion {
+    /// Start of the exclusion, RFC 3339 with an offset, for example `2026-12-24T00:00:00+01:00`.
+    pub start: Timestamp,
+    /// End of the exclusion (exclusive), RFC 3339.
+    pub end: Timestamp,
 }
 
 fn default_max_session_age() -> String {
@@ -108,10 +186,59 @@ pub struct GuiSessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
 
+    /// The access Secret asked for by `spec.access`. Never contains the URLs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessStatus>,
+
+    /// Where `spec.schedule` stands: whether a window is open and when that changes next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleStatus>,
+
     /// Standard kstatus conditions. `Ready` is `True` while a GUI session is available (or the object is suspended, which is its desired state); `Reconciling` is `True` while a first session is being started or an error is being retried; `Stalled` is `True` after an error that retrying will not fix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Option<Vec<Condition>>,
+}
+
+/// Where the access Secret stands (see `spec.access`).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessStatus {
+    /// The Secret the URLs are written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Lightsail's status of the session's access details, as CreateGUISessionAccessDetails last reported it: `settingUpInstance`, `starting`, `started`, `startExpired`, `notStarted`, `stopping`, `stopped`, `failedInstanceCreation`, `failedStartingGUISession` or `failedStoppingGUISession`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// How far Lightsail is in setting up access, 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage_complete: Option<i32>,
+    /// Why Lightsail could not set up access, when it says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// The session (its `sessionStartedAt`) the access details were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_started_at: Option<Timestamp>,
+    /// When the operator first asked for this session's access details (the retry backoff counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Timestamp>,
+    /// When the operator last asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// When the Secret was last written with this session's URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_written_at: Option<Timestamp>,
+}
+
+/// Where the schedule stands (see `spec.schedule`).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleStatus {
+    /// Whether a window is open now (and no exclusion applies).
+    pub open: bool,
+    /// When that changes next: the end of the open window, or the start of the next one. Unset when the schedule never opens again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_change_at: Option<Timestamp>,
 }
 
 /// A StartGUISession call that may be in flight (see `status.pendingStart`).

@@ -6,6 +6,7 @@ pub mod leadership;
 pub mod lightsail;
 pub mod metrics;
 pub mod operator;
+pub mod schedule;
 pub mod status;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;

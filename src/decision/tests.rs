@@ -28,6 +28,8 @@ pub(super) fn spec() -> GuiSessionSpec {
         max_session_age: "1h".into(),
         suspend: false,
         stop_on_delete: false,
+        access: None,
+        schedule: None,
     }
 }
 pub(super) fn settings() -> Settings {
