@@ -28,6 +28,13 @@ Config file (--config; YAML, or JSON when named *.json):
       serviceError: false        # calls answer ServiceException
       callsFailWith: RegionSetupInProgressException   # any modelled exception
       holdStartResponse: false   # StartGUISession responses wait for a release
+      omitIsTerminal: false      # operations leave out isTerminal
+      accessSetupCalls: 0        # CreateGUISessionAccessDetails calls after each start that answer
+                                 # settingUpInstance (first half), then starting, before started
+                                 # (0 to 99; counted, not timed)
+      accessFailure: {status: failedInstanceCreation, reason: \"no capacity\"}
+                                 # after the setup calls access fails with this status (or
+                                 # failedStartingGUISession) and failureReason, not started
 
 Control endpoint, same port; with --control-token every /_sim/ request needs
 `Authorization: Bearer TOKEN` (the token is required off loopback):
@@ -41,8 +48,10 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
                                         \"serviceErrorRate\":0.1,\"throttleRate\":0.1,
                                         \"rateLimit\":{\"requestsPerSecond\":50,\"burst\":100}}
-  GET  /_sim/computers                  all computers with session state and held responses
-  POST /_sim/computers                  add or update a computer (a config-file entry as JSON)
+  GET  /_sim/computers                  all computers with session state, held responses and
+                                        accessCallsSinceStart (reading it counts no call)
+  POST /_sim/computers                  add or update a computer (a config-file entry as JSON, e.g.
+                                        {\"name\":\"vm-1\",\"accessSetupCalls\":4}); keeps its history
   GET|DELETE /_sim/computers/NAME       one computer
   POST /_sim/computers/NAME/release     clear holdStartResponse and send the held responses";
 
@@ -58,8 +67,9 @@ pub struct SimArgs {
     #[arg(long, env = "LIGHTSAIL_SIM_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// A computer, NAME or NAME@REGION (region default us-east-1); repeatable, or
-    /// comma-separated.
+    /// A well-behaved computer, NAME or NAME@REGION (region default us-east-1); repeatable, or
+    /// comma-separated. Per-computer behaviours (accessSetupCalls, accessFailure, ...) go in
+    /// --config or POST /_sim/computers.
     #[arg(
         long = "computer",
         env = "LIGHTSAIL_SIM_COMPUTERS",

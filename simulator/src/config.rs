@@ -19,6 +19,9 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_secs(1);
 /// Operations per `GetOperationsForResource` page.
 pub const DEFAULT_OPERATIONS_PAGE_SIZE: usize = 10;
+/// Most `accessSetupCalls` a computer may have: `percentageComplete` rises by at least one with
+/// every setup call and stays below 100 until `started`.
+pub const MAX_ACCESS_SETUP_CALLS: u32 = 99;
 /// Largest clock offset accepted either way: enough for any skew test, small enough that a typo
 /// such as `-2000000h` is caught.
 pub const MAX_CLOCK_OFFSET: SignedDuration = SignedDuration::from_hours(366 * 24);
@@ -210,6 +213,20 @@ pub struct ComputerSpec {
     /// finished one says so only by its `status`.
     #[serde(default)]
     pub omit_is_terminal: bool,
+    /// How many `CreateGUISessionAccessDetails` calls after each `StartGUISession` answer before
+    /// the session is `started` (at most [`MAX_ACCESS_SETUP_CALLS`]): the first half (rounded
+    /// up) answer `settingUpInstance`, the rest `starting`, with `percentageComplete` rising
+    /// from call to call and no sessions. Calls are counted, not timed, so tests stay
+    /// deterministic; each Start begins the count anew. `0` (the default): the session is
+    /// `started` as soon as the start operation has succeeded.
+    #[serde(default)]
+    pub access_setup_calls: u32,
+    /// After the setup calls and once the start operation has succeeded,
+    /// `CreateGUISessionAccessDetails` answers this failure status with this `failureReason`
+    /// (and no sessions) instead of `started`. The start operation itself still `Succeeded`
+    /// (for a `Failed` one use `startFailsWith`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_failure: Option<AccessFailure>,
 }
 
 fn default_region() -> String {
@@ -231,6 +248,8 @@ impl ComputerSpec {
             calls_fail_with: None,
             hold_start_response: false,
             omit_is_terminal: false,
+            access_setup_calls: 0,
+            access_failure: None,
         }
     }
 
@@ -265,6 +284,26 @@ impl ComputerSpec {
         self
     }
 
+    /// Makes `calls` access-details calls after each start answer `settingUpInstance`, then
+    /// `starting`, before `started` (see [`ComputerSpec::access_setup_calls`]).
+    pub fn access_setup_calls(mut self, calls: u32) -> Self {
+        self.access_setup_calls = calls;
+        self
+    }
+
+    /// Makes access fail with `status` and `reason` where it would be `started`.
+    pub fn access_failure(
+        mut self,
+        status: AccessFailureStatus,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.access_failure = Some(AccessFailure {
+            status,
+            reason: reason.into(),
+        });
+        self
+    }
+
     /// Parses the `NAME[@REGION]` form of `--computer`.
     pub fn parse_flag(text: &str) -> Result<Self, ConfigError> {
         let spec = match text.split_once('@') {
@@ -275,7 +314,7 @@ impl ComputerSpec {
         Ok(spec)
     }
 
-    /// Checks the name and region.
+    /// Checks the name, the region and the access knobs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !is_valid_resource_name(&self.name) {
             return Err(ConfigError::Invalid(format!(
@@ -292,6 +331,21 @@ impl ComputerSpec {
             return Err(ConfigError::Invalid(format!(
                 "region {:?} of computer {:?} is not a region name like us-east-1",
                 self.region, self.name
+            )));
+        }
+        if self.access_setup_calls > MAX_ACCESS_SETUP_CALLS {
+            return Err(ConfigError::Invalid(format!(
+                "accessSetupCalls {} of computer {:?} is more than {MAX_ACCESS_SETUP_CALLS} \
+                 (percentageComplete must rise with every setup call and stay below 100)",
+                self.access_setup_calls, self.name
+            )));
+        }
+        if let Some(failure) = &self.access_failure
+            && failure.reason.trim().is_empty()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "accessFailure of computer {:?} needs a non-empty reason (its failureReason)",
+                self.name
             )));
         }
         Ok(())
@@ -334,6 +388,63 @@ pub struct OperationFailure {
     /// Operation `errorDetails`.
     #[serde(default)]
     pub error_details: String,
+}
+
+/// How `CreateGUISessionAccessDetails` fails for a computer: `{"status": "failedInstanceCreation",
+/// "reason": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessFailure {
+    /// The `status` answered.
+    pub status: AccessFailureStatus,
+    /// The `failureReason` answered; must not be empty.
+    pub reason: String,
+}
+
+/// The failure statuses an [`AccessFailure`] may answer. `failedStoppingGUISession` comes from
+/// a failing stop (`stopFailsWith`), not from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum AccessFailureStatus {
+    /// `failedInstanceCreation`
+    FailedInstanceCreation,
+    /// `failedStartingGUISession`
+    FailedStartingGuiSession,
+}
+
+impl AccessFailureStatus {
+    /// Every value, as written on the wire.
+    pub const ALL: [Self; 2] = [Self::FailedInstanceCreation, Self::FailedStartingGuiSession];
+
+    /// The value as written on the wire and in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedInstanceCreation => "failedInstanceCreation",
+            Self::FailedStartingGuiSession => "failedStartingGUISession",
+        }
+    }
+}
+
+impl From<AccessFailureStatus> for &'static str {
+    fn from(status: AccessFailureStatus) -> Self {
+        status.as_str()
+    }
+}
+
+impl TryFrom<String> for AccessFailureStatus {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "accessFailure status {text:?} is not one of failedInstanceCreation, \
+                     failedStartingGUISession (failedStoppingGUISession comes from stopFailsWith)"
+                )
+            })
+    }
 }
 
 /// The exceptions Lightsail models for the simulated actions.
@@ -782,5 +893,162 @@ mod tests {
         assert_eq!(placed.map(|c| c.region), Some("eu-west-1".to_owned()));
         assert!(ComputerSpec::parse_flag("vm-3@").is_err());
         assert!(ComputerSpec::parse_flag("-x@us-east-1").is_err());
+    }
+
+    /// A computer from JSON, validated as the control API does; errors as text.
+    fn computer_from_json(json: &str) -> Result<ComputerSpec, String> {
+        let spec: ComputerSpec = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn access_knobs_default_to_the_plain_lifecycle() {
+        let plain = computer_from_json(r#"{"name": "vm-1"}"#);
+        assert_eq!(plain, Ok(ComputerSpec::new("vm-1")));
+        let plain = ComputerSpec::new("vm-1");
+        assert_eq!(plain.access_setup_calls, 0);
+        assert_eq!(plain.access_failure, None);
+        let json = serde_json::to_value(&plain).ok();
+        assert_eq!(
+            json.as_ref().map(|j| j["accessSetupCalls"].clone()),
+            Some(serde_json::json!(0))
+        );
+        assert_eq!(
+            json.as_ref().and_then(|j| j.get("accessFailure")),
+            None,
+            "no failure is left out"
+        );
+    }
+
+    #[test]
+    fn access_knobs_parse_from_json_and_yaml_and_read_back() {
+        let spec = computer_from_json(
+            r#"{"name": "vm-1", "accessSetupCalls": 4,
+                "accessFailure": {"status": "failedInstanceCreation", "reason": "no capacity"}}"#,
+        );
+        let expected = ComputerSpec::new("vm-1")
+            .access_setup_calls(4)
+            .access_failure(AccessFailureStatus::FailedInstanceCreation, "no capacity");
+        assert_eq!(spec, Ok(expected.clone()));
+        let yaml = "name: vm-1\naccessSetupCalls: 4\naccessFailure: {status: failedInstanceCreation, reason: no capacity}\n";
+        let from_yaml: Result<ComputerSpec, String> =
+            serde_yaml::from_str(yaml).map_err(|e| e.to_string());
+        assert_eq!(from_yaml, Ok(expected.clone()));
+        let gui = computer_from_json(
+            r#"{"name": "vm-2", "accessFailure": {"status": "failedStartingGUISession", "reason": "dcv down"}}"#,
+        );
+        assert_eq!(
+            gui.ok().and_then(|s| s.access_failure).map(|f| f.status),
+            Some(AccessFailureStatus::FailedStartingGuiSession)
+        );
+        let json = serde_json::to_value(&expected).ok();
+        assert_eq!(
+            json.as_ref().map(|j| j["accessFailure"].clone()),
+            Some(serde_json::json!({"status": "failedInstanceCreation", "reason": "no capacity"}))
+        );
+        let back: Option<ComputerSpec> = json.and_then(|j| serde_json::from_value(j).ok());
+        assert_eq!(back, Some(expected));
+        assert_eq!(
+            computer_from_json(r#"{"name": "vm-1", "accessSetupCalls": 99}"#)
+                .map(|s| s.access_setup_calls),
+            Ok(MAX_ACCESS_SETUP_CALLS)
+        );
+    }
+
+    #[test]
+    fn bad_access_knobs_are_refused_with_a_clear_error() {
+        for (json, complaint) in [
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "stopped", "reason": "x"}}"#,
+                "accessFailure status \"stopped\" is not one of failedInstanceCreation, failedStartingGUISession",
+            ),
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "failedStoppingGUISession", "reason": "x"}}"#,
+                "comes from stopFailsWith",
+            ),
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "FailedInstanceCreation", "reason": "x"}}"#,
+                "is not one of",
+            ),
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "failedInstanceCreation"}}"#,
+                "missing field `reason`",
+            ),
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "failedInstanceCreation", "reason": " "}}"#,
+                "needs a non-empty reason",
+            ),
+            (
+                r#"{"name": "vm-1", "accessFailure": {"status": "failedInstanceCreation", "reason": "x", "code": 1}}"#,
+                "unknown field `code`",
+            ),
+            (
+                r#"{"name": "vm-1", "accessSetupCalls": 100}"#,
+                "accessSetupCalls 100 of computer \"vm-1\" is more than 99",
+            ),
+            (
+                r#"{"name": "vm-1", "accessSetupCalls": -1}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"name": "vm-1", "accessSetupCalls": "3"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"name": "vm-1", "accessSetUpCalls": 3}"#,
+                "unknown field",
+            ),
+        ] {
+            match computer_from_json(json) {
+                Ok(spec) => panic!("{json} was accepted: {spec:?}"),
+                Err(error) => assert!(error.contains(complaint), "{json}: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_files_carry_the_access_knobs_and_name_the_file_when_bad() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        let good = dir.path().join("good.yaml");
+        let yaml = "computers:\n  - name: vm-1\n    accessSetupCalls: 2\n    accessFailure: {status: failedStartingGUISession, reason: dcv down}\n";
+        assert!(std::fs::write(&good, yaml).is_ok());
+        let loaded = ConfigFile::load(&good).map_err(|e| e.to_string());
+        assert_eq!(
+            loaded.map(|f| f.computers),
+            Ok(vec![
+                ComputerSpec::new("vm-1")
+                    .access_setup_calls(2)
+                    .access_failure(AccessFailureStatus::FailedStartingGuiSession, "dcv down")
+            ])
+        );
+        for (name, text, complaint) in [
+            (
+                "status.yaml",
+                "computers:\n  - name: vm-1\n    accessFailure: {status: started, reason: x}\n",
+                "is not one of",
+            ),
+            (
+                "calls.json",
+                r#"{"computers": [{"name": "vm-1", "accessSetupCalls": 500}]}"#,
+                "is more than 99",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            assert!(std::fs::write(&path, text).is_ok());
+            match ConfigFile::load(&path) {
+                Ok(file) => panic!("{name} was accepted: {file:?}"),
+                Err(error) => {
+                    let error = error.to_string();
+                    assert!(error.contains(complaint), "{name}: {error}");
+                    assert!(error.contains(name), "{name}: {error}");
+                }
+            }
+        }
+        let config =
+            SimConfig::default().with_computer(ComputerSpec::new("vm-1").access_setup_calls(100));
+        assert!(config.validate().is_err());
     }
 }

@@ -15,6 +15,16 @@
 //!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
 //!   when read; nothing runs in the background. A Start on a session that is already up
 //!   starts it anew (AWS does not document that case); every Start/Stop is kept in the history.
+//! * **Access details** — `CreateGUISessionAccessDetails` answers the session status; while it
+//!   is `started`, two sessions (`primary`: the computer's application, `secondary`: its
+//!   operating system) whose URLs carry a bearer token, new on every call, so a renewal yields
+//!   new URLs. The URLs appear in that answer only: never in the call counts, the call log, the
+//!   metrics, the `/_sim/` views or the simulator's logs. Per computer, `accessSetupCalls: N`
+//!   makes the first N calls after each Start answer `settingUpInstance`, then `starting`
+//!   (rising `percentageComplete`, no sessions) before `started`, and
+//!   `accessFailure: {status, reason}` makes access end `failedInstanceCreation` or
+//!   `failedStartingGUISession` with that `failureReason` instead of `started` (see
+//!   [`ComputerSpec`]). Calls are counted, not timed, so tests replay the same sequence.
 //! * **Faults** — latency and jitter, a share of `ServiceException`s, a share of
 //!   `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
 //!   behaviours per [`ComputerSpec`].
@@ -93,10 +103,11 @@ mod wire;
 pub use calls::{CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK};
 pub use cli::SimArgs;
 pub use config::{
-    ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE,
-    DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY, DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME,
-    ErrorStyle, Faults, LightsailException, MAX_CLOCK_OFFSET, OperationFailure, RateLimit,
-    SimConfig, format_duration, format_signed_duration, is_valid_resource_name, parse_duration,
+    AccessFailure, AccessFailureStatus, ComputerSpec, ConfigError, ConfigFile,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
+    DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME, ErrorStyle, Faults, LightsailException,
+    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, OperationFailure, RateLimit, SimConfig,
+    format_duration, format_signed_duration, is_valid_resource_name, parse_duration,
     parse_signed_duration, validate_clock_offset,
 };
 pub use jiff::SignedDuration;

@@ -121,6 +121,9 @@ pub(crate) struct Computer {
     operations: Vec<Arc<str>>,
     /// The latest Start or Stop, which decides the session state.
     last_session_operation: Option<Arc<str>>,
+    /// `CreateGUISessionAccessDetails` calls answered since the latest Start (or since the
+    /// computer was added or its history cleared): what `accessSetupCalls` counts.
+    access_calls: u32,
     /// `true` while StartGUISession responses are held back.
     hold: watch::Sender<bool>,
     /// Responses currently held back.
@@ -162,6 +165,10 @@ pub struct ComputerView {
     pub session_status: String,
     /// Start/Stop operations made so far.
     pub operation_count: usize,
+    /// `CreateGUISessionAccessDetails` calls answered since the latest `StartGUISession` (or
+    /// since the computer was added or its history cleared), which `accessSetupCalls` counts.
+    /// Reading the view counts no call.
+    pub access_calls_since_start: u32,
     /// `StartGUISession` responses currently held back.
     pub held_start_responses: usize,
 }
@@ -234,6 +241,7 @@ impl World {
                     spec,
                     operations: Vec::new(),
                     last_session_operation: None,
+                    access_calls: 0,
                 };
                 self.computers.insert(name, computer);
                 true
@@ -268,6 +276,7 @@ impl World {
         for computer in self.computers.values_mut() {
             computer.operations.clear();
             computer.last_session_operation = None;
+            computer.access_calls = 0;
         }
     }
 
@@ -304,6 +313,7 @@ impl World {
             spec: computer.spec.clone(),
             session_status: self.session_status(computer, now).status.to_owned(),
             operation_count: computer.operations.len(),
+            access_calls_since_start: computer.access_calls,
             held_start_responses: computer.held.load(Ordering::SeqCst),
         }
     }
@@ -389,6 +399,10 @@ impl World {
         };
         computer.operations.push(Arc::clone(&operation.id));
         computer.last_session_operation = Some(Arc::clone(&operation.id));
+        if start {
+            // A new session start: its access lifecycle begins again.
+            computer.access_calls = 0;
+        }
         let hold = (start && *computer.hold.borrow()).then(|| HeldResponse {
             hold: computer.hold.subscribe(),
             held: Arc::clone(&computer.held),
@@ -514,53 +528,51 @@ impl World {
         }
     }
 
-    /// `CreateGUISessionAccessDetails`.
-    pub(crate) fn access_details(&self, resource_name: Option<&str>, region: &str) -> Answer {
+    /// `CreateGUISessionAccessDetails`: the session status, and while `started` two URLs with
+    /// fresh bearer tokens. The URLs go into the answer only: never into the log, the counts
+    /// or the views.
+    pub(crate) fn access_details(&mut self, resource_name: Option<&str>, region: &str) -> Answer {
         let computer = match self.resolve(resource_name, region) {
             Ok(computer) => computer,
             Err((error, resource)) => return Answer::error(error, resource),
         };
+        let name = Arc::clone(&computer.name);
         let session = self.session_status(computer, now_millis());
         let sessions = if session.status == "started" {
-            // The URLs carry a bearer token, as real ones do; nothing here logs them.
-            let token = new_uuid();
-            vec![
-                SessionBody {
-                    name: "primary",
-                    url: format!(
-                        "https://{}.dcv.lightsail-sim.invalid/{}?authToken={token}",
-                        computer.region, computer.name
-                    ),
-                    is_primary: true,
-                },
-                SessionBody {
-                    name: "secondary",
-                    url: format!(
-                        "https://{}.dcv.lightsail-sim.invalid/{}?authToken={token}&view=secondary",
-                        computer.region, computer.name
-                    ),
-                    is_primary: false,
-                },
-            ]
+            session_urls(computer)
         } else {
             Vec::new()
         };
+        let body = to_json(&AccessDetailsBody {
+            resource_name: &computer.name,
+            status: session.status,
+            percentage_complete: session.percentage_complete,
+            failure_reason: session.failure_reason,
+            sessions,
+        });
+        if let Some(computer) = self.computers.get_mut(&name) {
+            computer.access_calls = computer.access_calls.saturating_add(1);
+        }
         Answer {
-            body: to_json(&AccessDetailsBody {
-                resource_name: &computer.name,
-                status: session.status,
-                percentage_complete: session.percentage_complete,
-                failure_reason: session.failure_reason,
-                sessions,
-            }),
-            resource: Some(Arc::clone(&computer.name)),
+            body,
+            resource: Some(name),
             hold: None,
         }
     }
 
-    /// notStarted → starting → started → startExpired, or → failedStartingGUISession;
-    /// stopping → stopped, or → failedStoppingGUISession.
-    fn session_status<'a>(&'a self, computer: &Computer, now: i64) -> SessionStatus<'a> {
+    /// What the next `CreateGUISessionAccessDetails` call answers, as of wall-clock `now`:
+    ///
+    /// * no Start or Stop yet: `notStarted`;
+    /// * latest is a Stop: `stopping` until it settles, then `stopped` or
+    ///   `failedStoppingGUISession`;
+    /// * latest is a Start whose operation has settled `Failed`: `failedStartingGUISession`
+    ///   with the operation's `errorDetails`;
+    /// * otherwise the first `accessSetupCalls` calls since the Start answer
+    ///   `settingUpInstance`, then `starting` (see [`setup_step`]); after them `starting`
+    ///   while the operation runs (progress by time), then the `accessFailure` if one is set,
+    ///   else `started` until the session lifetime has passed since the operation settled, then
+    ///   `startExpired`.
+    fn session_status<'a>(&'a self, computer: &'a Computer, now: i64) -> SessionStatus<'a> {
         let latest = computer
             .last_session_operation
             .as_ref()
@@ -572,17 +584,35 @@ impl World {
         let progress = ((now - operation.created_at) * 100 / span).clamp(0, 99) as u8;
         let settled = now >= operation.settles_at;
         match (operation.kind, settled, &operation.failure) {
-            (OperationKind::Start, false, _) => SessionStatus::new("starting", progress),
             (OperationKind::Stop, false, _) => SessionStatus::new("stopping", progress),
-            (kind, true, Some(failure)) => SessionStatus {
-                status: match kind {
-                    OperationKind::Start => "failedStartingGUISession",
-                    OperationKind::Stop => "failedStoppingGUISession",
-                },
+            (OperationKind::Stop, true, Some(failure)) => SessionStatus {
+                status: "failedStoppingGUISession",
                 percentage_complete: 100,
                 failure_reason: Some(&failure.error_details),
             },
-            (OperationKind::Start, true, None) => {
+            (OperationKind::Stop, true, None) => SessionStatus::new("stopped", 100),
+            (OperationKind::Start, true, Some(failure)) => SessionStatus {
+                status: "failedStartingGUISession",
+                percentage_complete: 100,
+                failure_reason: Some(&failure.error_details),
+            },
+            (OperationKind::Start, _, _) => {
+                let setup_calls = computer.spec.access_setup_calls;
+                if let Some(step) = setup_step(computer.access_calls, setup_calls) {
+                    return step;
+                }
+                if !settled {
+                    // Never below what the setup calls already reported.
+                    let after_setup = setup_percentage(setup_calls, setup_calls);
+                    return SessionStatus::new("starting", progress.max(after_setup));
+                }
+                if let Some(failure) = &computer.spec.access_failure {
+                    return SessionStatus {
+                        status: failure.status.as_str(),
+                        percentage_complete: 100,
+                        failure_reason: Some(&failure.reason),
+                    };
+                }
                 let expires_at = operation
                     .settles_at
                     .saturating_add(millis(self.timings.session_lifetime));
@@ -593,9 +623,58 @@ impl World {
                 };
                 SessionStatus::new(status, 100)
             }
-            (OperationKind::Stop, true, None) => SessionStatus::new("stopped", 100),
         }
     }
+}
+
+/// The answer to setup call `call` (counted from 0) of `setup_calls` after a start, or `None`
+/// once they are used up: the first half (rounded up) `settingUpInstance`, the rest
+/// `starting`, `percentageComplete` rising strictly from call to call and staying below 100.
+fn setup_step(call: u32, setup_calls: u32) -> Option<SessionStatus<'static>> {
+    if call >= setup_calls {
+        return None;
+    }
+    let status = if call < setup_calls.div_ceil(2) {
+        "settingUpInstance"
+    } else {
+        "starting"
+    };
+    Some(SessionStatus::new(
+        status,
+        setup_percentage(call + 1, setup_calls),
+    ))
+}
+
+/// `percentageComplete` once `done` of `setup_calls` setup calls have been answered: evenly
+/// spaced between 0 and 100, exclusive (strictly rising for up to 99 setup calls).
+fn setup_percentage(done: u32, setup_calls: u32) -> u8 {
+    let percent = u64::from(done.min(setup_calls)) * 100 / (u64::from(setup_calls) + 1);
+    u8::try_from(percent.min(99)).unwrap_or(99)
+}
+
+/// The two session URLs, each with its own fresh bearer token (as real ones carry): the
+/// primary opens the computer's application, the secondary its operating system.
+fn session_urls(computer: &Computer) -> Vec<SessionBody> {
+    let url = |view: &str| {
+        format!(
+            "https://{}.dcv.lightsail-sim.invalid/{}?authToken={}&view={view}",
+            computer.region,
+            computer.name,
+            new_uuid().replace('-', "")
+        )
+    };
+    vec![
+        SessionBody {
+            name: "primary",
+            url: url("application"),
+            is_primary: true,
+        },
+        SessionBody {
+            name: "secondary",
+            url: url("desktop"),
+            is_primary: false,
+        },
+    ]
 }
 
 struct SessionStatus<'a> {
@@ -638,6 +717,7 @@ mod tests {
             spec: ComputerSpec::new("vm-1").hold_start_response(true),
             session_status: "started".to_owned(),
             operation_count: 2,
+            access_calls_since_start: 3,
             held_start_responses: 1,
         };
         let json = serde_json::to_value(&view).ok();
@@ -647,6 +727,42 @@ mod tests {
         );
         let back: Option<ComputerView> = json.and_then(|j| serde_json::from_value(j).ok());
         assert_eq!(back, Some(view));
+    }
+
+    #[test]
+    fn setup_calls_set_up_then_start_with_rising_percentages() {
+        let steps = |setup_calls: u32| -> Vec<(&'static str, u8)> {
+            (0..=setup_calls)
+                .map_while(|call| setup_step(call, setup_calls))
+                .map(|step| (step.status, step.percentage_complete))
+                .collect()
+        };
+        assert_eq!(steps(0), []);
+        assert_eq!(steps(1), [("settingUpInstance", 50)]);
+        assert_eq!(
+            steps(4),
+            [
+                ("settingUpInstance", 20),
+                ("settingUpInstance", 40),
+                ("starting", 60),
+                ("starting", 80),
+            ]
+        );
+        assert_eq!(
+            steps(3).iter().map(|s| s.0).collect::<Vec<_>>(),
+            ["settingUpInstance", "settingUpInstance", "starting"]
+        );
+        for setup_calls in 1..=crate::config::MAX_ACCESS_SETUP_CALLS {
+            let percentages: Vec<u8> = steps(setup_calls).iter().map(|s| s.1).collect();
+            assert_eq!(percentages.len(), setup_calls as usize);
+            assert!(percentages[0] > 0, "{setup_calls}: {percentages:?}");
+            assert!(
+                percentages.windows(2).all(|w| w[0] < w[1]),
+                "{setup_calls}: {percentages:?}"
+            );
+            assert!(percentages.iter().all(|p| *p < 100));
+        }
+        assert_eq!(setup_step(7, 4).map(|s| s.status), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@ mod simulator_support;
 
 use aws_sdk_lightsail::config::retry::RetryConfig;
 use aws_sdk_lightsail::error::ProvideErrorMetadata;
-use aws_sdk_lightsail::operation::create_gui_session_access_details::CreateGUISessionAccessDetailsError;
+use aws_sdk_lightsail::operation::create_gui_session_access_details::{
+    CreateGUISessionAccessDetailsError, CreateGuiSessionAccessDetailsOutput,
+};
 use aws_sdk_lightsail::operation::get_operation::GetOperationError;
 use aws_sdk_lightsail::operation::get_operations_for_resource::{
     GetOperationsForResourceError, GetOperationsForResourceOutput,
@@ -18,8 +20,8 @@ use aws_sdk_lightsail::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_sim::{
-    CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit, RunningSimulator,
-    SignedDuration, SimConfig, Simulator,
+    AccessFailureStatus, CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit,
+    RunningSimulator, SignedDuration, SimConfig, Simulator,
 };
 use serde_json::json;
 use simulator_support::{
@@ -1619,6 +1621,9 @@ fn help_documents_every_flag() {
         "/_sim/calls/log",
         "clockOffset",
         "holdStartResponse",
+        "accessSetupCalls",
+        "accessFailure",
+        "failedStartingGUISession",
         "lightsail-sim listening on",
     ] {
         assert!(stdout.contains(documented), "--help lacks {documented}");
@@ -1675,6 +1680,20 @@ fn bad_flags_and_bad_config_give_clear_errors() {
             write("far.yaml", "clockOffset: -9000h\n"),
             "more than".to_owned(),
         ),
+        (
+            write(
+                "access.yaml",
+                "computers:\n  - name: vm-1\n    accessFailure: {status: stopped, reason: x}\n",
+            ),
+            "is not one of failedInstanceCreation, failedStartingGUISession".to_owned(),
+        ),
+        (
+            write(
+                "setup.yaml",
+                "computers:\n  - name: vm-1\n    accessSetupCalls: 1000\n",
+            ),
+            "is more than 99".to_owned(),
+        ),
     ];
     for (path, complaint) in cases {
         let (status, stdout, stderr) = run_binary(&["--listen", "127.0.0.1:0", "--config", &path]);
@@ -1693,7 +1712,7 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
     };
     let config = dir.path().join("sim.yaml");
     // Five minutes is inside SigV4's window: the SDK's first call passes.
-    let yaml = "clockOffset: 5m\ncomputers:\n  - name: vm-file\n    region: us-east-1\n    startFailsWith: {errorCode: Boom, errorDetails: no}\n";
+    let yaml = "clockOffset: 5m\ncomputers:\n  - name: vm-file\n    region: us-east-1\n    startFailsWith: {errorCode: Boom, errorDetails: no}\n  - name: vm-access\n    accessSetupCalls: 1\n    accessFailure: {status: failedInstanceCreation, reason: no capacity}\n";
     assert!(std::fs::write(&config, yaml).is_ok());
     let config = config.display().to_string();
     let mut process = SimProcess::start(&[
@@ -1744,6 +1763,14 @@ async fn the_binary_serves_its_config_and_stops_on_sigterm() {
     )
     .await;
     assert_eq!(clock.json()["offset"], "5m");
+    start_session(&client, "vm-access").await;
+    assert_eq!(
+        access_steps(&client, "vm-access", 2).await,
+        [
+            step(Status::SettingUpInstance, 50, 0),
+            failure_step(Status::FailedInstanceCreation, "no capacity"),
+        ]
+    );
     let status = process.terminate();
     assert!(status.success(), "{status:?}");
 }
@@ -1805,4 +1832,495 @@ async fn listening_off_loopback_without_a_control_token_is_refused() {
     let (status, _, stderr) = run_binary(&["--listen", "0.0.0.0:0"]);
     assert!(!status.success());
     assert!(stderr.contains("LIGHTSAIL_SIM_CONTROL_TOKEN"), "{stderr}");
+}
+
+// ---- CreateGUISessionAccessDetails: setup calls, access failures and the session URLs ----
+
+async fn access_details(
+    client: &aws_sdk_lightsail::Client,
+    name: &str,
+) -> CreateGuiSessionAccessDetailsOutput {
+    match client
+        .create_gui_session_access_details()
+        .resource_name(name)
+        .send()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => panic!("CreateGUISessionAccessDetails failed: {e:?}"),
+    }
+}
+
+/// One access-details answer in brief: status, percentageComplete, failureReason, sessions.
+type AccessStep = (Option<Status>, Option<i32>, Option<String>, usize);
+
+fn brief(output: &CreateGuiSessionAccessDetailsOutput) -> AccessStep {
+    (
+        output.status().cloned(),
+        output.percentage_complete(),
+        output.failure_reason().map(str::to_owned),
+        output.sessions().len(),
+    )
+}
+
+/// `calls` access-details calls in a row, in brief.
+async fn access_steps(
+    client: &aws_sdk_lightsail::Client,
+    name: &str,
+    calls: usize,
+) -> Vec<AccessStep> {
+    let mut steps = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        steps.push(brief(&access_details(client, name).await));
+    }
+    steps
+}
+
+fn step(status: Status, percentage: i32, sessions: usize) -> AccessStep {
+    (Some(status), Some(percentage), None, sessions)
+}
+
+fn failure_step(status: Status, reason: &str) -> AccessStep {
+    (Some(status), Some(100), Some(reason.to_owned()), 0)
+}
+
+/// The view's session status and access calls counted since the latest start.
+fn access_view(sim: &RunningSimulator, name: &str) -> Option<(String, u32)> {
+    sim.computer(name)
+        .map(|view| (view.session_status, view.access_calls_since_start))
+}
+
+async fn stop_session(client: &aws_sdk_lightsail::Client, name: &str) -> Operation {
+    match client.stop_gui_session().resource_name(name).send().await {
+        Ok(output) => the_operation(output.operations()).clone(),
+        Err(e) => panic!("StopGUISession failed: {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn access_setup_calls_set_up_then_start_and_each_start_begins_them_anew() {
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::ZERO)
+            .with_computer(ComputerSpec::new("vm-setup").access_setup_calls(4)),
+    )
+    .await;
+    let client = client(&sim);
+    assert_eq!(
+        access_steps(&client, "vm-setup", 1).await,
+        [step(Status::NotStarted, 0, 0)]
+    );
+
+    let operation = start_session(&client, "vm-setup").await;
+    // Settle time zero: the operation is over at once; the setup calls are not.
+    assert_eq!(operation.status(), Some(&OperationStatus::Succeeded));
+    assert_eq!(
+        access_view(&sim, "vm-setup"),
+        Some(("settingUpInstance".to_owned(), 0))
+    );
+    assert_eq!(
+        access_steps(&client, "vm-setup", 6).await,
+        [
+            step(Status::SettingUpInstance, 20, 0),
+            step(Status::SettingUpInstance, 40, 0),
+            step(Status::Starting, 60, 0),
+            step(Status::Starting, 80, 0),
+            step(Status::Started, 100, 2),
+            step(Status::Started, 100, 2),
+        ]
+    );
+    assert_eq!(
+        access_view(&sim, "vm-setup"),
+        Some(("started".to_owned(), 6))
+    );
+
+    // A Start on a started session starts it anew, setup included.
+    start_session(&client, "vm-setup").await;
+    assert_eq!(
+        access_steps(&client, "vm-setup", 2).await,
+        [
+            step(Status::SettingUpInstance, 20, 0),
+            step(Status::SettingUpInstance, 40, 0),
+        ]
+    );
+
+    // A Stop ends it whatever the setup reached; the next Start begins from the first call.
+    stop_session(&client, "vm-setup").await;
+    assert_eq!(
+        access_steps(&client, "vm-setup", 2).await,
+        [step(Status::Stopped, 100, 0), step(Status::Stopped, 100, 0)]
+    );
+    start_session(&client, "vm-setup").await;
+    assert_eq!(
+        access_steps(&client, "vm-setup", 5).await,
+        [
+            step(Status::SettingUpInstance, 20, 0),
+            step(Status::SettingUpInstance, 40, 0),
+            step(Status::Starting, 60, 0),
+            step(Status::Starting, 80, 0),
+            step(Status::Started, 100, 2),
+        ]
+    );
+    assert_eq!(
+        sim.calls().count(
+            Some("CreateGUISessionAccessDetails"),
+            Some("vm-setup"),
+            Some("ok")
+        ),
+        16
+    );
+
+    // The knob changes at run time (the count so far is kept); the next start follows it.
+    let url = sim.endpoint_url();
+    let update = control(
+        Method::POST,
+        &format!("{url}/_sim/computers"),
+        Some(json!({"name": "vm-setup", "accessSetupCalls": 2})),
+    )
+    .await;
+    assert_eq!(update.status, StatusCode::OK, "{}", update.text());
+    assert_eq!(update.json()["accessSetupCalls"], 2);
+    assert_eq!(update.json()["accessCallsSinceStart"], 5);
+    start_session(&client, "vm-setup").await;
+    assert_eq!(
+        access_steps(&client, "vm-setup", 3).await,
+        [
+            step(Status::SettingUpInstance, 33, 0),
+            step(Status::Starting, 66, 0),
+            step(Status::Started, 100, 2),
+        ]
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn setup_calls_count_while_the_start_runs_and_then_it_is_starting_until_it_settles() {
+    // An hour's settle time: the start operation runs throughout the test.
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::from_secs(3600))
+            .with_computer(ComputerSpec::new("vm-slow").access_setup_calls(2)),
+    )
+    .await;
+    let client = client(&sim);
+    let operation = start_session(&client, "vm-slow").await;
+    assert_eq!(
+        access_steps(&client, "vm-slow", 4).await,
+        [
+            step(Status::SettingUpInstance, 33, 0),
+            step(Status::Starting, 66, 0),
+            // Setup calls used up, operation still running: starting, never going back.
+            step(Status::Starting, 66, 0),
+            step(Status::Starting, 66, 0),
+        ]
+    );
+    let id = operation.id().unwrap_or_default();
+    assert_eq!(
+        get_operation(&client, id).await.status(),
+        Some(&OperationStatus::Started)
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn an_access_failure_ends_the_setup_with_its_status_and_reason_and_no_urls() {
+    let reason = "no capacity in us-east-1a";
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::ZERO)
+            .with_computer(
+                ComputerSpec::new("vm-fic")
+                    .access_setup_calls(2)
+                    .access_failure(AccessFailureStatus::FailedInstanceCreation, reason),
+            ),
+    )
+    .await;
+    let client = client(&sim);
+    let operation = start_session(&client, "vm-fic").await;
+    assert_eq!(
+        access_steps(&client, "vm-fic", 4).await,
+        [
+            step(Status::SettingUpInstance, 33, 0),
+            step(Status::Starting, 66, 0),
+            failure_step(Status::FailedInstanceCreation, reason),
+            failure_step(Status::FailedInstanceCreation, reason),
+        ]
+    );
+    // Access failed, yet the start operation itself succeeded.
+    let id = operation.id().unwrap_or_default();
+    assert_eq!(
+        get_operation(&client, id).await.status(),
+        Some(&OperationStatus::Succeeded)
+    );
+    assert_eq!(
+        access_view(&sim, "vm-fic"),
+        Some(("failedInstanceCreation".to_owned(), 4))
+    );
+
+    // Set at run time through the control API, on a new computer, without setup calls.
+    let url = sim.endpoint_url();
+    let created = control(
+        Method::POST,
+        &format!("{url}/_sim/computers"),
+        Some(json!({"name": "vm-fsg", "accessFailure":
+            {"status": "failedStartingGUISession", "reason": "DCV did not start"}})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(
+        created.json()["accessFailure"],
+        json!({"status": "failedStartingGUISession", "reason": "DCV did not start"})
+    );
+    assert_eq!(created.json()["accessSetupCalls"], 0);
+    start_session(&client, "vm-fsg").await;
+    assert_eq!(
+        access_steps(&client, "vm-fsg", 1).await,
+        [failure_step(
+            Status::FailedStartingGuiSession,
+            "DCV did not start"
+        )]
+    );
+    // Cleared at run time: the same session is started from the next call on.
+    let cleared = control(
+        Method::POST,
+        &format!("{url}/_sim/computers"),
+        Some(json!({"name": "vm-fsg"})),
+    )
+    .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text());
+    assert_eq!(cleared.json().get("accessFailure"), None);
+    assert_eq!(
+        access_steps(&client, "vm-fsg", 1).await,
+        [step(Status::Started, 100, 2)]
+    );
+
+    // Bad values are refused, saying why, and change nothing.
+    for (bad, complaint) in [
+        (
+            json!({"name": "vm-fsg", "accessFailure": {"status": "stopped", "reason": "x"}}),
+            "is not one of failedInstanceCreation, failedStartingGUISession",
+        ),
+        (
+            json!({"name": "vm-fsg", "accessFailure":
+                {"status": "failedStoppingGUISession", "reason": "x"}}),
+            "stopFailsWith",
+        ),
+        (
+            json!({"name": "vm-fsg", "accessFailure": {"status": "failedInstanceCreation"}}),
+            "missing field `reason`",
+        ),
+        (
+            json!({"name": "vm-fsg", "accessFailure":
+                {"status": "failedInstanceCreation", "reason": ""}}),
+            "non-empty reason",
+        ),
+        (
+            json!({"name": "vm-fsg", "accessSetupCalls": 100}),
+            "is more than 99",
+        ),
+        (
+            json!({"name": "vm-fsg", "accessSetupCalls": -2}),
+            "invalid value",
+        ),
+    ] {
+        let reply = control(
+            Method::POST,
+            &format!("{url}/_sim/computers"),
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        let error = reply.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.contains(complaint), "{bad}: {error}");
+    }
+    assert_eq!(
+        sim.computer("vm-fsg")
+            .map(|view| (view.spec.access_setup_calls, view.spec.access_failure)),
+        Some((0, None))
+    );
+    assert!(
+        sim.upsert_computer(ComputerSpec::new("vm-many").access_setup_calls(100))
+            .is_err()
+    );
+    assert!(sim.computer("vm-many").is_none());
+    stop(sim).await;
+}
+
+fn session_urls(output: &CreateGuiSessionAccessDetailsOutput) -> Vec<String> {
+    output
+        .sessions()
+        .iter()
+        .filter_map(|s| s.url().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn started_answers_carry_fresh_urls_that_nothing_else_shows() {
+    let sim = start(
+        SimConfig::default()
+            .with_settle_time(Duration::ZERO)
+            .with_computer(ComputerSpec::new("vm-url").access_setup_calls(1)),
+    )
+    .await;
+    let client = client(&sim);
+    start_session(&client, "vm-url").await;
+    let setting_up = access_details(&client, "vm-url").await;
+    assert_eq!(setting_up.status(), Some(&Status::SettingUpInstance));
+    assert!(setting_up.sessions().is_empty());
+
+    let first = access_details(&client, "vm-url").await;
+    let second = access_details(&client, "vm-url").await;
+    let mut urls = Vec::new();
+    for output in [&first, &second] {
+        assert_eq!(output.status(), Some(&Status::Started));
+        let sessions: Vec<(Option<&str>, Option<bool>)> = output
+            .sessions()
+            .iter()
+            .map(|s| (s.name(), s.is_primary()))
+            .collect();
+        assert_eq!(
+            sessions,
+            [
+                (Some("primary"), Some(true)),
+                (Some("secondary"), Some(false))
+            ]
+        );
+        let these = session_urls(output);
+        assert_eq!(these.len(), 2);
+        for url in &these {
+            assert!(url.starts_with("https://"), "{url}");
+            assert!(url.contains("authToken="), "{url}");
+        }
+        // The SDK models Session.url as sensitive: its Debug output redacts it.
+        let debug = format!("{output:?}");
+        assert!(debug.contains("Redacted"), "{debug}");
+        for url in &these {
+            assert!(!debug.contains(url.as_str()), "Debug shows a URL: {debug}");
+        }
+        urls.extend(these);
+    }
+    let distinct: std::collections::HashSet<&String> = urls.iter().collect();
+    assert_eq!(distinct.len(), 4, "every URL of every call is new");
+    let tokens: Vec<String> = [&first, &second].into_iter().flat_map(url_tokens).collect();
+    assert_eq!(tokens.len(), 4);
+    let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), 4, "every URL has its own token");
+    assert!(tokens.iter().all(|t| t.len() >= 32), "{tokens:?}");
+
+    // Nowhere else: counts, call log, metrics, views (the logs: see the test below).
+    stop_session(&client, "vm-url").await;
+    let endpoint = sim.endpoint_url();
+    let mut shown = vec![
+        ("call report", format!("{:?}", sim.calls())),
+        ("call log", format!("{:?}", sim.call_log())),
+        ("computers", format!("{:?}", sim.computers())),
+    ];
+    for path in [
+        "/_sim/calls",
+        "/_sim/calls/log",
+        "/_sim/metrics",
+        "/_sim/computers",
+        "/_sim/computers/vm-url",
+        "/_sim/faults",
+        "/_sim/clock",
+    ] {
+        let reply = control(Method::GET, &format!("{endpoint}{path}"), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        shown.push((path, reply.text()));
+    }
+    stop(sim).await;
+    for (what, text) in &shown {
+        for token in &tokens {
+            assert!(
+                !text.contains(token.as_str()),
+                "{what} shows a token: {text}"
+            );
+        }
+        assert!(!text.contains("authToken"), "{what} shows a URL: {text}");
+    }
+    let (_, metrics) = &shown[5];
+    assert!(
+        metrics.contains(
+            "lightsail_sim_calls_total{action=\"CreateGUISessionAccessDetails\",resource=\"vm-url\",outcome=\"ok\"} 3\n"
+        ),
+        "{metrics}"
+    );
+}
+
+/// The tokens in the URLs of an access-details answer.
+fn url_tokens(output: &CreateGuiSessionAccessDetailsOutput) -> Vec<String> {
+    session_urls(output)
+        .iter()
+        .filter_map(|url| url.split("authToken=").nth(1))
+        .filter_map(|rest| rest.split('&').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_simulator_logs_no_session_urls_even_at_trace_level() {
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("{e}"),
+    };
+    let log = dir.path().join("sim.log");
+    let mut process = SimProcess::start_logging(&["--settle-time", "0"], "trace", &log);
+    let endpoint = process.endpoint.clone();
+    // Knobs set at run time through the control API, as the operator's tests will.
+    let created = control(
+        Method::POST,
+        &format!("{endpoint}/_sim/computers"),
+        Some(json!({"name": "vm-log", "accessSetupCalls": 1})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let client = sdk_client(
+        &endpoint,
+        lightsail_sim::DEFAULT_ACCESS_KEY_ID,
+        lightsail_sim::DEFAULT_SECRET_ACCESS_KEY,
+        TEST_REGION,
+        RetryConfig::disabled(),
+    );
+    start_session(&client, "vm-log").await;
+    assert_eq!(
+        access_steps(&client, "vm-log", 1).await,
+        [step(Status::SettingUpInstance, 50, 0)]
+    );
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let output = access_details(&client, "vm-log").await;
+        assert_eq!(output.status(), Some(&Status::Started));
+        tokens.extend(url_tokens(&output));
+    }
+    assert_eq!(tokens.len(), 4);
+    for path in [
+        "/_sim/computers",
+        "/_sim/calls",
+        "/_sim/calls/log",
+        "/_sim/metrics",
+    ] {
+        let reply = control(Method::GET, &format!("{endpoint}{path}"), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    let status = process.terminate();
+    assert!(status.success(), "{status:?}");
+    let logged = match std::fs::read_to_string(&log) {
+        Ok(text) => text,
+        Err(e) => panic!("cannot read {}: {e}", log.display()),
+    };
+    // The log is there and speaks of these very calls ...
+    assert!(
+        logged.contains("action=\"CreateGUISessionAccessDetails\"")
+            || logged.contains("action=CreateGUISessionAccessDetails"),
+        "{logged}"
+    );
+    assert!(logged.contains("vm-log"), "{logged}");
+    // ... without their URLs.
+    for token in &tokens {
+        assert!(!logged.contains(token.as_str()), "the log shows a token");
+    }
+    assert!(!logged.contains("authToken"), "the log shows a URL");
 }

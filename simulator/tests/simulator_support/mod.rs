@@ -221,14 +221,29 @@ impl SimProcess {
     /// Starts the binary with `args` (plus `--listen 127.0.0.1:0`) and reads its endpoint
     /// from the first stdout line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = match Command::new(env!("CARGO_BIN_EXE_lightsail-sim"))
+        Self::start_with(args, None)
+    }
+
+    /// As [`start`](Self::start), logging with `RUST_LOG=filter` into the file `log`.
+    pub fn start_logging(args: &[&str], filter: &str, log: &std::path::Path) -> Self {
+        match std::fs::File::create(log) {
+            Ok(file) => Self::start_with(args, Some((filter, file))),
+            Err(e) => panic!("cannot create {}: {e}", log.display()),
+        }
+    }
+
+    fn start_with(args: &[&str], logging: Option<(&str, std::fs::File)>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lightsail-sim"));
+        command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
+            .stdout(Stdio::piped());
+        match logging {
+            Some((filter, file)) => command.env("RUST_LOG", filter).stderr(file),
+            None => command.stderr(Stdio::null()),
+        };
+        let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => panic!("cannot start lightsail-sim: {e}"),
         };
