@@ -27,6 +27,7 @@ pub enum Action {
     StopGuiSession,
     GetOperation,
     GetOperationsForResource,
+    CreateGuiSessionAccessDetails,
 }
 
 impl Action {
@@ -36,6 +37,7 @@ impl Action {
             Action::StopGuiSession => "StopGUISession",
             Action::GetOperation => "GetOperation",
             Action::GetOperationsForResource => "GetOperationsForResource",
+            Action::CreateGuiSessionAccessDetails => "CreateGUISessionAccessDetails",
         }
     }
 }
@@ -343,6 +345,7 @@ macro_rules! modelled_codes {
     )*};
 }
 
+use aws_sdk_lightsail::operation::create_gui_session_access_details::CreateGUISessionAccessDetailsError;
 use aws_sdk_lightsail::operation::get_operation::GetOperationError;
 use aws_sdk_lightsail::operation::get_operations_for_resource::GetOperationsForResourceError;
 use aws_sdk_lightsail::operation::start_gui_session::StartGUISessionError;
@@ -355,6 +358,11 @@ modelled_codes! {
         ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
     }
     StopGUISessionError {
+        AccessDeniedException => "AccessDenied", InvalidInputException => "InvalidInput",
+        NotFoundException => "NotFound", RegionSetupInProgressException => "RegionSetupInProgress",
+        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    CreateGUISessionAccessDetailsError {
         AccessDeniedException => "AccessDenied", InvalidInputException => "InvalidInput",
         NotFoundException => "NotFound", RegionSetupInProgressException => "RegionSetupInProgress",
         ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
@@ -471,6 +479,64 @@ pub fn operation_from_sdk(op: &sdk::Operation) -> Operation {
         status_changed_at: ts(op.status_changed_at()),
         error_code: op.error_code().map(str::to_owned),
         error_details: op.error_details().map(str::to_owned),
+    }
+}
+
+/// A GUI session access URL. It carries a bearer token: whoever has it can open the desktop, so
+/// it is never formatted (`Debug` redacts it, there is no `Display`) and only
+/// [`SessionUrl::expose`] hands it out, to the code that writes the access Secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionUrl(String);
+
+impl SessionUrl {
+    pub fn new(url: String) -> Self {
+        SessionUrl(url)
+    }
+
+    /// The URL itself: for the access Secret's data and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SessionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionUrl(<redacted>)")
+    }
+}
+
+/// What `CreateGUISessionAccessDetails` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessDetails {
+    /// Lightsail's status of the session (`started`, `settingUpInstance`, ...), as sent.
+    pub status: Option<String>,
+    pub percentage_complete: Option<i32>,
+    pub failure_reason: Option<String>,
+    /// The session to the computer's application (`isPrimary`).
+    pub primary_url: Option<SessionUrl>,
+    /// The session to its operating system.
+    pub secondary_url: Option<SessionUrl>,
+}
+
+impl AccessDetails {
+    fn from_sdk(
+        out: &aws_sdk_lightsail::operation::create_gui_session_access_details::CreateGuiSessionAccessDetailsOutput,
+    ) -> Self {
+        let url = |primary: bool| {
+            out.sessions()
+                .iter()
+                .find(|s| s.is_primary().unwrap_or(false) == primary)
+                .and_then(|s| s.url())
+                .filter(|u| !u.is_empty())
+                .map(|u| SessionUrl::new(u.to_owned()))
+        };
+        AccessDetails {
+            status: out.status().map(|s| s.as_str().to_owned()),
+            percentage_complete: out.percentage_complete(),
+            failure_reason: out.failure_reason().map(str::to_owned),
+            primary_url: url(true),
+            secondary_url: url(false),
+        }
     }
 }
 
@@ -681,6 +747,23 @@ impl Lightsail {
             })
             .await?;
         Ok(out.operations().iter().map(operation_from_sdk).collect())
+    }
+
+    /// `CreateGUISessionAccessDetails`: the session's status and, once it has started, its
+    /// access URLs.
+    pub async fn create_gui_session_access_details(
+        &self,
+        region: Option<&str>,
+        resource_name: &str,
+    ) -> Result<AccessDetails, LightsailError> {
+        let out = self
+            .call(region, Action::CreateGuiSessionAccessDetails, |c| {
+                c.create_gui_session_access_details()
+                    .resource_name(resource_name)
+                    .send()
+            })
+            .await?;
+        Ok(AccessDetails::from_sdk(&out))
     }
 
     /// `GetOperation`.
