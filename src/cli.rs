@@ -96,6 +96,12 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_RATE_BURST", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
+    /// Let GuiSessions with `spec.access` have their access URLs written into Secrets. Needs
+    /// permission to read and write Secrets (chart value `accessSecrets.enabled`); off, such
+    /// GuiSessions keep their sessions alive and report AccessSecretsDisabled.
+    #[arg(long, env = "LGO_ACCESS_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub access_secrets: bool,
+
     /// Most GuiSessions reconciled at the same time.
     #[arg(long, env = "LGO_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

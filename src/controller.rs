@@ -7,9 +7,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -19,7 +23,8 @@ use tracing::{debug, info, warn};
 
 use crate::crd::{GuiSession, GuiSessionStatus};
 use crate::decision::{
-    Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, Settings, Transition, View, transition, until,
+    AccessSecret, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError, SecretSeen,
+    Settings, Transition, View, transition, until,
 };
 use crate::leadership::LeaderGate;
 use crate::lightsail::{Action, Lightsail, LightsailError, Permit};
@@ -27,6 +32,13 @@ use crate::metrics::Metrics;
 
 /// Field manager of every status write (server-side apply).
 pub const FIELD_MANAGER: &str = "lightsail-gui-operator";
+/// Label on every Secret the operator writes (value [`FIELD_MANAGER`]): the operator watches only
+/// Secrets carrying it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Annotation on an access Secret: the `sessionStartedAt` of the session its URLs open.
+pub const SESSION_ANNOTATION: &str = "lightsail.operators.dev/session-started-at";
+/// Annotation on an access Secret: SHA-256 of its data as written, to tell an edited Secret.
+pub const DATA_DIGEST_ANNOTATION: &str = "lightsail.operators.dev/data-sha256";
 /// Finalizer carried only by GuiSessions with `stopOnDelete`.
 pub const FINALIZER: &str = "lightsail.operators.dev/stop-session";
 
@@ -212,10 +224,13 @@ pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Requeu
     let result = match obj.namespace() {
         Some(namespace) => {
             let api = Api::namespaced(ctx.client.clone(), &namespace);
+            let secrets = Api::namespaced(ctx.client.clone(), &namespace);
             Reconcile {
                 obj: ctx.fresh(&obj),
                 ctx: &ctx,
                 api,
+                secrets,
+                secret: SecretSeen::NotRead,
             }
             .run()
             .await
@@ -252,13 +267,18 @@ struct Reconcile<'a> {
     obj: GuiSession,
     ctx: &'a Context,
     api: Api<GuiSession>,
+    secrets: Api<Secret>,
+    /// The access Secret as last read or written.
+    secret: SecretSeen,
 }
 
 impl Reconcile<'_> {
     fn transition(&self, input: Input, now: Timestamp) -> Transition {
         let default_status = GuiSessionStatus::default();
         let meta = self.obj.meta();
+        let name = self.obj.name_any();
         let view = View {
+            name: &name,
             spec: &self.obj.spec,
             status: self.obj.status.as_ref().unwrap_or(&default_status),
             generation: meta.generation,
@@ -269,11 +289,13 @@ impl Reconcile<'_> {
                 .annotations()
                 .get(SKIP_STOP_ANNOTATION)
                 .is_some_and(|v| v == "true"),
+            access_secret: self.secret,
         };
         transition(&view, input, now, &self.ctx.settings)
     }
 
     async fn run(mut self) -> Result<Requeue, Error> {
+        self.secret = self.read_secret().await?;
         let mut input = Input::Observed;
         let mut permit: Option<Permit> = None;
         let mut conflicts = 0;
@@ -378,6 +400,31 @@ impl Reconcile<'_> {
                         .await;
                     Input::LookedUp { target, at, result }
                 }
+                Effect::Access(target) => Input::AccessAnswered {
+                    result: self
+                        .ctx
+                        .lightsail
+                        .create_gui_session_access_details(
+                            target.region.as_deref(),
+                            &target.resource_name,
+                        )
+                        .await,
+                    target,
+                },
+                Effect::WriteSecret(secret) => {
+                    let result = self.write_secret(&secret).await;
+                    if result.is_ok() {
+                        self.secret = SecretSeen::Ours {
+                            session_started_at: Some(secret.session_started_at),
+                            intact: true,
+                        };
+                    }
+                    Input::SecretWritten {
+                        access: secret.access,
+                        result,
+                    }
+                }
+                Effect::DeleteSecret(name) => Input::SecretDeleted(self.delete_secret(&name).await),
                 Effect::Stop(target) => {
                     if !self.ctx.leader.may_mutate() {
                         return Ok(self.not_leader());
@@ -473,6 +520,101 @@ impl Reconcile<'_> {
         Ok(())
     }
 
+    /// Reads the Secret `spec.access` names, when there is one to read.
+    async fn read_secret(&self) -> Result<SecretSeen, Error> {
+        let Some(access) = &self.obj.spec.access else {
+            return Ok(SecretSeen::NotRead);
+        };
+        if !self.ctx.settings.access_secrets {
+            return Ok(SecretSeen::NotRead);
+        }
+        match self
+            .secrets
+            .get_opt(&access.secret_name_for(&self.obj.name_any()))
+            .await
+        {
+            Ok(Some(secret)) => Ok(secret_seen(&secret, &self.obj)),
+            Ok(None) => Ok(SecretSeen::Missing),
+            // Not allowed to read: the write will tell the same, and the state machine shows it.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(SecretSeen::Missing),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates or replaces the access Secret (server-side apply, owned by the GuiSession).
+    async fn write_secret(&self, secret: &AccessSecret) -> Result<(), SecretError> {
+        let mut data = BTreeMap::new();
+        data.insert("primaryUrl", secret.primary_url.expose().to_owned());
+        if let Some(url) = &secret.secondary_url {
+            data.insert("secondaryUrl", url.expose().to_owned());
+        }
+        data.insert("resourceName", secret.resource_name.clone());
+        data.insert("expiresAt", secret.expires_at.to_string());
+        let data: BTreeMap<String, ByteString> = data
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
+            .collect();
+        let owner = OwnerReference {
+            api_version: GuiSession::api_version(&()).into_owned(),
+            kind: GuiSession::kind(&()).into_owned(),
+            name: self.obj.name_any(),
+            uid: self.obj.uid().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        };
+        let body = Secret {
+            metadata: ObjectMeta {
+                name: Some(secret.name.clone()),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY_LABEL.to_owned(),
+                    FIELD_MANAGER.to_owned(),
+                )])),
+                annotations: Some(BTreeMap::from([
+                    (
+                        SESSION_ANNOTATION.to_owned(),
+                        secret.session_started_at.to_string(),
+                    ),
+                    (DATA_DIGEST_ANNOTATION.to_owned(), data_digest(&data)),
+                ])),
+                owner_references: Some(vec![owner]),
+                ..ObjectMeta::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(data),
+            ..Secret::default()
+        };
+        // `Secret` has no apiVersion/kind of its own in k8s-openapi: apply needs them.
+        let mut patch = serde_json::to_value(&body).map_err(|e| SecretError {
+            forbidden: false,
+            message: format!("encoding the Secret: {e}"),
+        })?;
+        patch["apiVersion"] = json!("v1");
+        patch["kind"] = json!("Secret");
+        self.secrets
+            .patch(
+                &secret.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(secret_error)
+    }
+
+    async fn delete_secret(&self, name: &str) -> Result<(), SecretError> {
+        match self.secrets.get_opt(name).await {
+            // Only a Secret this GuiSession owns is ever deleted.
+            Ok(Some(s)) if secret_seen(&s, &self.obj) != SecretSeen::Foreign => {}
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(secret_error(e)),
+        }
+        match self.secrets.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(secret_error(e)),
+        }
+    }
+
     async fn publish(&self, notes: &[Note]) {
         for note in notes {
             let namespace = self.obj.namespace().unwrap_or_default();
@@ -500,6 +642,59 @@ impl Reconcile<'_> {
                 warn!(name, error = %e, "cannot publish event");
             }
         }
+    }
+}
+
+/// What a read Secret is to `owner`: its own (for which session, edited or not) or someone else's.
+fn secret_seen(secret: &Secret, owner: &GuiSession) -> SecretSeen {
+    let owned = owner.uid().is_some_and(|uid| {
+        secret
+            .owner_references()
+            .iter()
+            .any(|r| r.uid == uid && r.controller == Some(true))
+    });
+    if !owned {
+        return SecretSeen::Foreign;
+    }
+    let annotations = secret.annotations();
+    let empty = BTreeMap::new();
+    let intact = annotations.get(DATA_DIGEST_ANNOTATION)
+        == Some(&data_digest(secret.data.as_ref().unwrap_or(&empty)));
+    SecretSeen::Ours {
+        session_started_at: annotations
+            .get(SESSION_ANNOTATION)
+            .and_then(|t| t.parse().ok()),
+        intact,
+    }
+}
+
+/// SHA-256 (hex) over a Secret's data, keys in order. Only a digest of the URLs is ever kept.
+fn data_digest(data: &BTreeMap<String, ByteString>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (key, value) in data {
+        hasher.update(key.as_bytes());
+        hasher.update([0]);
+        hasher.update(&value.0);
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn secret_error(e: kube::Error) -> SecretError {
+    match e {
+        kube::Error::Api(s) => SecretError {
+            forbidden: s.code == 403,
+            message: format!("{} ({})", s.message, s.code),
+        },
+        e => SecretError {
+            forbidden: false,
+            message: e.to_string(),
+        },
     }
 }
 

@@ -76,12 +76,22 @@ pub struct GuiSessionSpec {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessSpec {
-    /// Name of the Secret (in this GuiSession's namespace) that receives the access URLs. Keys: `primaryUrl` (a DCV session to the computer's application), `secondaryUrl` (to its operating system), `resourceName` and `expiresAt` (RFC 3339). The URLs are bearer credentials: whoever can read the Secret can open the desktop. The operator owns this Secret: it replaces edits and recreates it when deleted, and Kubernetes deletes it with the GuiSession. It must not name a Secret that someone else owns.
+    /// Name of the Secret (in this GuiSession's namespace) that receives the access URLs; defaults to the GuiSession's name followed by `-access`. Keys: `primaryUrl` (a DCV session to the computer's application), `secondaryUrl` (to its operating system), `resourceName` and `expiresAt` (RFC 3339). The URLs are bearer credentials: whoever can read the Secret can open the desktop. The operator owns this Secret: it replaces edits and recreates it when deleted, and Kubernetes deletes it with the GuiSession. It must not name a Secret that someone else owns.
     #[schemars(
         length(min = 1, max = 253),
         pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
     )]
-    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+impl AccessSpec {
+    /// The Secret's name for the GuiSession `owner`.
+    pub fn secret_name_for(&self, owner: &str) -> String {
+        self.secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{owner}-access"))
+    }
 }
 
 /// When sessions are kept alive: windows that open at a cron time and stay open for a duration, in one time zone, minus exclusions.

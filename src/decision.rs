@@ -17,10 +17,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::crd::{
-    DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, LastError, Operation, PendingStart,
-    parse_go_duration, whole_seconds,
+    AccessStatus, DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, LastError, Operation,
+    PendingStart, ScheduleStatus, parse_go_duration, whole_seconds,
 };
-use crate::lightsail::{ErrorClass, LightsailError};
+use crate::lightsail::{AccessDetails, ErrorClass, LightsailError, SessionUrl};
+use crate::schedule::{self, WindowState};
 use crate::status::{Phase, condition_true, conditions, reason_from_code};
 
 /// Annotation a user sets (to `"true"`) on a GuiSession with `stopOnDelete` so that deleting it
@@ -46,6 +47,9 @@ pub struct Settings {
     pub default_region: Option<String>,
     /// This replica's name, written into `pendingStart.holder`.
     pub identity: String,
+    /// Whether the operator may write access Secrets (`spec.access`): off unless the chart grants
+    /// it the Secret permissions.
+    pub access_secrets: bool,
 }
 
 impl Default for Settings {
@@ -58,6 +62,7 @@ impl Default for Settings {
             start_settle: Duration::from_secs(60),
             default_region: None,
             identity: "lightsail-gui-operator".into(),
+            access_secrets: false,
         }
     }
 }
@@ -136,6 +141,8 @@ impl Target {
 /// What the state machine sees of one GuiSession.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
+    /// `metadata.name`.
+    pub name: &'a str,
     pub spec: &'a GuiSessionSpec,
     pub status: &'a GuiSessionStatus,
     /// `metadata.generation`.
@@ -146,6 +153,47 @@ pub struct View<'a> {
     pub has_finalizer: bool,
     /// The object carries [`SKIP_STOP_ANNOTATION`] set to `"true"`.
     pub skip_stop: bool,
+    /// The Secret `spec.access` names, as read before deciding.
+    pub access_secret: SecretSeen,
+}
+
+/// What the controller found of the access Secret `spec.access.secretName` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretSeen {
+    /// Not read: no access is asked for, or the operator may not read Secrets.
+    #[default]
+    NotRead,
+    Missing,
+    /// Written by the operator for this GuiSession: for the session that started at
+    /// `session_started_at`, and whether its data is still what the operator wrote.
+    Ours {
+        session_started_at: Option<Timestamp>,
+        intact: bool,
+    },
+    /// A Secret of that name that this GuiSession does not own: never overwritten.
+    Foreign,
+}
+
+/// The access Secret to write (see `spec.access`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSecret {
+    pub name: String,
+    pub resource_name: String,
+    /// The session the URLs open; also how a later read tells which session the Secret is for.
+    pub session_started_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub primary_url: SessionUrl,
+    pub secondary_url: Option<SessionUrl>,
+    /// `status.access` to record once the Secret is written.
+    pub access: AccessStatus,
+}
+
+/// A failed write or delete of an access Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretError {
+    /// The operator lacks the permission (HTTP 403): retrying will not help until RBAC changes.
+    pub forbidden: bool,
+    pub message: String,
 }
 
 /// What just happened.
@@ -171,6 +219,18 @@ pub enum Input {
     },
     /// StopGUISession answered.
     StopAnswered(Result<(), LightsailError>),
+    /// CreateGUISessionAccessDetails for `target` answered.
+    AccessAnswered {
+        target: Target,
+        result: Result<AccessDetails, LightsailError>,
+    },
+    /// The access Secret was written (or not); `access` is what the effect asked to record.
+    SecretWritten {
+        access: AccessStatus,
+        result: Result<(), SecretError>,
+    },
+    /// An access Secret no longer asked for was deleted (or was gone already).
+    SecretDeleted(Result<(), SecretError>),
 }
 
 /// What the controller does after writing the new status.
@@ -187,6 +247,12 @@ pub enum Effect {
     Lookup(Target),
     /// Call StopGUISession.
     Stop(Target),
+    /// Call CreateGUISessionAccessDetails.
+    Access(Target),
+    /// Create or replace the access Secret, owned by the GuiSession.
+    WriteSecret(Box<AccessSecret>),
+    /// Delete the access Secret of this name (one the operator wrote and no longer needs).
+    DeleteSecret(String),
     /// Nothing more now.
     Done(Next),
 }
@@ -238,7 +304,7 @@ pub fn transition(
         notes: Vec::new(),
         finalizer: None,
     };
-    match input {
+    let mut t = match input {
         Input::Observed => machine.observe(),
         Input::StartAnswered {
             target,
@@ -248,7 +314,31 @@ pub fn transition(
         Input::Polled(result) => machine.polled(result),
         Input::LookedUp { target, at, result } => machine.looked_up(target, at, result),
         Input::StopAnswered(result) => machine.stop_answered(result),
+        Input::AccessAnswered { target, result } => machine.access_answered(target, result),
+        Input::SecretWritten { access, result } => machine.secret_written(access, result),
+        Input::SecretDeleted(result) => machine.secret_deleted(result),
+    };
+    // Whatever else is due, come back when the schedule window closes.
+    if let (
+        false,
+        Some(ScheduleStatus {
+            open: true,
+            next_change_at: Some(closes_at),
+        }),
+    ) = (view.deleting, t.status.schedule.as_ref())
+        && let Effect::Done(next) = &t.effect
+    {
+        let later = match next {
+            Next::At(at) => *at > *closes_at,
+            Next::After(d) => add(now, *d) > *closes_at,
+            Next::Change => true,
+            Next::Retry(_) => false,
+        };
+        if later {
+            t.effect = Effect::Done(Next::At(*closes_at));
+        }
     }
+    t
 }
 
 struct Machine<'a> {
@@ -369,6 +459,17 @@ impl Machine<'_> {
             self.phase(Phase::Suspended);
             return self.done(Next::Change);
         }
+        match self.window() {
+            Err(message) => {
+                self.phase(Phase::Stalled {
+                    reason: "InvalidSchedule".into(),
+                    message,
+                });
+                return self.done(Next::Change);
+            }
+            Ok(Some(WindowState::Closed { opens_at })) => return self.outside_schedule(opens_at),
+            Ok(_) => {}
+        }
         if let Some(at) = self.stalled_until() {
             return self.done(Next::At(at));
         }
@@ -398,8 +499,7 @@ impl Machine<'_> {
         match expiry {
             Some(at) if live => {
                 self.status.session_expires_at = Some(at);
-                self.phase(Phase::Active { expires_at: at });
-                self.done(Next::At(at))
+                self.active(at)
             }
             Some(_) => self.start(target),
             None if self
@@ -449,6 +549,8 @@ impl Machine<'_> {
             observed_generation: self.status.observed_generation,
             conditions: self.status.conditions.take(),
             pending_start: pending,
+            // The Secret stays the operator's to refresh (or delete) for the new resource.
+            access: self.status.access.take(),
             ..GuiSessionStatus::default()
         };
     }
@@ -605,8 +707,8 @@ impl Machine<'_> {
             self.status.session_expires_at = Some(expires_at);
             self.status.last_error = None;
             if op.finished() {
-                self.phase(Phase::Active { expires_at });
-                Next::At(expires_at)
+                self.status.operation = Some(op);
+                return self.active(expires_at);
             } else {
                 if self.was_ready() {
                     self.phase(Phase::Renewing {
@@ -750,6 +852,363 @@ impl Machine<'_> {
         young.then_some(op)
     }
 
+    /// Where `spec.schedule` stands now, recorded in `status.schedule`. `Ok(None)`: no schedule.
+    /// `Err`: a schedule that cannot be evaluated (admission checks what it can; a cron
+    /// expression or a time zone can only be checked here).
+    fn window(&mut self) -> Result<Option<WindowState>, String> {
+        let Some(spec) = self.view.spec.schedule.as_ref() else {
+            self.status.schedule = None;
+            return Ok(None);
+        };
+        match schedule::evaluate(spec, self.now) {
+            Ok(state) => {
+                self.status.schedule = Some(match state {
+                    WindowState::Open { closes_at } => ScheduleStatus {
+                        open: true,
+                        next_change_at: closes_at,
+                    },
+                    WindowState::Closed { opens_at } => ScheduleStatus {
+                        open: false,
+                        next_change_at: opens_at,
+                    },
+                });
+                Ok(Some(state))
+            }
+            Err(e) => {
+                self.status.schedule = None;
+                Err(format!("spec.schedule: {e}"))
+            }
+        }
+    }
+
+    /// No window is open: nothing starts or renews. With `stopAtWindowEnd`, a session that is
+    /// still running is stopped first (once: its record is cleared when the stop is answered).
+    fn outside_schedule(mut self, opens_at: Option<Timestamp>) -> Transition {
+        self.phase(Phase::OutsideSchedule { opens_at });
+        let stop = self
+            .view
+            .spec
+            .schedule
+            .as_ref()
+            .is_some_and(|s| s.stop_at_window_end);
+        let running = self
+            .status
+            .session_expires_at
+            .is_some_and(|at| self.now < at);
+        if stop
+            && running
+            && self.status.pending_start.is_none()
+            && let Some(target) = Target::recorded(&self.status)
+        {
+            return self.finish(Effect::Stop(target));
+        }
+        // No window within the evaluator's look-ahead: look again a day later (an exclusion
+        // ending beyond the horizon, or a spec edit, may change that).
+        let next = opens_at.map_or(Next::After(Duration::from_secs(24 * 3600)), Next::At);
+        self.done(next)
+    }
+
+    /// StopGUISession at the end of a schedule window answered.
+    fn window_stop_answered(mut self, result: Result<(), LightsailError>) -> Transition {
+        let resource = Target::recorded(&self.status)
+            .map_or_else(|| self.view.spec.resource_name.clone(), |t| t.resource_name);
+        match result {
+            Ok(()) => self.note(
+                false,
+                "SessionStopped",
+                "StopGUISession",
+                format!("schedule window closed: GUI session of {resource} stopped"),
+            ),
+            Err(e) if e.code == "NotFound" || e.class == ErrorClass::Terminal => self.note(
+                true,
+                "StopFailed",
+                "StopGUISession",
+                format!("{e}; the GUI session of {resource} runs out on its own"),
+            ),
+            Err(e) => {
+                self.note(true, "StopFailed", "StopGUISession", e.to_string());
+                return self.done(Next::Retry(e));
+            }
+        }
+        // No session is running (or none can be stopped): forget it so that the next window
+        // starts afresh instead of stopping again.
+        self.status.session_started_at = None;
+        self.status.session_expires_at = None;
+        self.observe()
+    }
+
+    /// A session is available until `expires_at`. With `spec.access`, it is Ready once its
+    /// access Secret holds this session's URLs.
+    fn active(mut self, expires_at: Timestamp) -> Transition {
+        let wanted = self.access_secret_name();
+        let written = self
+            .status
+            .access
+            .as_ref()
+            .and_then(|a| a.secret_name.clone());
+        if let Some(old) = written.filter(|w| Some(w) != wanted.as_ref())
+            && self.settings.access_secrets
+        {
+            return self.finish(Effect::DeleteSecret(old));
+        }
+        let Some(name) = wanted else {
+            self.status.access = None;
+            self.phase(Phase::Active { expires_at });
+            return self.done(Next::At(expires_at));
+        };
+        if !self.settings.access_secrets {
+            self.status.access = None;
+            self.phase(Phase::Stalled {
+                reason: "AccessSecretsDisabled".into(),
+                message: format!(
+                    "spec.access asks for the Secret {name}, but this operator may not write Secrets (install it with the chart value accessSecrets.enabled=true); the GUI session itself is kept alive until {expires_at}"
+                ),
+            });
+            return self.done(Next::At(expires_at));
+        }
+        let session = self.status.session_started_at;
+        let access = self.status.access.clone().unwrap_or_default();
+        let for_this_session = session.is_some() && access.session_started_at == session;
+        match self.view.access_secret {
+            SecretSeen::Foreign => {
+                self.phase(Phase::Stalled {
+                    reason: "AccessSecretConflict".into(),
+                    message: format!(
+                        "the Secret {name} exists and does not belong to this GuiSession: choose another spec.access.secretName or delete that Secret"
+                    ),
+                });
+                let retry = add(self.now, self.settings.stalled_retry).min(expires_at);
+                return self.done(Next::At(retry));
+            }
+            SecretSeen::Ours {
+                session_started_at,
+                intact: true,
+            } if session_started_at == session
+                && for_this_session
+                && access.secret_name.as_deref() == Some(name.as_str())
+                && access.secret_written_at.is_some() =>
+            {
+                self.phase(Phase::Active { expires_at });
+                return self.done(Next::At(expires_at));
+            }
+            _ => {}
+        }
+        // The Secret needs this session's URLs: ask Lightsail, unless it answered lately for this
+        // session and the wait it asked for is not over.
+        if for_this_session && let Some(checked) = access.checked_at {
+            let state = AccessState::of(access.status.as_deref());
+            let wait_until = match state {
+                AccessState::Failed => add(checked, self.settings.stalled_retry),
+                AccessState::Pending => add(checked, self.access_delay(&access, checked)),
+                AccessState::Started => checked,
+            };
+            if self.now < wait_until {
+                self.access_phase(&name, &access, state);
+                return self.done(Next::At(wait_until.min(expires_at)));
+            }
+        }
+        let target = self.target();
+        self.waiting(format!(
+            "asking Lightsail for the access URLs of the GUI session of {}",
+            target.resource_name
+        ));
+        self.finish(Effect::Access(target))
+    }
+
+    /// The access Secret `spec.access` asks for.
+    fn access_secret_name(&self) -> Option<String> {
+        let access = self.view.spec.access.as_ref()?;
+        Some(access.secret_name_for(self.view.name))
+    }
+
+    /// Not Ready yet (a first session) or still Ready (a renewal, a rewrite), with `message`.
+    fn waiting(&mut self, message: String) {
+        if self.was_ready() {
+            self.phase(Phase::Renewing { message });
+        } else {
+            self.phase(Phase::Starting { message });
+        }
+    }
+
+    /// The conditions while Lightsail sets up access, or after it said it could not.
+    fn access_phase(&mut self, name: &str, access: &AccessStatus, state: AccessState) {
+        let status = access.status.as_deref().unwrap_or("unknown");
+        match state {
+            AccessState::Failed => self.phase(Phase::Stalled {
+                reason: reason_from_code(&upper_first(status)),
+                message: format!(
+                    "Lightsail could not give access to the GUI session ({status}{}): the Secret {name} is not written; asking again later",
+                    access
+                        .failure_reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ),
+            }),
+            _ => self.waiting(format!(
+                "Lightsail is setting up access to the GUI session ({status}, {}% complete)",
+                access.percentage_complete.unwrap_or(0)
+            )),
+        }
+    }
+
+    /// How long to wait before asking for access details again: as long as this session's
+    /// access has been asked for, between the initial and the longest delay.
+    fn access_delay(&self, access: &AccessStatus, at: Timestamp) -> Duration {
+        let elapsed = access.requested_at.map_or(Duration::ZERO, |r| until(r, at));
+        elapsed
+            .max(self.settings.follow_backoff_initial)
+            .min(self.settings.follow_backoff_max)
+    }
+
+    fn access_answered(
+        mut self,
+        target: Target,
+        result: Result<AccessDetails, LightsailError>,
+    ) -> Transition {
+        // Only an answer the object still waits for counts (the status may have moved on while
+        // the call ran, e.g. after a write conflict).
+        let observed = self.fork().observe();
+        if observed.effect != Effect::Access(target.clone()) {
+            return observed;
+        }
+        let details = match result {
+            Ok(details) => details,
+            Err(error) => return self.failed(error, false),
+        };
+        let (Some(session), Some(expires_at), Some(name)) = (
+            self.status.session_started_at,
+            self.status.session_expires_at,
+            self.access_secret_name(),
+        ) else {
+            return observed;
+        };
+        let previous = self.status.access.clone().unwrap_or_default();
+        let mut access = if previous.session_started_at == Some(session) {
+            previous
+        } else {
+            AccessStatus {
+                secret_name: previous.secret_name,
+                session_started_at: Some(session),
+                requested_at: Some(self.stamp()),
+                ..AccessStatus::default()
+            }
+        };
+        let was_failed = AccessState::of(access.status.as_deref()) == AccessState::Failed
+            && access.status == details.status;
+        access.checked_at = Some(self.stamp());
+        access.status = details.status.clone();
+        access.percentage_complete = details.percentage_complete;
+        access.failure_reason = details.failure_reason.clone();
+        let state = AccessState::of(details.status.as_deref());
+        match (state, details.primary_url) {
+            (AccessState::Started, Some(primary_url)) => {
+                let mut written = access.clone();
+                written.secret_name = Some(name.clone());
+                written.secret_written_at = Some(self.stamp());
+                // The status is written together with the Secret's outcome (one write, not two).
+                self.status = self.view.status.clone();
+                self.finish(Effect::WriteSecret(Box::new(AccessSecret {
+                    name,
+                    resource_name: target.resource_name,
+                    session_started_at: session,
+                    expires_at,
+                    primary_url,
+                    secondary_url: details.secondary_url,
+                    access: written,
+                })))
+            }
+            (AccessState::Failed, _) => {
+                if !was_failed {
+                    self.note(
+                        true,
+                        "AccessFailed",
+                        "CreateGUISessionAccessDetails",
+                        format!(
+                            "Lightsail could not give access to the GUI session of {}: {}{}",
+                            target.resource_name,
+                            details.status.as_deref().unwrap_or("unknown"),
+                            details
+                                .failure_reason
+                                .as_deref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                }
+                self.access_phase(&name, &access, state);
+                self.status.access = Some(access);
+                let retry = add(self.now, self.settings.stalled_retry).min(expires_at);
+                self.done(Next::At(retry))
+            }
+            _ => {
+                let delay = self.access_delay(&access, self.now);
+                self.access_phase(&name, &access, AccessState::Pending);
+                self.status.access = Some(access);
+                let wait = delay.min(until(self.now, expires_at));
+                self.done(Next::After(wait))
+            }
+        }
+    }
+
+    fn secret_written(
+        mut self,
+        access: AccessStatus,
+        result: Result<(), SecretError>,
+    ) -> Transition {
+        let name = access.secret_name.clone().unwrap_or_default();
+        match result {
+            Ok(()) => {
+                self.note(
+                    false,
+                    "AccessSecretWritten",
+                    "WriteSecret",
+                    format!("access URLs of the GUI session written to the Secret {name}"),
+                );
+                self.status.access = Some(access);
+                self.observe()
+            }
+            Err(e) => self.secret_failed(&name, e),
+        }
+    }
+
+    fn secret_deleted(mut self, result: Result<(), SecretError>) -> Transition {
+        let name = self
+            .status
+            .access
+            .as_ref()
+            .and_then(|a| a.secret_name.clone())
+            .unwrap_or_default();
+        match result {
+            Ok(()) => {
+                self.status.access = None;
+                self.observe()
+            }
+            Err(e) => self.secret_failed(&name, e),
+        }
+    }
+
+    /// A Secret write or delete failed: stalled when forbidden, retried otherwise.
+    fn secret_failed(mut self, name: &str, e: SecretError) -> Transition {
+        let message = format!("access Secret {name}: {}", e.message);
+        self.note(true, "AccessSecretFailed", "WriteSecret", message.clone());
+        if e.forbidden {
+            self.phase(Phase::Stalled {
+                reason: "AccessSecretForbidden".into(),
+                message,
+            });
+            let at = add(self.now, self.settings.stalled_retry);
+            self.done(Next::At(at))
+        } else {
+            self.phase(Phase::Retrying {
+                reason: "AccessSecretFailed".into(),
+                message,
+            });
+            let after = self.settings.follow_backoff_max;
+            self.done(Next::After(after))
+        }
+    }
+
     fn deleting(mut self) -> Transition {
         if !self.view.has_finalizer {
             return self.done(Next::Change);
@@ -792,6 +1251,9 @@ impl Machine<'_> {
     }
 
     fn stop_answered(mut self, result: Result<(), LightsailError>) -> Transition {
+        if !self.view.deleting {
+            return self.window_stop_answered(result);
+        }
         let resource = Target::recorded(&self.status)
             .map_or_else(|| self.view.spec.resource_name.clone(), |t| t.resource_name);
         match result {
@@ -881,6 +1343,36 @@ impl Machine<'_> {
             }
         }
     }
+}
+
+/// Lightsail's access status, as far as decisions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccessState {
+    /// `started`: the URLs are there.
+    Started,
+    /// `failed…`: Lightsail gave up; asking again much later.
+    Failed,
+    /// Anything else (`settingUpInstance`, `starting`, `notStarted`, a status this operator does
+    /// not know): ask again with backoff.
+    Pending,
+}
+
+impl AccessState {
+    fn of(status: Option<&str>) -> AccessState {
+        match status {
+            Some("started") => AccessState::Started,
+            Some(s) if s.starts_with("failed") => AccessState::Failed,
+            _ => AccessState::Pending,
+        }
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }
 
 /// The time from `from` to `to`, zero when `to` is not later.

@@ -33,7 +33,14 @@ struct StateLabels {
 }
 
 /// The session states counted by `lightsail_gui_operator_sessions`.
-pub const SESSION_STATES: &[&str] = &["active", "starting", "retrying", "stalled", "suspended"];
+pub const SESSION_STATES: &[&str] = &[
+    "active",
+    "starting",
+    "retrying",
+    "stalled",
+    "suspended",
+    "outside_schedule",
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -79,7 +86,7 @@ impl Default for Metrics {
         let sessions = Family::<StateLabels, Gauge>::default();
         registry.register(
             "sessions",
-            "GuiSessions by state (active, starting, retrying, stalled, suspended)",
+            "GuiSessions by state (active, starting, retrying, stalled, suspended, outside_schedule)",
             sessions.clone(),
         );
         for state in SESSION_STATES {

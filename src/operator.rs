@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
@@ -22,7 +23,9 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::cli::{LogFormat, RunArgs};
-use crate::controller::{Context, FIELD_MANAGER, RetryPolicy, error_policy, reconcile};
+use crate::controller::{
+    Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy, error_policy, reconcile,
+};
 use crate::crd::GuiSession;
 use crate::decision::Settings;
 use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
@@ -30,8 +33,9 @@ use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
 use crate::status::state_label;
 
-/// Sets up logging. Nothing the operator logs carries credentials or session URLs: it never
-/// asks Lightsail for access details, and AWS and Kubernetes client internals log below `info`.
+/// Sets up logging. Nothing the operator logs carries credentials or session URLs: the URLs
+/// live in a type that redacts itself when formatted and are only ever put into the access
+/// Secret, and AWS and Kubernetes client internals log below `info`.
 pub fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("invalid log filter {filter:?}"))?;
@@ -225,6 +229,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         start_settle: args.start_settle,
         default_region: lightsail.default_region().map(str::to_owned),
         identity: identity.clone(),
+        access_secrets: args.access_secrets,
     };
     let retry = RetryPolicy {
         initial: args.retry_initial,
@@ -433,7 +438,20 @@ async fn run_controller(
     // The Controller backs off its trigger stream after watch errors (kube's DefaultBackoff
     // unless told otherwise, so a backoff on the stream itself would only add to it): retry
     // within seconds, not at the default's 30 s cap, to be back soon after an apiserver outage.
-    let controller = Controller::for_stream(stream, reader)
+    let mut controller = Controller::for_stream(stream, reader);
+    if args.access_secrets {
+        // A deleted or edited access Secret is written again at once. Only the operator's own
+        // Secrets are watched (by label), never every Secret in the cluster.
+        let secrets: Api<Secret> = match &args.namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        controller = controller.owns(
+            secrets,
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}")),
+        );
+    }
+    let controller = controller
         .trigger_backoff(api_retry_backoff())
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown)

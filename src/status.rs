@@ -18,6 +18,9 @@ pub enum Phase {
     Starting { message: String },
     /// `spec.suspend` is set: nothing to do, which is the desired state.
     Suspended,
+    /// `spec.schedule` has no window open: nothing to do until `opens_at`, which is the desired
+    /// state (settled, like Suspended).
+    OutsideSchedule { opens_at: Option<Timestamp> },
     /// A transient error; the controller retries with backoff.
     Retrying { reason: String, message: String },
     /// A terminal error; retried slowly, or at once on a spec change.
@@ -31,6 +34,7 @@ impl Phase {
             Phase::Active { .. } | Phase::Renewing { .. } => "active",
             Phase::Starting { .. } => "starting",
             Phase::Suspended => "suspended",
+            Phase::OutsideSchedule { .. } => "outside_schedule",
             Phase::Retrying { .. } => "retrying",
             Phase::Stalled { .. } => "stalled",
         }
@@ -53,6 +57,7 @@ pub fn state_label(status: Option<&GuiSessionStatus>) -> &'static str {
     };
     match condition_true(status, "Ready") {
         Some(c) if c.reason == REASON_SUSPENDED => "suspended",
+        Some(c) if c.reason == REASON_OUTSIDE_SCHEDULE => "outside_schedule",
         Some(_) => "active",
         None if condition_true(status, "Stalled").is_some() => "stalled",
         None if condition_true(status, "Reconciling")
@@ -69,6 +74,7 @@ pub const REASON_RENEWING: &str = "SessionRenewing";
 pub const REASON_STARTING: &str = "SessionStarting";
 pub const REASON_SUSPENDED: &str = "Suspended";
 pub const REASON_RETRYING: &str = "Retrying";
+pub const REASON_OUTSIDE_SCHEDULE: &str = "OutsideSchedule";
 
 /// Turns an error code into a valid condition reason (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`).
 pub fn reason_from_code(code: &str) -> String {
@@ -116,6 +122,17 @@ pub fn conditions(
                 ("True", REASON_SUSPENDED, msg.clone()),
                 ("False", REASON_SUSPENDED, msg.clone()),
                 ("False", REASON_SUSPENDED, msg),
+            )
+        }
+        Phase::OutsideSchedule { opens_at } => {
+            let msg = match opens_at {
+                Some(at) => format!("no schedule window is open: the next opens at {at}"),
+                None => "no schedule window opens within the next 400 days".to_owned(),
+            };
+            (
+                ("True", REASON_OUTSIDE_SCHEDULE, msg.clone()),
+                ("False", REASON_OUTSIDE_SCHEDULE, msg.clone()),
+                ("False", REASON_OUTSIDE_SCHEDULE, msg),
             )
         }
         Phase::Retrying { reason, message } => (
@@ -197,6 +214,10 @@ mod tests {
                 message: "m".into(),
             },
             Phase::Suspended,
+            Phase::OutsideSchedule { opens_at: None },
+            Phase::OutsideSchedule {
+                opens_at: Some(now()),
+            },
             Phase::Retrying {
                 reason: "Throttling".into(),
                 message: "m".into(),
@@ -217,6 +238,9 @@ mod tests {
             t("True", "False", "False"),
             t("False", "True", "False"),
             // Suspended is the desired state: settled, so `kubectl wait` and Flux see Current.
+            t("True", "False", "False"),
+            // Outside the schedule is settled too, whether or not a window opens again.
+            t("True", "False", "False"),
             t("True", "False", "False"),
             t("False", "True", "False"),
             t("False", "False", "True"),

@@ -3,6 +3,7 @@ use crate::crd::{OperationStatus, PendingStart};
 use crate::lightsail::Action;
 
 mod model;
+mod policy;
 
 /// When the lookups of these tests were made: after every settle window they meet.
 const LOOKED_UP_AT: Timestamp = Timestamp::MAX;
@@ -41,6 +42,7 @@ pub(super) fn settings() -> Settings {
         start_settle: secs(60),
         default_region: Some("us-east-1".into()),
         identity: "replica-a".into(),
+        access_secrets: true,
     }
 }
 fn target() -> Target {
@@ -85,6 +87,7 @@ struct Obj {
     deleting: bool,
     has_finalizer: bool,
     skip_stop: bool,
+    secret: SecretSeen,
     settings: Settings,
 }
 
@@ -97,18 +100,21 @@ impl Obj {
             deleting: false,
             has_finalizer: false,
             skip_stop: false,
+            secret: SecretSeen::NotRead,
             settings: settings(),
         }
     }
 
     fn step(&mut self, input: Input, now: Timestamp) -> Transition {
         let view = View {
+            name: "gs",
             spec: &self.spec,
             status: &self.status,
             generation: Some(self.generation),
             deleting: self.deleting,
             has_finalizer: self.has_finalizer,
             skip_stop: self.skip_stop,
+            access_secret: self.secret,
         };
         let t = transition(&view, input, now, &self.settings);
         self.status = t.status.clone();

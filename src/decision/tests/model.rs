@@ -187,12 +187,14 @@ impl World {
         let trace = std::env::var_os("MODEL_TRACE").is_some();
         let replica = &self.replicas[r];
         let view = View {
+            name: "gs",
             spec: &replica.view.spec,
             status: &replica.view.status,
             generation: Some(replica.view.generation),
             deleting: false,
             has_finalizer: false,
             skip_stop: false,
+            access_secret: SecretSeen::NotRead,
         };
         let t = transition(&view, input.clone(), self.now, &replica.settings);
         if trace {
@@ -295,6 +297,9 @@ impl World {
                 })
             }
             Effect::Stop(_) | Effect::Done(_) => Step::Idle,
+            effect @ (Effect::Access(_) | Effect::WriteSecret(_) | Effect::DeleteSecret(_)) => {
+                panic!("the model's GuiSession asks for no access Secret, yet: {effect:?}")
+            }
         }
     }
 
@@ -371,12 +376,14 @@ fn the_model_catches_a_start_made_on_a_stale_view() {
     let view = &world.replicas[1].view;
     let t = transition(
         &View {
+            name: "gs",
             spec: &view.spec,
             status: &view.status,
             generation: Some(1),
             deleting: false,
             has_finalizer: false,
             skip_stop: false,
+            access_secret: SecretSeen::NotRead,
         },
         Input::LookedUp {
             target: target(),
