@@ -419,7 +419,11 @@ fn full_values_render_every_option() {
     assert!(!found.contains("ClusterRole") && !found.contains("ClusterRoleBinding"));
     let watch_role = named(&docs, "Role", "lgo");
     assert_eq!(watch_role["metadata"]["namespace"], "research");
-    assert_eq!(rules_of(watch_role), expected_watch_rules());
+    // accessSecrets.enabled: Secrets too, in the watched namespace only.
+    let mut rules = expected_watch_rules();
+    rules.insert(row("", "secrets", "create,delete,get,list,patch,watch", ""));
+    assert_eq!(rules_of(watch_role), rules);
+    assert_eq!(env_of(&docs)["LGO_ACCESS_SECRETS"], "true");
     let binding = named(&docs, "RoleBinding", "lgo");
     assert_eq!(binding["metadata"]["namespace"], "research");
     assert_eq!(
