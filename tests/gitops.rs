@@ -179,6 +179,17 @@ async fn team_policy_kustomization_builds_and_applies() {
         assert_eq!(s["spec"]["region"], "us-east-1", "{s}");
         assert_eq!(s["spec"]["maxSessionAge"], "50m", "{s}");
         assert_eq!(s["spec"]["stopOnDelete"], true, "{s}");
+        assert_eq!(
+            s["spec"]["schedule"]["windows"][0]["start"], "0 8 * * MON-FRI",
+            "{s}"
+        );
+        assert_eq!(s["spec"]["access"], json!({}), "{s}");
+        // The schedule the patch gives is one the operator can evaluate (admission cannot check
+        // a cron expression or a time zone).
+        let spec: lightsail_gui_operator::crd::GuiSessionSpec =
+            serde_json::from_value(s["spec"].clone()).expect("a valid spec");
+        let schedule = spec.schedule.expect("schedule");
+        lightsail_gui_operator::schedule::compile(&schedule).expect("the schedule compiles");
     }
 
     // Server-side validation of the whole build; the namespace must exist for its objects to be
@@ -340,7 +351,23 @@ fn kstatus_and_argocd_agree_on_every_condition_case() {
     let stalled = condition("Stalled", "True", "NotFound");
     let not_stalled = condition("Stalled", "False", "SessionStarted");
     let suspended = condition("Ready", "True", "Suspended");
+    let outside_schedule = condition("Ready", "True", "OutsideSchedule");
     let cases = [
+        (
+            // Outside its schedule: settled and healthy, every night and weekend.
+            "outside its schedule",
+            session_with(
+                2,
+                2,
+                vec![
+                    outside_schedule,
+                    not_reconciling.clone(),
+                    not_stalled.clone(),
+                ],
+            ),
+            "Current",
+            "Healthy",
+        ),
         (
             "ready",
             session_with(
