@@ -305,6 +305,18 @@ fn exit_when_ready_prints_a_ready_session_and_leaves_nothing_behind() {
         .after("no-such-computer is Stalled on purpose: ")
         .expect("the demo says why no-such-computer is Stalled");
     assert!(stalled.contains("NotFound"), "{stalled}");
+    // The GuiSession with access: its Secret is named with the keys it holds, and no URL (a
+    // bearer credential) is printed.
+    let access = run
+        .after("lab-workstation's access URLs are in the Secret lab-workstation-access (keys: ")
+        .expect("the demo names the access Secret");
+    for key in ["expiresAt", "primaryUrl", "resourceName", "secondaryUrl"] {
+        assert!(access.contains(key), "{access}");
+    }
+    assert!(
+        !run.output.contains("authToken"),
+        "a session URL was printed"
+    );
     for promised in [
         "export KUBECONFIG=",
         "/_sim/calls",
