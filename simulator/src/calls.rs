@@ -1,5 +1,5 @@
 //! Call counts by (action, resource, outcome), served as JSON and Prometheus text, and a log of
-//! the session-changing calls with their times.
+//! the session-changing calls and the STS calls with their times and callers.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -11,7 +11,23 @@ pub const OUTCOME_OK: &str = "ok";
 /// Entries the call log keeps; older ones are dropped (and counted) past this.
 pub const CALL_LOG_CAPACITY: usize = 10_000;
 /// The actions the call log keeps.
-const LOGGED_ACTIONS: [&str; 2] = ["StartGUISession", "StopGUISession"];
+const LOGGED_ACTIONS: [&str; 4] = [
+    "StartGUISession",
+    "StopGUISession",
+    "AssumeRole",
+    "GetCallerIdentity",
+];
+
+/// Who made a call, as far as the simulator knows: never a secret.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Who<'a> {
+    /// The access key id the request's signature names.
+    pub access_key_id: Option<&'a str>,
+    /// The account of that key, when the simulator knows the key.
+    pub account: Option<&'a str>,
+    /// The principal's ARN, when the simulator knows the key.
+    pub caller_arn: Option<&'a str>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CallKey {
@@ -44,14 +60,14 @@ impl CallCounter {
         }
     }
 
-    /// Counts a call; Start/Stop calls also go into the log, with the access key id that
-    /// signed them (as claimed, when the signature was refused) and the wall-clock time.
+    /// Counts a call; Start/Stop and STS calls also go into the log, with who signed them (as
+    /// claimed, when the signature was refused) and the wall-clock time.
     pub(crate) fn record(
         &mut self,
         action: &'static str,
         resource: Arc<str>,
         outcome: &'static str,
-        access_key_id: Option<&str>,
+        who: Who<'_>,
     ) {
         if LOGGED_ACTIONS.contains(&action) {
             if self.log.len() >= self.log_capacity {
@@ -64,7 +80,9 @@ impl CallCounter {
                     resource: resource.to_string(),
                     outcome: outcome.to_owned(),
                     time: jiff::Timestamp::now(),
-                    access_key_id: access_key_id.map(str::to_owned),
+                    access_key_id: who.access_key_id.map(str::to_owned),
+                    account: who.account.map(str::to_owned),
+                    caller_arn: who.caller_arn.map(str::to_owned),
                 });
             }
         }
@@ -128,13 +146,16 @@ pub struct CallCount {
     pub count: u64,
 }
 
-/// One `StartGUISession` or `StopGUISession` call in the log.
+/// One `StartGUISession`, `StopGUISession`, `AssumeRole` or `GetCallerIdentity` call in the
+/// log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallLogEntry {
-    /// `StartGUISession` or `StopGUISession`.
+    /// `StartGUISession`, `StopGUISession`, `AssumeRole` or `GetCallerIdentity`.
     pub action: String,
-    /// Resource name the call was about (empty when it named none).
+    /// What the call was about: the computer's name for Start/Stop, the `RoleArn` as requested
+    /// for `AssumeRole` (so `matching(Some("AssumeRole"), Some(role_arn), Some("ok"))` counts a
+    /// role's assumptions), empty when it named none and for `GetCallerIdentity`.
     pub resource: String,
     /// `ok` (only these changed a session) or the error's `__type`, as in the counts.
     pub outcome: String,
@@ -144,6 +165,16 @@ pub struct CallLogEntry {
     /// The access key id in the request's SigV4 `Credential` (also when the signature was
     /// refused); none when the request was not signed.
     pub access_key_id: Option<String>,
+    /// The account that key belongs to: the base account for the base credentials, the role's
+    /// account for credentials from `AssumeRole` (also when the call was refused, e.g. for an
+    /// expired token); none when the key is unknown or the request was not signed.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The principal behind that key, as `GetCallerIdentity` names it:
+    /// `arn:aws:iam::ACCOUNT:user/lightsail-sim` or
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`; none when `account` is none.
+    #[serde(default)]
+    pub caller_arn: Option<String>,
 }
 
 /// What `GET /_sim/calls/log` returns: `{"entries": [...], "dropped": N}`.
@@ -168,6 +199,16 @@ impl CallLog {
             .filter(move |e| action.is_none_or(|a| e.action == a))
             .filter(move |e| resource.is_none_or(|r| e.resource == r))
             .filter(move |e| outcome.is_none_or(|o| e.outcome == o))
+    }
+
+    /// Entries of calls signed with credentials of `account`.
+    pub fn from_account<'a>(
+        &'a self,
+        account: &'a str,
+    ) -> impl Iterator<Item = &'a CallLogEntry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| e.account.as_deref() == Some(account))
     }
 }
 
@@ -233,13 +274,13 @@ mod tests {
     fn counts_accumulate_and_render() {
         let mut counter = CallCounter::default();
         let vm: Arc<str> = Arc::from("vm-1");
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, None);
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, None);
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Who::default());
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Who::default());
         counter.record(
             "GetOperation",
             Arc::from("odd\"name"),
             "ThrottlingException",
-            None,
+            Who::default(),
         );
         let report = counter.report();
         assert_eq!(report.total, 3);
@@ -261,20 +302,19 @@ mod tests {
     fn the_log_keeps_session_calls_up_to_its_capacity() {
         let mut counter = CallCounter::with_log_capacity(2);
         let vm: Arc<str> = Arc::from("vm-1");
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Some("AKID1"));
+        let key = |id| Who {
+            access_key_id: Some(id),
+            ..Who::default()
+        };
+        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, key("AKID1"));
+        counter.record("StartGUISession", Arc::clone(&vm), OUTCOME_OK, key("AKID1"));
         counter.record(
-            "StartGUISession",
+            "StopGUISession",
             Arc::clone(&vm),
-            OUTCOME_OK,
-            Some("AKID1"),
+            "NotFoundException",
+            Who::default(),
         );
-        counter.record("StopGUISession", Arc::clone(&vm), "NotFoundException", None);
-        counter.record(
-            "StartGUISession",
-            Arc::clone(&vm),
-            OUTCOME_OK,
-            Some("AKID2"),
-        );
+        counter.record("StartGUISession", Arc::clone(&vm), OUTCOME_OK, key("AKID2"));
         let log = counter.log();
         assert_eq!(log.dropped, 1);
         let kept: Vec<(&str, &str, Option<&str>)> = log
@@ -299,5 +339,49 @@ mod tests {
         assert_eq!(log.matching(Some("StartGUISession"), None, None).count(), 1);
         counter.reset();
         assert_eq!(counter.log(), CallLog::default());
+    }
+
+    #[test]
+    fn the_log_keeps_sts_calls_with_their_account_and_principal() {
+        let mut counter = CallCounter::default();
+        let role: Arc<str> = Arc::from("arn:aws:iam::111122223333:role/gui");
+        let base = Who {
+            access_key_id: Some("AKIDBASE"),
+            account: Some("000000000000"),
+            caller_arn: Some("arn:aws:iam::000000000000:user/lightsail-sim"),
+        };
+        counter.record("AssumeRole", Arc::clone(&role), OUTCOME_OK, base);
+        counter.record("AssumeRole", Arc::clone(&role), "AccessDenied", base);
+        counter.record("GetCallerIdentity", Arc::from(""), OUTCOME_OK, base);
+        counter.record("GetOperation", Arc::from("vm-1"), OUTCOME_OK, base);
+        let log = counter.log();
+        assert_eq!(log.entries.len(), 3);
+        assert_eq!(
+            log.matching(Some("AssumeRole"), Some(&role), Some(OUTCOME_OK))
+                .count(),
+            1
+        );
+        assert_eq!(log.from_account("000000000000").count(), 3);
+        assert_eq!(log.from_account("111122223333").count(), 0);
+        let json = serde_json::to_value(&log.entries[0]).ok();
+        assert_eq!(
+            json.as_ref()
+                .map(|j| (j["account"].clone(), j["callerArn"].clone())),
+            Some((
+                serde_json::json!("000000000000"),
+                serde_json::json!("arn:aws:iam::000000000000:user/lightsail-sim")
+            ))
+        );
+        // Entries written before the account fields existed still read.
+        let old = serde_json::json!({"action": "StartGUISession", "resource": "vm-1",
+            "outcome": "ok", "time": "2026-01-01T00:00:00Z", "accessKeyId": null});
+        let old: Option<CallLogEntry> = serde_json::from_value(old).ok();
+        assert_eq!(old.map(|e| e.account), Some(None));
+        assert_eq!(
+            counter
+                .report()
+                .count(Some("AssumeRole"), Some(&role), None),
+            2
+        );
     }
 }

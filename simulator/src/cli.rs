@@ -1,8 +1,9 @@
 //! Command-line flags of `lightsail-sim`, each with a `LIGHTSAIL_SIM_*` environment fallback.
 
 use super::config::{
-    ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY,
-    ErrorStyle, Faults, RateLimit, SimConfig, parse_duration, parse_signed_duration,
+    ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
+    DEFAULT_SECRET_ACCESS_KEY, ErrorStyle, Faults, RateLimit, SimConfig, parse_duration,
+    parse_signed_duration,
 };
 use jiff::SignedDuration;
 use std::path::PathBuf;
@@ -17,9 +18,21 @@ start with - or +.
 
 Config file (--config; YAML, or JSON when named *.json):
   clockOffset: -2h               # AWS's clock two hours behind this machine's (--clock-offset wins)
+  accountId: \"000000000000\"      # the base account, of --access-key-id (--account-id wins)
+  stsCredentialLifetime: 20s     # SIMULATOR KNOB, not AWS: every STS credential expires after this
+                                 # at the latest, whatever DurationSeconds asked (1s to 12h;
+                                 # --sts-credential-lifetime wins)
+  accounts:                      # other accounts, reached through STS AssumeRole
+    - id: \"111122223333\"         # 12 digits
+      roles:
+        - name: gui              # [\\w+=,.@-]{1,64}; ARN arn:aws:iam::111122223333:role/gui
+          trustedAccounts: [\"000000000000\"]   # required; who may assume it ([] = nobody)
+          externalId: ext-1      # optional: AssumeRole must pass this ExternalId
+          maxSessionDuration: 1h # longest DurationSeconds, 1h (default) to 12h
   computers:
-    - name: vm-1                 # \\w[\\w\\-]*\\w
+    - name: vm-1                 # \\w[\\w\\-]*\\w; unique across all accounts
       region: us-west-2          # default us-east-1
+      account: \"111122223333\"    # default the base account; seen only by its credentials
       startFailsWith: {errorCode: InternalError, errorDetails: \"disk full\"}
       stopFailsWith: {errorCode: InternalError, errorDetails: \"stuck\"}
       accessDenied: false        # calls answer AccessDeniedException
@@ -36,14 +49,24 @@ Config file (--config; YAML, or JSON when named *.json):
                                  # after the setup calls access fails with this status (or
                                  # failedStartingGUISession) and failureReason, not started
 
+STS: the same URL answers STS (awsQuery: form-encoded POST /, Action=AssumeRole or
+GetCallerIdentity, Version=2011-06-15, SigV4 service sts) next to Lightsail: point
+AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL) at it. Credentials from AssumeRole (ASIA...) sign
+Lightsail calls with their X-Amz-Security-Token and see only their account's computers; once
+expired (on AWS's clock, which PUT /_sim/clock moves) they answer ExpiredTokenException.
+The faults apply to Lightsail calls only.
+
 Control endpoint, same port; with --control-token every /_sim/ request needs
 `Authorization: Bearer TOKEN` (the token is required off loopback):
-  GET  /_sim/calls                      call counts by action, resource, outcome (JSON)
-  GET  /_sim/calls/log                  every Start/StopGUISession call: action, resource, outcome,
-                                        wall-clock time, accessKeyId; {\"entries\":[...],\"dropped\":N}
+  GET  /_sim/calls                      call counts by action, resource, outcome (JSON); AssumeRole
+                                        is counted by the RoleArn asked for
+  GET  /_sim/calls/log                  every Start/StopGUISession, AssumeRole and GetCallerIdentity
+                                        call: action, resource (RoleArn for AssumeRole), outcome,
+                                        wall-clock time, accessKeyId, account, callerArn;
+                                        {\"entries\":[...],\"dropped\":N}
   GET  /_sim/metrics                    the same counts in Prometheus text
   POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
-                                        bucket)
+                                        bucket; issued STS credentials stay valid either way)
   GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
                                         \"serviceErrorRate\":0.1,\"throttleRate\":0.1,
@@ -53,7 +76,14 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
   POST /_sim/computers                  add or update a computer (a config-file entry as JSON, e.g.
                                         {\"name\":\"vm-1\",\"accessSetupCalls\":4}); keeps its history
   GET|DELETE /_sim/computers/NAME       one computer
-  POST /_sim/computers/NAME/release     clear holdStartResponse and send the held responses";
+  POST /_sim/computers/NAME/release     clear holdStartResponse and send the held responses
+  GET  /_sim/accounts                   {\"accountId\",\"baseUserArn\",\"accounts\":[...]}
+  POST /_sim/accounts                   add or replace an account (a config-file entry as JSON, e.g.
+                                        {\"id\":\"111122223333\",\"roles\":[{\"name\":\"gui\",
+                                        \"trustedAccounts\":[\"000000000000\"]}]})
+  GET  /_sim/sts, PUT /_sim/sts         the simulator knob {\"credentialLifetime\":\"20s\"} (null: off)
+                                        for credentials issued from then on; GET adds
+                                        issuedCredentials (a count; secrets are never shown)";
 
 /// Serves the Lightsail GUI-session API (awsJson1_1, SigV4) for tests and benchmarks.
 #[derive(Debug, clap::Parser)]
@@ -82,6 +112,22 @@ pub struct SimArgs {
     /// Access key id whose signatures are accepted.
     #[arg(long, env = "LIGHTSAIL_SIM_ACCESS_KEY_ID", default_value = DEFAULT_ACCESS_KEY_ID)]
     pub access_key_id: String,
+
+    /// The base account (12 digits): the account of --access-key-id, and of computers that
+    /// name none. Default: the config file's accountId, else 000000000000.
+    #[arg(long, env = "LIGHTSAIL_SIM_ACCOUNT_ID", value_name = "ACCOUNT")]
+    pub account_id: Option<String>,
+
+    /// Simulator knob, not an AWS setting: every credential STS AssumeRole issues expires after
+    /// this at the latest (1s to 12h, whole seconds), so tests can watch clients refresh.
+    /// Default: the config file's stsCredentialLifetime, else off.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_STS_CREDENTIAL_LIFETIME",
+        value_name = "DURATION",
+        value_parser = duration_arg
+    )]
+    pub sts_credential_lifetime: Option<Duration>,
 
     /// Secret key of that access key.
     #[arg(
@@ -192,6 +238,16 @@ impl SimArgs {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
+        let account_id = self
+            .account_id
+            .clone()
+            .or_else(|| file.account_id.clone())
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
+        if let Some(path) = &self.config
+            && super::config::is_valid_account_id(&account_id)
+        {
+            file.check_references(path, &account_id)?;
+        }
         let mut computers = file.computers;
         computers.extend(self.computers.iter().cloned());
         let rate_limit = if self.rate_limit == 0.0 {
@@ -211,6 +267,11 @@ impl SimArgs {
         let config = SimConfig {
             access_key_id: self.access_key_id.clone(),
             secret_access_key: self.secret_access_key.clone(),
+            account_id,
+            accounts: file.accounts,
+            sts_credential_lifetime: self
+                .sts_credential_lifetime
+                .or(file.sts_credential_lifetime),
             computers,
             session_lifetime: self.session_lifetime,
             settle_time: self.settle_time,

@@ -1,6 +1,6 @@
-//! What a simulator serves: test credentials, the inventory of virtual computers with their
-//! per-computer behaviours, session and operation timings, the error body style, the faults and
-//! the offset of its clock.
+//! What a simulator serves: test credentials and the AWS accounts (with their IAM roles) they
+//! can reach, the inventory of virtual computers with their per-computer behaviours, session and
+//! operation timings, the error body style, the faults and the offset of its clock.
 
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,16 @@ use std::time::Duration;
 pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDLIGHTSAILSIM";
 /// Secret key the simulator accepts unless told otherwise.
 pub const DEFAULT_SECRET_ACCESS_KEY: &str = "lightsail-sim-secret";
+/// Account the base credentials belong to unless told otherwise.
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+/// A role's maximum session duration unless told otherwise (AWS: 1 hour).
+pub const DEFAULT_MAX_SESSION_DURATION: Duration = Duration::from_secs(3600);
+/// Shortest maximum session duration a role may have (AWS: 1 hour).
+pub const MIN_MAX_SESSION_DURATION: Duration = Duration::from_secs(3600);
+/// Longest maximum session duration a role may have (AWS: 12 hours).
+pub const MAX_MAX_SESSION_DURATION: Duration = Duration::from_secs(12 * 3600);
+/// Longest value of the [`SimConfig::sts_credential_lifetime`] knob.
+pub const MAX_STS_CREDENTIAL_LIFETIME: Duration = MAX_MAX_SESSION_DURATION;
 /// Region of a computer that names none.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// How long a started GUI session lasts before it becomes `startExpired` (AWS: 1 hour).
@@ -29,10 +39,22 @@ pub const MAX_CLOCK_OFFSET: SignedDuration = SignedDuration::from_hours(366 * 24
 /// Everything a [`Simulator`](super::Simulator) needs to start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimConfig {
-    /// The only access key id whose signatures are accepted.
+    /// The only long-term access key id whose signatures are accepted; it belongs to
+    /// [`account_id`](Self::account_id). Temporary credentials from STS `AssumeRole` are
+    /// accepted too.
     pub access_key_id: String,
     /// Its secret key.
     pub secret_access_key: String,
+    /// The base account: the one the base credentials belong to, and of computers that name
+    /// none. Twelve digits.
+    pub account_id: String,
+    /// Other accounts, reached by assuming their roles through STS. An entry with the base
+    /// account's id gives the base account roles.
+    pub accounts: Vec<AccountSpec>,
+    /// **Simulator knob, not an AWS setting:** when set, every credential STS issues expires
+    /// after this long (whole seconds, 1 s to 12 h) whenever that is shorter than the
+    /// `DurationSeconds` asked for, so tests can watch clients refresh. Changeable at run time.
+    pub sts_credential_lifetime: Option<Duration>,
     /// The virtual computers the simulator knows at start.
     pub computers: Vec<ComputerSpec>,
     /// How long a GUI session stays `started` once it has settled.
@@ -59,6 +81,9 @@ impl Default for SimConfig {
         Self {
             access_key_id: DEFAULT_ACCESS_KEY_ID.to_owned(),
             secret_access_key: DEFAULT_SECRET_ACCESS_KEY.to_owned(),
+            account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            accounts: Vec::new(),
+            sts_credential_lifetime: None,
             computers: Vec::new(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             settle_time: DEFAULT_SETTLE_TIME,
@@ -86,6 +111,25 @@ impl SimConfig {
     ) -> Self {
         self.access_key_id = access_key_id.into();
         self.secret_access_key = secret_access_key.into();
+        self
+    }
+
+    /// Sets the base account, the one the base credentials belong to.
+    pub fn with_account_id(mut self, account_id: impl Into<String>) -> Self {
+        self.account_id = account_id.into();
+        self
+    }
+
+    /// Adds an account with its roles (or roles of the base account, with its id).
+    pub fn with_account(mut self, account: AccountSpec) -> Self {
+        self.accounts.push(account);
+        self
+    }
+
+    /// Makes every credential STS issues expire after `lifetime` at the latest (a simulator
+    /// knob real AWS does not have; see [`SimConfig::sts_credential_lifetime`]).
+    pub fn with_sts_credential_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sts_credential_lifetime = Some(lifetime);
         self
     }
 
@@ -159,8 +203,252 @@ impl SimConfig {
                 )));
             }
         }
+        if let Some(lifetime) = self.sts_credential_lifetime {
+            validate_sts_credential_lifetime(lifetime)?;
+        }
+        check_accounts(&self.account_id, &self.accounts, &self.computers)?;
         self.faults.validate()
     }
+}
+
+/// Checks the base account id, every account and role, that account ids are unique, and that
+/// every trusted account and every computer's account is one the simulator knows.
+pub fn check_accounts(
+    base_account: &str,
+    accounts: &[AccountSpec],
+    computers: &[ComputerSpec],
+) -> Result<(), ConfigError> {
+    if !is_valid_account_id(base_account) {
+        return Err(ConfigError::Invalid(format!(
+            "base account id {base_account:?} is not 12 digits"
+        )));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for account in accounts {
+        account.validate()?;
+        if !ids.insert(account.id.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "account {} is defined more than once",
+                account.id
+            )));
+        }
+    }
+    let known = |id: &str| id == base_account || ids.contains(id);
+    for account in accounts {
+        for role in &account.roles {
+            if let Some(stranger) = role.trusted_accounts.iter().find(|id| !known(id)) {
+                return Err(ConfigError::Invalid(format!(
+                    "role {:?} of account {} trusts account {stranger}, which is neither the base \
+                     account ({base_account}) nor one of the accounts configured",
+                    role.name, account.id
+                )));
+            }
+        }
+    }
+    for computer in computers {
+        if let Some(account) = &computer.account
+            && !known(account)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "computer {:?} is in account {account}, which is neither the base account \
+                 ({base_account}) nor one of the accounts configured",
+                computer.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a value of the [`SimConfig::sts_credential_lifetime`] knob.
+pub fn validate_sts_credential_lifetime(lifetime: Duration) -> Result<(), ConfigError> {
+    if lifetime < Duration::from_secs(1)
+        || lifetime > MAX_STS_CREDENTIAL_LIFETIME
+        || lifetime.subsec_nanos() != 0
+    {
+        return Err(ConfigError::Invalid(format!(
+            "STS credential lifetime {} is not a whole number of seconds between 1s and {}",
+            format_duration(lifetime),
+            format_duration(MAX_STS_CREDENTIAL_LIFETIME)
+        )));
+    }
+    Ok(())
+}
+
+/// An AWS account the simulator knows besides the base one, with the roles callers may assume
+/// in it. Field names are camelCase in JSON/YAML: `{"id": "111122223333", "roles": [...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountSpec {
+    /// Twelve digits.
+    pub id: String,
+    /// Its IAM roles.
+    #[serde(default)]
+    pub roles: Vec<RoleSpec>,
+}
+
+impl AccountSpec {
+    /// An account without roles.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// Adds a role.
+    pub fn with_role(mut self, role: RoleSpec) -> Self {
+        self.roles.push(role);
+        self
+    }
+
+    /// Checks the id and every role (not whether trusted accounts exist: see
+    /// [`check_accounts`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_valid_account_id(&self.id) {
+            return Err(ConfigError::Invalid(format!(
+                "account id {:?} is not 12 digits",
+                self.id
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for role in &self.roles {
+            role.validate(&self.id)?;
+            if !names.insert(role.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "role {:?} is defined more than once in account {}",
+                    role.name, self.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An IAM role: who may assume it (its trust policy, reduced to accounts and an optional
+/// external id) and for how long. camelCase in JSON/YAML:
+/// `{"name": "gui", "trustedAccounts": ["000000000000"], "externalId": "x1", "maxSessionDuration": "1h"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleSpec {
+    /// Role name, `[\w+=,.@-]{1,64}`; its ARN is `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub name: String,
+    /// Accounts whose principals may assume it (required; `[]` trusts nobody).
+    pub trusted_accounts: Vec<String>,
+    /// When set, `AssumeRole` must pass exactly this `ExternalId` (the trust policy's
+    /// `sts:ExternalId` condition); 2 to 1224 characters of `[\w+=,.@:/-]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Longest `DurationSeconds` accepted: 1 h (the default) to 12 h, whole seconds.
+    #[serde(default = "default_max_session_duration", with = "duration_text")]
+    pub max_session_duration: Duration,
+}
+
+fn default_max_session_duration() -> Duration {
+    DEFAULT_MAX_SESSION_DURATION
+}
+
+impl RoleSpec {
+    /// A role that trusts nobody yet, with the default maximum session duration.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            trusted_accounts: Vec::new(),
+            external_id: None,
+            max_session_duration: DEFAULT_MAX_SESSION_DURATION,
+        }
+    }
+
+    /// Lets principals of `account` assume it.
+    pub fn trusting(mut self, account: impl Into<String>) -> Self {
+        self.trusted_accounts.push(account.into());
+        self
+    }
+
+    /// Requires this `ExternalId`.
+    pub fn with_external_id(mut self, external_id: impl Into<String>) -> Self {
+        self.external_id = Some(external_id.into());
+        self
+    }
+
+    /// Sets the longest session it grants.
+    pub fn with_max_session_duration(mut self, duration: Duration) -> Self {
+        self.max_session_duration = duration;
+        self
+    }
+
+    /// Checks the name, the trusted account ids, the external id and the maximum duration.
+    pub fn validate(&self, account: &str) -> Result<(), ConfigError> {
+        if !is_valid_role_name(&self.name) {
+            return Err(ConfigError::Invalid(format!(
+                "role name {:?} in account {account} does not match [\\w+=,.@-]{{1,64}}",
+                self.name
+            )));
+        }
+        if let Some(bad) = self
+            .trusted_accounts
+            .iter()
+            .find(|id| !is_valid_account_id(id))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "trusted account {bad:?} of role {:?} in account {account} is not 12 digits",
+                self.name
+            )));
+        }
+        if let Some(external_id) = &self.external_id
+            && !is_valid_external_id(external_id)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "externalId of role {:?} in account {account} is not 2 to 1224 characters of \
+                 [\\w+=,.@:/-]",
+                self.name
+            )));
+        }
+        let duration = self.max_session_duration;
+        if duration < MIN_MAX_SESSION_DURATION
+            || duration > MAX_MAX_SESSION_DURATION
+            || duration.subsec_nanos() != 0
+        {
+            return Err(ConfigError::Invalid(format!(
+                "maxSessionDuration {} of role {:?} in account {account} is not a whole number \
+                 of seconds between 1h and 12h",
+                format_duration(duration),
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The ARN of role `name` in `account`: `arn:aws:iam::ACCOUNT:role/NAME`.
+pub fn role_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
+}
+
+/// Twelve ASCII digits.
+pub fn is_valid_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// IAM's role name pattern `[\w+=,.@-]{1,64}`.
+pub fn is_valid_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(is_iam_name_byte)
+}
+
+/// STS's `RoleSessionName` constraint: 2 to 64 characters of `[\w+=,.@-]`.
+pub fn is_valid_role_session_name(name: &str) -> bool {
+    (2..=64).contains(&name.len()) && name.bytes().all(is_iam_name_byte)
+}
+
+/// STS's `ExternalId` constraint: 2 to 1224 characters of `[\w+=,.@:/-]`.
+pub fn is_valid_external_id(id: &str) -> bool {
+    (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| is_iam_name_byte(b) || b == b':' || b == b'/')
+}
+
+fn is_iam_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)
 }
 
 /// How modelled Lightsail exceptions are written on the wire.
@@ -184,6 +472,11 @@ pub struct ComputerSpec {
     /// Region the computer lives in; calls signed for another region do not find it.
     #[serde(default = "default_region")]
     pub region: String,
+    /// Account the computer belongs to (default: the base account). Calls made with credentials
+    /// of another account do not find it, nor its operations. Names are unique across the
+    /// simulator whatever their account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// Start operations end `Failed` with this error instead of `Succeeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_fails_with: Option<OperationFailure>,
@@ -239,6 +532,7 @@ impl ComputerSpec {
         Self {
             name: name.into(),
             region: default_region(),
+            account: None,
             start_fails_with: None,
             stop_fails_with: None,
             access_denied: false,
@@ -256,6 +550,12 @@ impl ComputerSpec {
     /// Places the computer in `region`.
     pub fn in_region(mut self, region: impl Into<String>) -> Self {
         self.region = region.into();
+        self
+    }
+
+    /// Places the computer in `account` (which the simulator must know).
+    pub fn in_account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
         self
     }
 
@@ -331,6 +631,14 @@ impl ComputerSpec {
             return Err(ConfigError::Invalid(format!(
                 "region {:?} of computer {:?} is not a region name like us-east-1",
                 self.region, self.name
+            )));
+        }
+        if let Some(account) = &self.account
+            && !is_valid_account_id(account)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "account {account:?} of computer {:?} is not 12 digits",
+                self.name
             )));
         }
         if self.access_setup_calls > MAX_ACCESS_SETUP_CALLS {
@@ -611,14 +919,29 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The config file: `computers:` is a list of [`ComputerSpec`]s, `clockOffset:` a signed
-/// duration such as `-2h`. YAML, or JSON when the file name ends in `.json`.
+/// The config file: `computers:` is a list of [`ComputerSpec`]s, `accounts:` a list of
+/// [`AccountSpec`]s, `accountId:` the base account, `clockOffset:` a signed duration such as
+/// `-2h`, `stsCredentialLifetime:` a duration such as `20s`. YAML, or JSON when the file name
+/// ends in `.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigFile {
     /// The inventory.
     #[serde(default)]
     pub computers: Vec<ComputerSpec>,
+    /// [`SimConfig::account_id`]; `--account-id` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// [`SimConfig::accounts`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountSpec>,
+    /// [`SimConfig::sts_credential_lifetime`]; `--sts-credential-lifetime` overrides it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration_text"
+    )]
+    pub sts_credential_lifetime: Option<Duration>,
     /// [`SimConfig::clock_offset`]; `--clock-offset` overrides it.
     #[serde(
         default,
@@ -650,6 +973,14 @@ impl ConfigFile {
         if let Some(offset) = file.clock_offset {
             validate_clock_offset(offset).map_err(|e| parse_error(e.to_string()))?;
         }
+        if let Some(lifetime) = file.sts_credential_lifetime {
+            validate_sts_credential_lifetime(lifetime).map_err(|e| parse_error(e.to_string()))?;
+        }
+        if let Some(id) = &file.account_id
+            && !is_valid_account_id(id)
+        {
+            return Err(parse_error(format!("accountId {id:?} is not 12 digits")));
+        }
         let mut seen = std::collections::HashSet::new();
         for computer in &file.computers {
             computer
@@ -662,7 +993,29 @@ impl ConfigFile {
                 )));
             }
         }
+        let mut ids = std::collections::HashSet::new();
+        for account in &file.accounts {
+            account.validate().map_err(|e| parse_error(e.to_string()))?;
+            if !ids.insert(account.id.as_str()) {
+                return Err(parse_error(format!(
+                    "account {} is defined more than once",
+                    account.id
+                )));
+            }
+        }
         Ok(file)
+    }
+
+    /// Checks that the roles' trusted accounts and the computers' accounts are known, given the
+    /// base account in force (the file's `accountId` may be overridden by a flag); errors name
+    /// the file.
+    pub fn check_references(&self, path: &Path, base_account: &str) -> Result<(), ConfigError> {
+        check_accounts(base_account, &self.accounts, &self.computers).map_err(|e| {
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
+        })
     }
 }
 
@@ -794,6 +1147,30 @@ pub(crate) mod signed_duration_text {
     ) -> Result<SignedDuration, D::Error> {
         let text = String::deserialize(deserializer)?;
         super::parse_signed_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`duration_text`] for an optional field; `null` is none.
+pub(crate) mod optional_duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::duration_text::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| super::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -1050,5 +1427,268 @@ mod tests {
         let config =
             SimConfig::default().with_computer(ComputerSpec::new("vm-1").access_setup_calls(100));
         assert!(config.validate().is_err());
+    }
+
+    fn config_error(config: &SimConfig) -> String {
+        match config.validate() {
+            Ok(()) => panic!("accepted: {config:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn accounts_and_roles_parse_with_defaults_and_read_back() {
+        let yaml = "id: \"111122223333\"\nroles:\n  - name: gui\n    trustedAccounts: [\"000000000000\"]\n  - name: ops.admin@x\n    trustedAccounts: []\n    externalId: \"ext:1/2\"\n    maxSessionDuration: 12h\n";
+        let parsed: Result<AccountSpec, String> =
+            serde_yaml::from_str(yaml).map_err(|e| e.to_string());
+        let expected = AccountSpec::new("111122223333")
+            .with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID))
+            .with_role(
+                RoleSpec::new("ops.admin@x")
+                    .with_external_id("ext:1/2")
+                    .with_max_session_duration(Duration::from_secs(12 * 3600)),
+            );
+        assert_eq!(parsed, Ok(expected.clone()));
+        assert_eq!(
+            expected.roles[0].max_session_duration,
+            DEFAULT_MAX_SESSION_DURATION
+        );
+        let json = serde_json::to_value(&expected).ok();
+        assert_eq!(
+            json.clone(),
+            Some(serde_json::json!({"id": "111122223333", "roles": [
+                {"name": "gui", "trustedAccounts": ["000000000000"], "maxSessionDuration": "1h"},
+                {"name": "ops.admin@x", "trustedAccounts": [], "externalId": "ext:1/2",
+                 "maxSessionDuration": "12h"},
+            ]}))
+        );
+        let back: Option<AccountSpec> = json.and_then(|j| serde_json::from_value(j).ok());
+        assert_eq!(back, Some(expected.clone()));
+
+        let config = SimConfig::default()
+            .with_account(expected)
+            .with_computer(ComputerSpec::new("vm-a").in_account("111122223333"))
+            .with_computer(ComputerSpec::new("vm-b").in_account(DEFAULT_ACCOUNT_ID))
+            .with_sts_credential_lifetime(Duration::from_secs(20));
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        assert_eq!(config.account_id, DEFAULT_ACCOUNT_ID);
+        let computer: Result<ComputerSpec, String> =
+            computer_from_json(r#"{"name": "vm-a", "account": "111122223333"}"#);
+        assert_eq!(
+            computer,
+            Ok(ComputerSpec::new("vm-a").in_account("111122223333"))
+        );
+        assert_eq!(
+            role_arn("111122223333", "gui"),
+            "arn:aws:iam::111122223333:role/gui"
+        );
+    }
+
+    #[test]
+    fn bad_accounts_roles_and_knobs_are_refused_with_clear_errors() {
+        let other = || AccountSpec::new("111122223333");
+        let gui = || RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID);
+        for (config, complaint) in [
+            (
+                SimConfig::default().with_account_id("12345"),
+                "base account id \"12345\" is not 12 digits",
+            ),
+            (
+                SimConfig::default().with_account(AccountSpec::new("1111-2222-3333")),
+                "account id \"1111-2222-3333\" is not 12 digits",
+            ),
+            (
+                SimConfig::default()
+                    .with_account(other())
+                    .with_account(other()),
+                "account 111122223333 is defined more than once",
+            ),
+            (
+                SimConfig::default().with_account(other().with_role(RoleSpec::new("a/b"))),
+                "role name \"a/b\" in account 111122223333 does not match [\\w+=,.@-]{1,64}",
+            ),
+            (
+                SimConfig::default().with_account(other().with_role(RoleSpec::new("x".repeat(65)))),
+                "does not match",
+            ),
+            (
+                SimConfig::default().with_account(other().with_role(gui()).with_role(gui())),
+                "role \"gui\" is defined more than once in account 111122223333",
+            ),
+            (
+                SimConfig::default()
+                    .with_account(other().with_role(RoleSpec::new("gui").trusting("999999999999"))),
+                "role \"gui\" of account 111122223333 trusts account 999999999999, which is \
+                 neither the base account (000000000000) nor one of the accounts configured",
+            ),
+            (
+                SimConfig::default()
+                    .with_account(other().with_role(RoleSpec::new("gui").trusting("99"))),
+                "trusted account \"99\" of role \"gui\" in account 111122223333 is not 12 digits",
+            ),
+            (
+                SimConfig::default().with_account(other().with_role(gui().with_external_id("x"))),
+                "externalId of role \"gui\" in account 111122223333 is not 2 to 1224 characters",
+            ),
+            (
+                SimConfig::default().with_account(
+                    other().with_role(gui().with_max_session_duration(Duration::from_secs(1800))),
+                ),
+                "maxSessionDuration 30m of role \"gui\" in account 111122223333 is not a whole \
+                 number of seconds between 1h and 12h",
+            ),
+            (
+                SimConfig::default()
+                    .with_account(other().with_role(
+                        gui().with_max_session_duration(Duration::from_secs(13 * 3600)),
+                    )),
+                "between 1h and 12h",
+            ),
+            (
+                SimConfig::default()
+                    .with_computer(ComputerSpec::new("vm-1").in_account("444455556666")),
+                "computer \"vm-1\" is in account 444455556666, which is neither the base account \
+                 (000000000000) nor one of the accounts configured",
+            ),
+            (
+                SimConfig::default().with_computer(ComputerSpec::new("vm-1").in_account("4444")),
+                "account \"4444\" of computer \"vm-1\" is not 12 digits",
+            ),
+            (
+                SimConfig::default().with_sts_credential_lifetime(Duration::ZERO),
+                "STS credential lifetime 0s is not a whole number of seconds between 1s and 12h",
+            ),
+            (
+                SimConfig::default().with_sts_credential_lifetime(Duration::from_millis(1500)),
+                "STS credential lifetime 1500ms is not",
+            ),
+            (
+                SimConfig::default().with_sts_credential_lifetime(Duration::from_secs(13 * 3600)),
+                "STS credential lifetime 13h is not",
+            ),
+        ] {
+            let error = config_error(&config);
+            assert!(error.contains(complaint), "{error}\n  wanted: {complaint}");
+        }
+        // A role of the base account, and one trusting its own account, are fine.
+        let config = SimConfig::default()
+            .with_account(AccountSpec::new(DEFAULT_ACCOUNT_ID).with_role(gui()))
+            .with_account(other().with_role(RoleSpec::new("self").trusting("111122223333")));
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+
+        for (json, complaint) in [
+            (
+                r#"{"id": "111122223333", "roles": [{"name": "gui"}]}"#,
+                "missing field `trustedAccounts`",
+            ),
+            (
+                r#"{"id": "111122223333", "roles": [{"name": "gui", "trustedAccounts": [], "maxSessionDuration": "long"}]}"#,
+                "invalid duration",
+            ),
+            (
+                r#"{"id": "111122223333", "roles": [{"name": "gui", "trustedAccounts": [], "externalID": "x1"}]}"#,
+                "unknown field `externalID`",
+            ),
+            (r#"{"id": 111122223333}"#, "invalid type"),
+            (
+                r#"{"id": "111122223333", "role": []}"#,
+                "unknown field `role`",
+            ),
+        ] {
+            let parsed: Result<AccountSpec, String> =
+                serde_json::from_str(json).map_err(|e| e.to_string());
+            match parsed {
+                Ok(account) => panic!("{json} was accepted: {account:?}"),
+                Err(error) => assert!(error.contains(complaint), "{json}: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_files_carry_accounts_and_name_the_file_when_bad() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        let good = dir.path().join("accounts.yaml");
+        let yaml = "accountId: \"123456789012\"\nstsCredentialLifetime: 20s\naccounts:\n  - id: \"111122223333\"\n    roles:\n      - {name: gui, trustedAccounts: [\"123456789012\"], externalId: ext-1}\ncomputers:\n  - {name: vm-1, account: \"111122223333\"}\n";
+        assert!(std::fs::write(&good, yaml).is_ok());
+        let loaded = ConfigFile::load(&good).map_err(|e| e.to_string());
+        let Ok(file) = loaded else {
+            panic!("{loaded:?}");
+        };
+        assert_eq!(file.account_id.as_deref(), Some("123456789012"));
+        assert_eq!(file.sts_credential_lifetime, Some(Duration::from_secs(20)));
+        assert_eq!(file.accounts.len(), 1);
+        assert!(file.check_references(&good, "123456789012").is_ok());
+        // With another base account the role trusts a stranger: the error names the file.
+        match file.check_references(&good, DEFAULT_ACCOUNT_ID) {
+            Ok(()) => panic!("a stranger was trusted"),
+            Err(error) => {
+                let error = error.to_string();
+                assert!(error.contains("trusts account 123456789012"), "{error}");
+                assert!(error.contains("accounts.yaml"), "{error}");
+            }
+        }
+        for (name, text, complaint) in [
+            (
+                "id.yaml",
+                "accountId: \"abc\"\n",
+                "accountId \"abc\" is not 12 digits",
+            ),
+            (
+                "life.yaml",
+                "stsCredentialLifetime: 0\n",
+                "STS credential lifetime 0s",
+            ),
+            (
+                "twice.json",
+                r#"{"accounts": [{"id": "111122223333"}, {"id": "111122223333"}]}"#,
+                "account 111122223333 is defined more than once",
+            ),
+            (
+                "role.yaml",
+                "accounts:\n  - id: \"111122223333\"\n    roles: [{name: \"a b\", trustedAccounts: []}]\n",
+                "does not match",
+            ),
+            (
+                "computer.yaml",
+                "computers:\n  - {name: vm-1, account: \"12\"}\n",
+                "account \"12\" of computer \"vm-1\" is not 12 digits",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            assert!(std::fs::write(&path, text).is_ok());
+            match ConfigFile::load(&path) {
+                Ok(file) => panic!("{name} was accepted: {file:?}"),
+                Err(error) => {
+                    let error = error.to_string();
+                    assert!(error.contains(complaint), "{name}: {error}");
+                    assert!(error.contains(name), "{name}: {error}");
+                }
+            }
+        }
+        // Unquoted ids read as written, leading zeros and all.
+        let unquoted = dir.path().join("unquoted.yaml");
+        let yaml = "accountId: 000000000000\naccounts:\n  - id: 011122223333\n    roles: [{name: gui, trustedAccounts: [000000000000]}]\n";
+        assert!(std::fs::write(&unquoted, yaml).is_ok());
+        let loaded = ConfigFile::load(&unquoted).map_err(|e| e.to_string());
+        assert_eq!(
+            loaded.map(|f| (f.account_id, f.accounts)),
+            Ok((
+                Some(DEFAULT_ACCOUNT_ID.to_owned()),
+                vec![
+                    AccountSpec::new("011122223333")
+                        .with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID))
+                ]
+            ))
+        );
+        let null = dir.path().join("null.yaml");
+        assert!(std::fs::write(&null, "stsCredentialLifetime: null\n").is_ok());
+        assert_eq!(
+            ConfigFile::load(&null)
+                .ok()
+                .map(|f| f.sts_credential_lifetime),
+            Some(None)
+        );
     }
 }

@@ -8,8 +8,36 @@
 //!   `CreateGUISessionAccessDetails`. Other targets answer `UnknownOperationException`, bodies
 //!   that are not a JSON object `SerializationException`.
 //! * **SigV4** — requests must be signed for service `lightsail` with the configured key pair
-//!   (default [`DEFAULT_ACCESS_KEY_ID`] / [`DEFAULT_SECRET_ACCESS_KEY`]); the credential scope's
-//!   region is the region called, and computers of other regions are `NotFoundException` there.
+//!   (default [`DEFAULT_ACCESS_KEY_ID`] / [`DEFAULT_SECRET_ACCESS_KEY`]) or with temporary
+//!   credentials from STS; the credential scope's region is the region called, and computers of
+//!   other regions are `NotFoundException` there.
+//! * **Accounts and STS** — the base key pair belongs to the base account
+//!   ([`SimConfig::account_id`], default [`DEFAULT_ACCOUNT_ID`]; its principal is
+//!   `arn:aws:iam::ACCOUNT:user/lightsail-sim`). Other accounts ([`AccountSpec`]) have IAM roles
+//!   ([`RoleSpec`]: trusted accounts, an optional external id, a maximum session duration), and
+//!   each computer belongs to one account ([`ComputerSpec::account`], default the base one).
+//!   The same listener answers STS (awsQuery: `POST /` with a form-encoded body,
+//!   `Action=AssumeRole|GetCallerIdentity&Version=2011-06-15`, SigV4 service `sts`, XML answers),
+//!   so one URL serves as both `AWS_ENDPOINT_URL_LIGHTSAIL` and `AWS_ENDPOINT_URL_STS`.
+//!   `AssumeRole` checks `RoleArn` (`arn:aws:iam::ACCOUNT:role/NAME`), `RoleSessionName`
+//!   (2–64 of `[\w+=,.@-]`), `ExternalId`, `DurationSeconds` (900 to the role's maximum; at most
+//!   1 h for role chaining) as STS does (`ValidationError`, 400), answers `AccessDenied` (403)
+//!   when the role does not exist, does not trust the caller's account or wants another
+//!   external id, and otherwise issues `ASIA…` credentials with a session token. Lightsail calls
+//!   signed with them need the matching `X-Amz-Security-Token` (else `InvalidClientTokenId`,
+//!   403) and see only their account's computers and operations: another account's are
+//!   `NotFoundException`, exactly as missing ones. Past their `Expiration` they are refused with
+//!   `ExpiredTokenException` (Lightsail, 400) or `ExpiredToken` (STS, 400). Expiry is judged on
+//!   AWS's clock (below), so moving the clock offset past an `Expiration` expires credentials
+//!   without waiting. [`SimConfig::sts_credential_lifetime`] is a **simulator knob real AWS does
+//!   not have**: it caps every issued credential's lifetime (e.g. 20 s) whatever
+//!   `DurationSeconds` asked, so tests can watch a client's identity cache refresh. STS errors
+//!   are XML (`<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message>
+//!   </Error><RequestId>…</RequestId></ErrorResponse>`); a bad signature is
+//!   `SignatureDoesNotMatch`, an unknown action or version `InvalidAction`. The faults below
+//!   apply to Lightsail calls only. Secret keys and session tokens appear in the `AssumeRole`
+//!   answer only: never in the counts, the call log, the metrics, the `/_sim/` views or the
+//!   simulator's logs (even at trace level).
 //! * **Behaviour** — sessions go notStarted → starting → started → startExpired (after the
 //!   session lifetime), stopping → stopped; each Start/Stop makes an operation that is `Started`
 //!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
@@ -36,15 +64,23 @@
 //!   clock, and changing the offset at run time acts like the node's clock jumping.
 //! * **Call log** — besides the counts, every `StartGUISession` / `StopGUISession` call answered
 //!   is kept with its outcome (`ok`, or the error: refused ones too, so only `ok` entries changed a
-//!   session), resource, wall-clock time (not shifted) and the access key id that signed it, up to
-//!   [`CALL_LOG_CAPACITY`] entries (older ones are dropped and counted).
+//!   session), resource, wall-clock time (not shifted), the access key id that signed it, and the
+//!   `account` and `callerArn` of that key when the simulator knows it, up to
+//!   [`CALL_LOG_CAPACITY`] entries (older ones are dropped and counted). `AssumeRole` and
+//!   `GetCallerIdentity` calls are kept in the same log, an `AssumeRole` with the `RoleArn` asked
+//!   for as its resource: `call_log().matching(Some("AssumeRole"), Some(&role_arn(..)),
+//!   Some("ok")).count()` counts a role's assumptions, [`CallLog::from_account`] the calls of an
+//!   account. The counts have them too (`AssumeRole` by role ARN).
 //!
 //! # Settings
 //!
 //! | [`SimConfig`] field | flag (env `LIGHTSAIL_SIM_…`) | config file | default |
 //! | --- | --- | --- | --- |
-//! | `computers` | `--computer NAME[@REGION]` | `computers:` | none |
+//! | `computers` | `--computer NAME[@REGION]` | `computers:` (with `account:`) | none |
 //! | `access_key_id`, `secret_access_key` | `--access-key-id`, `--secret-access-key` | | [`DEFAULT_ACCESS_KEY_ID`], [`DEFAULT_SECRET_ACCESS_KEY`] |
+//! | `account_id` (of the base key pair) | `--account-id` (wins over the file) | `accountId:` | [`DEFAULT_ACCOUNT_ID`] |
+//! | `accounts` ([`AccountSpec`] with [`RoleSpec`]s) | | `accounts:` | none |
+//! | `sts_credential_lifetime` (simulator knob, not AWS) | `--sts-credential-lifetime 20s` (wins over the file) | `stsCredentialLifetime: 20s` | off; whole seconds, 1 s to 12 h |
 //! | `session_lifetime` | `--session-lifetime` | | `1h` |
 //! | `settle_time` | `--settle-time` | | `1s` |
 //! | `error_style` | `--error-style code\|type` | | `code` |
@@ -60,9 +96,9 @@
 //! | method and path | does |
 //! | --- | --- |
 //! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
-//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId"}],"dropped"}`: Start/Stop calls, oldest first |
+//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId","account","callerArn"}],"dropped"}`: Start/Stop and STS calls, oldest first |
 //! | `GET /_sim/metrics` | the counts as Prometheus text (`lightsail_sim_calls_total`) |
-//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket |
+//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket (issued STS credentials stay valid) |
 //! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
 //! | `PUT /_sim/clock` | `{"offset":"-2h"}` sets the offset (answers as GET) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON; PUT replaces them all (omitted fields are off) |
@@ -70,6 +106,10 @@
 //! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history |
 //! | `GET /_sim/computers/{name}`, `DELETE …` | one computer |
 //! | `POST /_sim/computers/{name}/release` | clears `holdStartResponse`, sending the held responses |
+//! | `GET /_sim/accounts` | [`AccountsView`] `{"accountId","baseUserArn","accounts":[`[`AccountSpec`]`]}` |
+//! | `POST /_sim/accounts` | an [`AccountSpec`]: adds an account (201) or replaces its roles (200); its roles may trust only known accounts |
+//! | `GET /_sim/sts` | `{"credentialLifetime":"20s"\|null,"issuedCredentials":N}` (a count: no secrets) |
+//! | `PUT /_sim/sts` | `{"credentialLifetime":"20s"}` or `null`: the knob, for credentials issued from then on |
 //!
 //! Control errors answer 4xx with `{"error": "..."}`.
 //!
@@ -95,23 +135,32 @@ mod cli;
 mod clock;
 mod config;
 mod faults;
+mod identity;
 mod server;
 mod sigv4;
 mod state;
+mod sts;
 mod wire;
 
 pub use calls::{CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK};
 pub use cli::SimArgs;
 pub use config::{
-    AccessFailure, AccessFailureStatus, ComputerSpec, ConfigError, ConfigFile,
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_OPERATIONS_PAGE_SIZE, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
+    AccessFailure, AccessFailureStatus, AccountSpec, ComputerSpec, ConfigError, ConfigFile,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_SESSION_DURATION,
+    DEFAULT_OPERATIONS_PAGE_SIZE, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
     DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME, ErrorStyle, Faults, LightsailException,
-    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, OperationFailure, RateLimit, SimConfig,
-    format_duration, format_signed_duration, is_valid_resource_name, parse_duration,
-    parse_signed_duration, validate_clock_offset,
+    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_MAX_SESSION_DURATION,
+    MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, OperationFailure, RateLimit, RoleSpec,
+    SimConfig, check_accounts, format_duration, format_signed_duration, is_valid_account_id,
+    is_valid_external_id, is_valid_resource_name, is_valid_role_name, is_valid_role_session_name,
+    parse_duration, parse_signed_duration, role_arn, validate_clock_offset,
+    validate_sts_credential_lifetime,
 };
+pub use identity::BASE_USER_NAME;
 pub use jiff::SignedDuration;
+pub use server::AccountsView;
 pub use state::ComputerView;
+pub use sts::StsAction;
 pub use wire::{Action, UNKNOWN_ACTION};
 
 use anyhow::Context as _;
@@ -144,12 +193,20 @@ impl Simulator {
                 page_size: config.operations_page_size,
             },
             Arc::clone(&clock),
+            &config.account_id,
         );
         for computer in &config.computers {
             world.upsert(computer.clone());
         }
         let shared = Arc::new(Shared {
-            verifier: sigv4::Verifier::new(&config.access_key_id, &config.secret_access_key),
+            verifier: sigv4::Verifier::new(),
+            identities: Mutex::new(identity::Identities::new(
+                &config.account_id,
+                &config.access_key_id,
+                &config.secret_access_key,
+                &config.accounts,
+                config.sts_credential_lifetime,
+            )),
             error_style: config.error_style,
             clock,
             world: Mutex::new(world),
@@ -178,11 +235,17 @@ impl Simulator {
                 })
                 .await
         });
-        tracing::info!(%local_addr, computers = config.computers.len(), "lightsail-sim started");
+        tracing::info!(
+            %local_addr,
+            computers = config.computers.len(),
+            accounts = config.accounts.len(),
+            "lightsail-sim started"
+        );
         Ok(RunningSimulator {
             local_addr,
             access_key_id: config.access_key_id,
             secret_access_key: config.secret_access_key,
+            account_id: config.account_id,
             shared,
             stop,
             task: Some(task),
@@ -196,6 +259,7 @@ pub struct RunningSimulator {
     local_addr: SocketAddr,
     access_key_id: String,
     secret_access_key: String,
+    account_id: String,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -207,7 +271,8 @@ impl RunningSimulator {
         self.local_addr
     }
 
-    /// `http://ADDR`, for `endpoint_url` / `AWS_ENDPOINT_URL_LIGHTSAIL`.
+    /// `http://ADDR`, for `endpoint_url` / `AWS_ENDPOINT_URL_LIGHTSAIL` and
+    /// `AWS_ENDPOINT_URL_STS` (the same URL serves both; or set `AWS_ENDPOINT_URL`).
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.local_addr)
     }
@@ -220,6 +285,37 @@ impl RunningSimulator {
     /// The secret key it accepts.
     pub fn secret_access_key(&self) -> &str {
         &self.secret_access_key
+    }
+
+    /// The base account, the one its access key belongs to.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// The base account, the other accounts and their roles.
+    pub fn accounts(&self) -> AccountsView {
+        server::accounts_view(&lock(&self.shared.identities))
+    }
+
+    /// Adds an account or replaces its roles (credentials issued already stay valid); `true`
+    /// when it is new. Its roles may trust only accounts the simulator knows.
+    pub fn upsert_account(&self, account: AccountSpec) -> Result<bool, ConfigError> {
+        lock(&self.shared.identities).upsert_account(account)
+    }
+
+    /// The simulator knob shortening STS credentials (see
+    /// [`SimConfig::sts_credential_lifetime`]).
+    pub fn sts_credential_lifetime(&self) -> Option<Duration> {
+        lock(&self.shared.identities).credential_lifetime()
+    }
+
+    /// Sets (or, with `None`, clears) the knob for credentials issued from now on; those issued
+    /// already keep their expiration.
+    pub fn set_sts_credential_lifetime(
+        &self,
+        lifetime: Option<Duration>,
+    ) -> Result<(), ConfigError> {
+        lock(&self.shared.identities).set_credential_lifetime(lifetime)
     }
 
     /// The call counts so far.
@@ -262,7 +358,7 @@ impl RunningSimulator {
 
     /// Adds a computer or replaces its spec (keeping its history); `true` when it is new.
     pub fn upsert_computer(&self, spec: ComputerSpec) -> Result<bool, ConfigError> {
-        spec.validate()?;
+        self.shared.validate_computer(&spec)?;
         Ok(self.shared.upsert_computer(spec).0)
     }
 

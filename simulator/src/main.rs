@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
 async fn run(args: SimArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     let simulator = Simulator::start(config, args.listen.as_str()).await?;
+    // Listen for signals before announcing the address: a parent may send SIGTERM as soon as it
+    // has read the line.
+    let stop = shutdown_signal()?;
     // The one stdout line: a parent started with `--listen 127.0.0.1:0` reads the port here.
     let mut stdout = std::io::stdout().lock();
     writeln!(
@@ -38,19 +41,20 @@ async fn run(args: SimArgs) -> anyhow::Result<()> {
     )?;
     stdout.flush()?;
     drop(stdout);
-    shutdown_signal().await?;
+    stop.await;
     tracing::info!("stopping");
     simulator.shutdown().await
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() -> anyhow::Result<()> {
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }

@@ -1,11 +1,17 @@
-//! HTTP routes: the AWS protocol on `POST /` and the control endpoint under `/_sim/`.
+//! HTTP routes: the AWS protocols on `POST /` (Lightsail's awsJson1_1, and STS's awsQuery told
+//! apart by its form-encoded body) and the control endpoint under `/_sim/`.
 
-use super::calls::{CallCounter, CallLog, CallReport, OUTCOME_OK};
+use super::calls::{CallCounter, CallLog, CallReport, OUTCOME_OK, Who};
 use super::clock::SimClock;
-use super::config::{ComputerSpec, ErrorStyle, Faults, LightsailException, signed_duration_text};
+use super::config::{
+    AccountSpec, ComputerSpec, ConfigError, ErrorStyle, Faults, LightsailException,
+    optional_duration_text, signed_duration_text,
+};
 use super::faults::{FaultState, Verdict};
+use super::identity::{Caller, Identities};
 use super::sigv4::{Verifier, claimed_access_key_id};
 use super::state::{ComputerView, World, new_uuid};
+use super::sts::{self, Form, StsAction, StsError};
 use super::wire::{Action, AwsError, ErrorCode, RequestFields, UNKNOWN_ACTION, json_response};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -20,6 +26,7 @@ use std::time::Instant;
 /// State shared by all requests.
 pub(crate) struct Shared {
     pub verifier: Verifier,
+    pub identities: Mutex<Identities>,
     pub error_style: ErrorStyle,
     pub clock: Arc<SimClock>,
     pub world: Mutex<World>,
@@ -32,7 +39,34 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// SigV4 signing name of Lightsail.
+const LIGHTSAIL_SERVICE: &str = "lightsail";
+
+/// The session token a request carries (temporary credentials sign with one).
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-amz-security-token")
+        .and_then(|value| value.to_str().ok())
+}
+
 impl Shared {
+    /// Checks a computer spec, including that its account is one the simulator knows.
+    pub(crate) fn validate_computer(&self, spec: &ComputerSpec) -> Result<(), ConfigError> {
+        spec.validate()?;
+        let identities = lock(&self.identities);
+        match &spec.account {
+            Some(account) if !identities.knows_account(account) => {
+                Err(ConfigError::Invalid(format!(
+                    "computer {:?} is in account {account}, which is neither the base account \
+                     ({}) nor one of the accounts configured",
+                    spec.name,
+                    identities.base_account()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn upsert_computer(&self, spec: ComputerSpec) -> (bool, Option<ComputerView>) {
         let name = spec.name.clone();
         let mut world = lock(&self.world);
@@ -48,14 +82,28 @@ impl Shared {
         world.view_of(name)
     }
 
-    fn count(
-        &self,
-        action: &'static str,
-        resource: Arc<str>,
-        outcome: &'static str,
-        access_key_id: Option<&str>,
-    ) {
-        lock(&self.calls).record(action, resource, outcome, access_key_id);
+    /// Counts a call (and logs it at debug level), with who made it: the verified caller, else
+    /// whoever the claimed access key belongs to.
+    fn count(&self, call: &CallContext<'_>, resource: Arc<str>, outcome: &'static str) {
+        let looked_up = match (&call.caller, call.access_key_id) {
+            (None, Some(key)) => lock(&self.identities).caller_of(key),
+            _ => None,
+        };
+        let caller = call.caller.as_ref().or(looked_up.as_ref());
+        let account = caller.map(|c| &*c.account);
+        tracing::debug!(
+            action = call.action,
+            resource = &*resource,
+            outcome,
+            account,
+            "call"
+        );
+        let who = Who {
+            access_key_id: call.access_key_id,
+            account,
+            caller_arn: caller.map(|c| &*c.arn),
+        };
+        lock(&self.calls).record(call.action, resource, outcome, who);
     }
 
     /// The resource a call is about, for counting calls that fail before reaching the world.
@@ -77,10 +125,31 @@ impl Shared {
     }
 
     fn fail(&self, call: &CallContext<'_>, resource: Arc<str>, error: AwsError) -> Response {
-        let outcome = error.code.type_name();
-        tracing::debug!(action = call.action, resource = &*resource, outcome, "call");
-        self.count(call.action, resource, outcome, call.access_key_id);
+        self.count(call, resource, error.code.type_name());
         error.into_response(self.error_style, call.request_id)
+    }
+
+    fn fail_sts(&self, call: &CallContext<'_>, resource: Arc<str>, error: StsError) -> Response {
+        self.count(call, resource, error.code);
+        error.into_response(call.request_id)
+    }
+
+    /// Checks a request's signature for `service` with the credentials it names.
+    fn authenticate<'r>(
+        &self,
+        service: &str,
+        method: &Method,
+        uri: &Uri,
+        headers: &'r HeaderMap,
+        body: &[u8],
+    ) -> Result<(&'r str, Caller), AwsError> {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let token = session_token(headers);
+        let now = self.clock.now();
+        self.verifier
+            .verify(service, method.as_str(), path, headers, body, now, |key| {
+                lock(&self.identities).signing_key(key, token, now)
+            })
     }
 }
 
@@ -144,6 +213,8 @@ fn control_routes(shared: Arc<Shared>) -> Router {
             get(get_computer).delete(delete_computer),
         )
         .route("/_sim/computers/{name}/release", post(post_release))
+        .route("/_sim/accounts", get(get_accounts).post(post_account))
+        .route("/_sim/sts", get(get_sts).put(put_sts))
         .with_state(shared)
 }
 
@@ -151,6 +222,8 @@ fn control_routes(shared: Arc<Shared>) -> Router {
 struct CallContext<'a> {
     action: &'static str,
     access_key_id: Option<&'a str>,
+    /// Who signed it, once the signature holds.
+    caller: Option<Caller>,
     request_id: &'a str,
 }
 
@@ -183,28 +256,30 @@ async fn answer_aws_call(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    if sts::is_sts_request(headers) {
+        return answer_sts_call(shared, &method, &uri, headers, &body);
+    }
     let request_id = new_uuid();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let action = Action::from_target(target);
-    let call = CallContext {
+    let mut call = CallContext {
         action: action.map_or(UNKNOWN_ACTION, Action::name),
         access_key_id: claimed_access_key_id(headers),
+        caller: None,
         request_id: &request_id,
     };
     let fields = RequestFields::parse(&body);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
 
-    let verified =
-        shared
-            .verifier
-            .verify(method.as_str(), path, headers, &body, shared.clock.now());
-    let region = match verified {
-        Ok(region) => region,
+    let verified = shared.authenticate(LIGHTSAIL_SERVICE, &method, &uri, headers, &body);
+    let (region, caller) = match verified {
+        Ok(verified) => verified,
         Err(error) => {
             let resource = shared.claimed_resource(action, fields.as_ref().ok());
             return shared.fail(&call, resource, error);
         }
     };
+    let account = Arc::clone(&caller.account);
+    call.caller = Some(caller);
     let Some(action) = action else {
         let error = AwsError::new(
             ErrorCode::UnknownOperation,
@@ -241,33 +316,90 @@ async fn answer_aws_call(
     let answer = {
         let mut world = lock(&shared.world);
         let resource_name = fields.resource_name.as_deref();
+        let account = &*account;
         match action {
-            Action::StartGuiSession => world.start_or_stop(resource_name, region, true),
-            Action::StopGuiSession => world.start_or_stop(resource_name, region, false),
-            Action::GetOperation => world.get_operation(fields.operation_id.as_deref(), region),
-            Action::GetOperationsForResource => {
-                world.operations_for_resource(resource_name, fields.page_token.as_deref(), region)
+            Action::StartGuiSession => world.start_or_stop(resource_name, region, account, true),
+            Action::StopGuiSession => world.start_or_stop(resource_name, region, account, false),
+            Action::GetOperation => {
+                world.get_operation(fields.operation_id.as_deref(), region, account)
             }
-            Action::CreateGuiSessionAccessDetails => world.access_details(resource_name, region),
+            Action::GetOperationsForResource => world.operations_for_resource(
+                resource_name,
+                fields.page_token.as_deref(),
+                region,
+                account,
+            ),
+            Action::CreateGuiSessionAccessDetails => {
+                world.access_details(resource_name, region, account)
+            }
         }
     };
     let resource = answer.resource.unwrap_or_else(|| Arc::from(""));
     match answer.body {
         Err(error) => shared.fail(&call, resource, error),
         Ok(body) => {
-            tracing::debug!(
-                action = call.action,
-                resource = &*resource,
-                outcome = OUTCOME_OK,
-                "call"
-            );
-            shared.count(call.action, resource, OUTCOME_OK, call.access_key_id);
+            shared.count(&call, resource, OUTCOME_OK);
             if let Some(held) = answer.hold {
                 // Counted and recorded already; the client hears back only once released.
                 held.released().await;
             }
             json_response(StatusCode::OK, body, &request_id)
         }
+    }
+}
+
+/// One STS call: authenticate (signing name `sts`), check the action and version, act, count,
+/// answer in XML. The faults do not apply: they model Lightsail.
+fn answer_sts_call(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let request_id = new_uuid();
+    let form = Form::parse(body);
+    let action_name = form.get("Action");
+    let action = action_name.and_then(StsAction::from_name);
+    let mut call = CallContext {
+        action: action.map_or(UNKNOWN_ACTION, StsAction::name),
+        access_key_id: claimed_access_key_id(headers),
+        caller: None,
+        request_id: &request_id,
+    };
+    // AssumeRole calls are counted (and logged) by the role they ask for.
+    let resource: Arc<str> = match action {
+        Some(StsAction::AssumeRole) => Arc::from(form.get("RoleArn").unwrap_or("")),
+        _ => Arc::from(""),
+    };
+    let caller = match shared.authenticate(sts::SERVICE, method, uri, headers, body) {
+        Ok((_region, caller)) => caller,
+        Err(error) => return shared.fail_sts(&call, resource, StsError::from_auth(error)),
+    };
+    call.caller = Some(caller.clone());
+    let version = form.get("Version");
+    let action = match action {
+        Some(action) if version == Some(sts::VERSION) => action,
+        _ => {
+            let error = StsError::unknown_action(action_name, version);
+            return shared.fail_sts(&call, resource, error);
+        }
+    };
+    let answer = match action {
+        StsAction::GetCallerIdentity => Ok(sts::caller_identity_xml(&caller, &request_id)),
+        StsAction::AssumeRole => sts::assume_role_input(&form).and_then(|input| {
+            let issued = lock(&shared.identities).assume_role(&caller, &input, shared.clock.now());
+            issued
+                .map(|issued| sts::assume_role_xml(&issued, &request_id))
+                .map_err(|refusal| StsError::refused(refusal, &caller, input.role_arn))
+        }),
+    };
+    match answer {
+        Ok(xml) => {
+            shared.count(&call, resource, OUTCOME_OK);
+            sts::xml_response(StatusCode::OK, xml, &request_id)
+        }
+        Err(error) => shared.fail_sts(&call, resource, error),
     }
 }
 
@@ -415,7 +547,7 @@ async fn post_computer(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
         Ok(spec) => spec,
         Err(response) => return *response,
     };
-    if let Err(error) = spec.validate() {
+    if let Err(error) = shared.validate_computer(&spec) {
         return control_error(StatusCode::BAD_REQUEST, error.to_string());
     }
     let name = spec.name.clone();
@@ -453,4 +585,99 @@ async fn post_release(State(shared): State<Arc<Shared>>, Path(name): Path<String
         Some(view) => Json(view).into_response(),
         None => control_error(StatusCode::NOT_FOUND, format!("no computer {name:?}")),
     }
+}
+
+/// What `GET /_sim/accounts` returns: the base account and the others with their roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountsView {
+    /// The base account (of the base credentials and of computers that name none).
+    pub account_id: String,
+    /// The principal the base credentials are: `arn:aws:iam::ACCOUNT:user/lightsail-sim`.
+    pub base_user_arn: String,
+    /// The accounts configured, by id.
+    pub accounts: Vec<AccountSpec>,
+}
+
+pub(crate) fn accounts_view(identities: &Identities) -> AccountsView {
+    AccountsView {
+        account_id: identities.base_account().to_owned(),
+        base_user_arn: format!(
+            "arn:aws:iam::{}:user/{}",
+            identities.base_account(),
+            super::identity::BASE_USER_NAME
+        ),
+        accounts: identities.accounts(),
+    }
+}
+
+async fn get_accounts(State(shared): State<Arc<Shared>>) -> Json<AccountsView> {
+    Json(accounts_view(&lock(&shared.identities)))
+}
+
+async fn post_account(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let account: AccountSpec = match parse_control_body(&body) {
+        Ok(account) => account,
+        Err(response) => return *response,
+    };
+    let id = account.id.clone();
+    match lock(&shared.identities).upsert_account(account.clone()) {
+        Ok(created) => {
+            tracing::info!(account = %id, created, "account set");
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(account)).into_response()
+        }
+        Err(error) => control_error(StatusCode::BAD_REQUEST, error.to_string()),
+    }
+}
+
+/// `PUT /_sim/sts` body: the simulator knob, `{"credentialLifetime": "20s"}` (or `null`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StsBody {
+    #[serde(default, with = "optional_duration_text")]
+    credential_lifetime: Option<std::time::Duration>,
+}
+
+/// What `GET /_sim/sts` returns.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StsView {
+    #[serde(with = "optional_duration_text")]
+    credential_lifetime: Option<std::time::Duration>,
+    issued_credentials: usize,
+}
+
+fn sts_view(identities: &Identities) -> Json<StsView> {
+    Json(StsView {
+        credential_lifetime: identities.credential_lifetime(),
+        issued_credentials: identities.issued_count(),
+    })
+}
+
+async fn get_sts(State(shared): State<Arc<Shared>>) -> Json<StsView> {
+    sts_view(&lock(&shared.identities))
+}
+
+async fn put_sts(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let body: StsBody = match parse_control_body(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    let mut identities = lock(&shared.identities);
+    if let Err(error) = identities.set_credential_lifetime(body.credential_lifetime) {
+        return control_error(StatusCode::BAD_REQUEST, error.to_string());
+    }
+    tracing::info!(
+        lifetime = body
+            .credential_lifetime
+            .map(super::config::format_duration)
+            .as_deref(),
+        "STS credential lifetime set"
+    );
+    sts_view(&identities).into_response()
 }

@@ -10,14 +10,12 @@ use http::HeaderMap;
 use std::time::{Duration, SystemTime};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-const SERVICE: &str = "lightsail";
+const SECURITY_TOKEN_HEADER: &str = "x-amz-security-token";
 /// AWS rejects requests whose date is further than this from its clock.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 
-/// Checks signatures made with one access key.
+/// Checks SigV4 signatures; which secret goes with which access key id is asked per request.
 pub(crate) struct Verifier {
-    access_key_id: String,
-    identity: Identity,
     settings: SigningSettings,
 }
 
@@ -32,33 +30,28 @@ struct AuthorizationHeader<'a> {
 }
 
 impl Verifier {
-    pub(crate) fn new(access_key_id: &str, secret_access_key: &str) -> Self {
-        let credentials = Credentials::new(
-            access_key_id,
-            secret_access_key,
-            None,
-            None,
-            "lightsail-sim",
-        );
+    pub(crate) fn new() -> Self {
         let mut settings = SigningSettings::default();
         // Sign exactly what the client listed, whatever its own exclusions were.
         settings.excluded_headers = Some(Vec::new());
-        Self {
-            access_key_id: access_key_id.to_owned(),
-            identity: credentials.into(),
-            settings,
-        }
+        Self { settings }
     }
 
-    /// Returns the region of the credential scope when the request is correctly signed.
-    pub(crate) fn verify<'r>(
+    /// Returns the region of the credential scope, and what `key` said of the access key id,
+    /// when the request is correctly signed for `service`. `key` answers the secret of the
+    /// access key id the request names (and whatever else the caller wants to know of it), or
+    /// the error to answer (unknown key, wrong session token, expired credentials).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn verify<'r, T>(
         &self,
+        service: &str,
         method: &str,
         path_and_query: &str,
         headers: &'r HeaderMap,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<&'r str, AwsError> {
+        key: impl FnOnce(&str) -> Result<(String, T), AwsError>,
+    ) -> Result<(&'r str, T), AwsError> {
         let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
             return Err(AwsError::new(
                 ErrorCode::MissingAuthenticationToken,
@@ -76,12 +69,7 @@ impl Verifier {
                      'SignedHeaders' parameters of algorithm AWS4-HMAC-SHA256.",
                 )
             })?;
-        if authorization.access_key_id != self.access_key_id {
-            return Err(AwsError::new(
-                ErrorCode::InvalidClientTokenId,
-                "The security token included in the request is invalid.",
-            ));
-        }
+        let (secret_access_key, known) = key(authorization.access_key_id)?;
         let amz_date = headers
             .get("x-amz-date")
             .and_then(|v| v.to_str().ok())
@@ -109,9 +97,9 @@ impl Verifier {
                 ),
             ));
         }
-        if authorization.service != SERVICE {
+        if authorization.service != service {
             return Err(invalid_signature(format!(
-                "Credential should be scoped to correct service: '{SERVICE}'."
+                "Credential should be scoped to correct service: '{service}'."
             )));
         }
         if !amz_date.starts_with(authorization.scope_date) || authorization.scope_date.len() != 8 {
@@ -129,6 +117,7 @@ impl Verifier {
             ));
         }
         let mut signed = Vec::with_capacity(names.len());
+        let mut session_token = None;
         for name in names {
             let mut values = headers.get_all(name).iter().peekable();
             if values.peek().is_none() {
@@ -140,16 +129,29 @@ impl Verifier {
                 let value = value.to_str().map_err(|_| {
                     invalid_signature(format!("Signed header {name:?} is not visible ASCII."))
                 })?;
-                signed.push((name, value));
+                if name == SECURITY_TOKEN_HEADER {
+                    // Through the identity: aws-sigv4 then signs it as a sensitive header and
+                    // redacts it when it traces the request, which it does not for the
+                    // request's own headers.
+                    session_token = Some(value);
+                } else {
+                    signed.push((name, value));
+                }
             }
         }
         let expected = self.expected_signature(
+            Signer {
+                access_key_id: authorization.access_key_id,
+                secret_access_key: &secret_access_key,
+                session_token,
+                region: authorization.region,
+                service,
+                signed_at,
+            },
             method,
             path_and_query,
             signed,
             body,
-            authorization.region,
-            signed_at,
         )?;
         if !constant_time_eq(expected.as_bytes(), authorization.signature.as_bytes()) {
             return Err(invalid_signature(
@@ -157,24 +159,33 @@ impl Verifier {
                  Check your AWS Secret Access Key and signing method.",
             ));
         }
-        Ok(authorization.region)
+        Ok((authorization.region, known))
     }
 
     fn expected_signature(
         &self,
+        signer: Signer<'_>,
         method: &str,
         path_and_query: &str,
         headers: Vec<(&str, &str)>,
         body: &[u8],
-        region: &str,
-        signed_at: SystemTime,
     ) -> Result<String, AwsError> {
         let unsignable = |e: &dyn std::fmt::Display| invalid_signature(format!("{e}"));
+        // The session token only when the client signed it: aws-sigv4 adds it to the signed
+        // headers itself.
+        let identity: Identity = Credentials::new(
+            signer.access_key_id,
+            signer.secret_access_key,
+            signer.session_token.map(str::to_owned),
+            None,
+            "lightsail-sim",
+        )
+        .into();
         let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(region)
-            .name(SERVICE)
-            .time(signed_at)
+            .identity(&identity)
+            .region(signer.region)
+            .name(signer.service)
+            .time(signer.signed_at)
             .settings(self.settings.clone())
             .build()
             .map_err(|e| unsignable(&e))?
@@ -189,6 +200,17 @@ impl Verifier {
         let output = sign(request, &params).map_err(|e| unsignable(&e))?;
         Ok(output.signature().to_owned())
     }
+}
+
+/// Whose signature to recompute, where and when.
+struct Signer<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    /// `x-amz-security-token`, when among the signed headers.
+    session_token: Option<&'a str>,
+    region: &'a str,
+    service: &'a str,
+    signed_at: SystemTime,
 }
 
 /// The access key id a request's `Authorization` header names, whether or not the signature
@@ -239,8 +261,8 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     Some(timestamp.into())
 }
 
-/// Compares signatures without revealing where they first differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets (signatures, tokens) without revealing where they first differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -1,4 +1,5 @@
-//! The simulated account: computers, their GUI sessions and the operation history.
+//! The simulated accounts' computers, their GUI sessions and the operation history. Every
+//! computer and operation belongs to one account; callers see only their own account's.
 //!
 //! Nothing runs in the background: an operation's status and a session's state are computed at
 //! read time from when things happened, the settle time and the session lifetime. Times are kept
@@ -68,6 +69,7 @@ struct Operation {
     id: Arc<str>,
     resource: Arc<str>,
     region: Arc<str>,
+    account: Arc<str>,
     kind: OperationKind,
     created_at: i64,
     settles_at: i64,
@@ -116,6 +118,8 @@ impl Operation {
 pub(crate) struct Computer {
     pub name: Arc<str>,
     region: Arc<str>,
+    /// Its account, resolved (the base account when the spec names none).
+    account: Arc<str>,
     pub spec: ComputerSpec,
     /// Operation ids, oldest first.
     operations: Vec<Arc<str>>,
@@ -185,6 +189,8 @@ pub(crate) struct Timings {
 pub(crate) struct World {
     timings: Timings,
     clock: Arc<SimClock>,
+    /// Account of computers whose spec names none.
+    base_account: Arc<str>,
     computers: HashMap<Arc<str>, Computer>,
     operations: HashMap<Arc<str>, Operation>,
 }
@@ -212,10 +218,11 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AwsError> {
 }
 
 impl World {
-    pub(crate) fn new(timings: Timings, clock: Arc<SimClock>) -> Self {
+    pub(crate) fn new(timings: Timings, clock: Arc<SimClock>, base_account: &str) -> Self {
         Self {
             timings,
             clock,
+            base_account: Arc::from(base_account),
             computers: HashMap::new(),
             operations: HashMap::new(),
         }
@@ -224,9 +231,14 @@ impl World {
     /// Adds a computer, or replaces the spec of an existing one while keeping its session and
     /// operations. Returns whether it is new. Clearing `holdStartResponse` releases held calls.
     pub(crate) fn upsert(&mut self, spec: ComputerSpec) -> bool {
+        let account = spec
+            .account
+            .as_deref()
+            .map_or_else(|| Arc::clone(&self.base_account), Arc::from);
         match self.computers.get_mut(spec.name.as_str()) {
             Some(computer) => {
                 computer.region = Arc::from(spec.region.as_str());
+                computer.account = account;
                 computer.hold.send_replace(spec.hold_start_response);
                 computer.spec = spec;
                 false
@@ -236,6 +248,7 @@ impl World {
                 let computer = Computer {
                     name: Arc::clone(&name),
                     region: Arc::from(spec.region.as_str()),
+                    account,
                     hold: watch::Sender::new(spec.hold_start_response),
                     held: Arc::new(AtomicUsize::new(0)),
                     spec,
@@ -318,11 +331,14 @@ impl World {
         }
     }
 
-    /// The computer a call names, as seen from `region`, after its forced exceptions.
+    /// The computer a call names, as seen from `region` by a caller of `account`, after its
+    /// forced exceptions. Computers of other regions or accounts are not found, exactly as
+    /// missing ones.
     fn resolve(
         &self,
         resource_name: Option<&str>,
         region: &str,
+        account: &str,
     ) -> Result<&Computer, (AwsError, Option<Arc<str>>)> {
         let Some(name) = resource_name else {
             return Err((
@@ -349,7 +365,9 @@ impl World {
             ));
         }
         let computer = match self.computers.get(name) {
-            Some(computer) if &*computer.region == region => computer,
+            Some(computer) if &*computer.region == region && &*computer.account == account => {
+                computer
+            }
             _ => {
                 return Err((
                     AwsError::lightsail(
@@ -369,9 +387,10 @@ impl World {
         &mut self,
         resource_name: Option<&str>,
         region: &str,
+        account: &str,
         start: bool,
     ) -> Answer {
-        let name = match self.resolve(resource_name, region) {
+        let name = match self.resolve(resource_name, region, account) {
             Ok(computer) => Arc::clone(&computer.name),
             Err((error, resource)) => return Answer::error(error, resource),
         };
@@ -391,6 +410,7 @@ impl World {
             id: Arc::from(new_uuid()),
             resource: Arc::clone(&computer.name),
             region: Arc::clone(&computer.region),
+            account: Arc::clone(&computer.account),
             kind,
             created_at: now,
             settles_at: now.saturating_add(millis(self.timings.settle_time)),
@@ -419,7 +439,12 @@ impl World {
     }
 
     /// `GetOperation`.
-    pub(crate) fn get_operation(&self, operation_id: Option<&str>, region: &str) -> Answer {
+    pub(crate) fn get_operation(
+        &self,
+        operation_id: Option<&str>,
+        region: &str,
+        account: &str,
+    ) -> Answer {
         let Some(id) = operation_id else {
             return Answer::error(
                 AwsError::lightsail(
@@ -433,7 +458,7 @@ impl World {
         let found = self
             .operations
             .get(id)
-            .filter(|operation| &*operation.region == region);
+            .filter(|operation| &*operation.region == region && &*operation.account == account);
         let Some(operation) = found else {
             return Answer::error(
                 AwsError::lightsail(
@@ -465,8 +490,9 @@ impl World {
         resource_name: Option<&str>,
         page_token: Option<&str>,
         region: &str,
+        account: &str,
     ) -> Answer {
-        let computer = match self.resolve(resource_name, region) {
+        let computer = match self.resolve(resource_name, region, account) {
             Ok(computer) => computer,
             Err((error, resource)) => return Answer::error(error, resource),
         };
@@ -531,8 +557,13 @@ impl World {
     /// `CreateGUISessionAccessDetails`: the session status, and while `started` two URLs with
     /// fresh bearer tokens. The URLs go into the answer only: never into the log, the counts
     /// or the views.
-    pub(crate) fn access_details(&mut self, resource_name: Option<&str>, region: &str) -> Answer {
-        let computer = match self.resolve(resource_name, region) {
+    pub(crate) fn access_details(
+        &mut self,
+        resource_name: Option<&str>,
+        region: &str,
+        account: &str,
+    ) -> Answer {
+        let computer = match self.resolve(resource_name, region, account) {
             Ok(computer) => computer,
             Err((error, resource)) => return Answer::error(error, resource),
         };

@@ -87,6 +87,8 @@ pub(crate) enum ErrorCode {
     Throttling,
     MissingAuthenticationToken,
     InvalidClientTokenId,
+    /// Temporary credentials past their expiration.
+    ExpiredToken,
     InvalidSignature,
     IncompleteSignature,
     RequestExpired,
@@ -104,6 +106,7 @@ impl ErrorCode {
             Self::Throttling => "ThrottlingException",
             Self::MissingAuthenticationToken => "MissingAuthenticationToken",
             Self::InvalidClientTokenId => "InvalidClientTokenId",
+            Self::ExpiredToken => "ExpiredTokenException",
             Self::InvalidSignature => "InvalidSignatureException",
             Self::IncompleteSignature => "IncompleteSignature",
             Self::RequestExpired => "RequestExpired",
@@ -120,6 +123,7 @@ impl ErrorCode {
             | Self::InvalidClientTokenId
             | Self::InvalidSignature => StatusCode::FORBIDDEN,
             Self::Throttling
+            | Self::ExpiredToken
             | Self::IncompleteSignature
             | Self::RequestExpired
             | Self::UnknownOperation
