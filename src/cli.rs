@@ -26,8 +26,46 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller (the default).
     Run(RunArgs),
-    /// Print the GuiSession CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML (GuiSession unless told otherwise).
+    Crd {
+        /// Which kind's CRD.
+        #[arg(long, value_enum, default_value_t = CrdKind::GuiSession)]
+        kind: CrdKind,
+    },
+}
+
+/// The kinds the operator defines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CrdKind {
+    #[value(name = "guisession")]
+    GuiSession,
+    #[value(name = "lightsailaccount")]
+    LightsailAccount,
+    #[value(name = "clusterlightsailaccount")]
+    ClusterLightsailAccount,
+}
+
+impl CrdKind {
+    /// The generated CRD, and the file it is checked in as (under `crds/`).
+    pub fn crd(
+        self,
+    ) -> (
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+        &'static str,
+    ){
+        use kube::CustomResourceExt;
+        match self {
+            CrdKind::GuiSession => (crate::crd::GuiSession::crd(), "guisession.yaml"),
+            CrdKind::LightsailAccount => (
+                crate::account::LightsailAccount::crd(),
+                "lightsailaccount.yaml",
+            ),
+            CrdKind::ClusterLightsailAccount => (
+                crate::account::ClusterLightsailAccount::crd(),
+                "clusterlightsailaccount.yaml",
+            ),
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -101,6 +139,16 @@ pub struct RunArgs {
     /// GuiSessions keep their sessions alive and report AccessSecretsDisabled.
     #[arg(long, env = "LGO_ACCESS_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
     pub access_secrets: bool,
+
+    /// Let LightsailAccount / ClusterLightsailAccount objects name a Secret of static AWS keys
+    /// (credentialsSecretRef). Needs permission to read Secrets (chart value
+    /// `accounts.staticKeys`); off, such accounts report StaticKeysDisabled.
+    #[arg(long, env = "LGO_ACCOUNT_STATIC_KEYS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub account_static_keys: bool,
+
+    /// How often a working account's credentials are checked again (GetCallerIdentity).
+    #[arg(long, env = "LGO_ACCOUNT_RECHECK", default_value = "1h", value_parser = duration_arg)]
+    pub account_recheck: Duration,
 
     /// Most GuiSessions reconciled at the same time.
     #[arg(long, env = "LGO_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]

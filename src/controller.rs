@@ -21,13 +21,18 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::crd::{GuiSession, GuiSessionStatus};
+use crate::account::{
+    AccountFound, AccountKey, AccountRefusal, ClusterLightsailAccount, LightsailAccount,
+    check_account,
+};
+use crate::account_controller::{edge_key, namespace_labels};
+use crate::crd::{AccountKind, GuiSession, GuiSessionStatus};
 use crate::decision::{
-    AccessSecret, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError, SecretSeen,
-    Settings, Transition, View, transition, until,
+    AccessSecret, AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError,
+    SecretSeen, Settings, Transition, View, transition, until,
 };
 use crate::leadership::LeaderGate;
-use crate::lightsail::{Action, Lightsail, LightsailError, Permit};
+use crate::lightsail::{Action, Lightsail, LightsailError, Permit, Scope};
 use crate::metrics::Metrics;
 
 /// Field manager of every status write (server-side apply).
@@ -97,6 +102,29 @@ fn is_status(e: &Error, code: u16) -> bool {
     matches!(e, Error::Kube(kube::Error::Api(s)) if s.code == code)
 }
 
+/// The caches of the account kinds and of namespaces (for cluster accounts' selectors).
+#[derive(Clone)]
+pub struct AccountStores {
+    pub namespaced: kube::runtime::reflector::Store<LightsailAccount>,
+    pub cluster: kube::runtime::reflector::Store<ClusterLightsailAccount>,
+    pub namespaces: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>,
+}
+
+/// Which account a reconcile acts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AccountUse {
+    Own,
+    /// Ready, with its edge key and default Region.
+    Usable {
+        edge: String,
+        region: Option<String>,
+    },
+    Refused(AccountRefusal),
+    /// Ready, but this process has not loaded its credentials yet: the account check wakes the
+    /// object once it has.
+    Loading,
+}
+
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub client: kube::Client,
@@ -115,6 +143,8 @@ pub struct Context {
     /// StartGUISession: the settle window less the longest a call can take (and a second for
     /// the whole-second `requestedAt`). A start that could not go out within it is not sent.
     pub start_budget: Duration,
+    /// The account caches of the current leadership term; `None` when accounts are not watched.
+    accounts: std::sync::RwLock<Option<AccountStores>>,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
     /// Status this process wrote, by object, until the watch cache has caught up with it (see
     /// [`Context::fresh`]).
@@ -146,6 +176,7 @@ impl Context {
             retry,
             leader,
             start_budget,
+            accounts: std::sync::RwLock::new(None),
             failures: Mutex::default(),
             written: Mutex::default(),
         }
@@ -203,6 +234,18 @@ impl Context {
         }
     }
 
+    /// Sets the account caches (each leadership term watches afresh).
+    pub fn set_accounts(&self, stores: Option<AccountStores>) {
+        *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = stores;
+    }
+
+    fn account_stores(&self) -> Option<AccountStores> {
+        self.accounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn next_backoff(&self, obj: &GuiSession) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(ObjectRef::from_obj(obj)).or_insert(0);
@@ -231,6 +274,7 @@ pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Requeu
                 api,
                 secrets,
                 secret: SecretSeen::NotRead,
+                account: AccountUse::Own,
             }
             .run()
             .await
@@ -270,6 +314,7 @@ struct Reconcile<'a> {
     secrets: Api<Secret>,
     /// The access Secret as last read or written.
     secret: SecretSeen,
+    account: AccountUse,
 }
 
 impl Reconcile<'_> {
@@ -290,11 +335,84 @@ impl Reconcile<'_> {
                 .get(SKIP_STOP_ANNOTATION)
                 .is_some_and(|v| v == "true"),
             access_secret: self.secret,
+            account: match &self.account {
+                AccountUse::Own | AccountUse::Loading => AccountView::Own,
+                AccountUse::Usable { region, .. } => AccountView::Usable {
+                    region: region.as_deref(),
+                },
+                AccountUse::Refused(r) => AccountView::Refused(r),
+            },
         };
         transition(&view, input, now, &self.ctx.settings)
     }
 
+    /// Where Lightsail calls for `target` go.
+    fn scope<'t>(&'t self, target: &'t crate::decision::Target) -> Scope<'t> {
+        Scope {
+            account: match &self.account {
+                AccountUse::Usable { edge, .. } => Some(edge.as_str()),
+                _ => None,
+            },
+            region: target.region.as_deref(),
+        }
+    }
+
+    /// The account `spec.accountRef` names, as the caches and the Lightsail edge know it.
+    fn resolve_account(&self) -> AccountUse {
+        let Some(reference) = &self.obj.spec.account_ref else {
+            return AccountUse::Own;
+        };
+        let namespace = self.obj.namespace().unwrap_or_default();
+        let key = AccountKey::of(reference, &namespace);
+        let Some(stores) = self.ctx.account_stores() else {
+            return AccountUse::Refused(AccountRefusal {
+                reason: "AccountNotReady",
+                message: "this operator does not watch LightsailAccounts".into(),
+                pending: false,
+            });
+        };
+        let namespaced;
+        let cluster;
+        let found = match reference.kind {
+            AccountKind::LightsailAccount => {
+                namespaced = stores
+                    .namespaced
+                    .get(&ObjectRef::new(&reference.name).within(&namespace));
+                namespaced.as_deref().map(AccountFound::Namespaced)
+            }
+            AccountKind::ClusterLightsailAccount => {
+                cluster = stores.cluster.get(&ObjectRef::new(&reference.name));
+                cluster.as_deref().map(|a| {
+                    let labels = namespace_labels(&stores.namespaces, &namespace);
+                    AccountFound::Cluster(a, a.spec.namespaces.allows(&namespace, &labels))
+                })
+            }
+        };
+        match check_account(&key, found) {
+            Err(refusal) => AccountUse::Refused(refusal),
+            Ok(spec) => {
+                let edge = edge_key(&key);
+                if self.ctx.lightsail.account_loaded(&edge) {
+                    AccountUse::Usable {
+                        edge,
+                        region: spec.region.clone(),
+                    }
+                } else {
+                    AccountUse::Loading
+                }
+            }
+        }
+    }
+
     async fn run(mut self) -> Result<Requeue, Error> {
+        self.account = self.resolve_account();
+        if self.account == AccountUse::Loading {
+            debug!(
+                name = self.obj.name_any(),
+                "waiting for the account's credentials to be loaded"
+            );
+            return Ok(Requeue::await_change());
+        }
         self.secret = self.read_secret().await?;
         let mut input = Input::Observed;
         let mut permit: Option<Permit> = None;
@@ -320,7 +438,7 @@ impl Reconcile<'_> {
                 match self
                     .ctx
                     .lightsail
-                    .permit(target.region.as_deref(), Action::StartGuiSession)
+                    .permit(self.scope(target), Action::StartGuiSession)
                     .await
                 {
                     Ok(p) => permit = Some(p),
@@ -388,7 +506,7 @@ impl Reconcile<'_> {
                 } => Input::Polled(
                     self.ctx
                         .lightsail
-                        .get_operation(target.region.as_deref(), &operation_id)
+                        .get_operation(self.scope(&target), &operation_id)
                         .await,
                 ),
                 Effect::Lookup(target) => {
@@ -396,7 +514,7 @@ impl Reconcile<'_> {
                     let result = self
                         .ctx
                         .lightsail
-                        .operations_for_resource(target.region.as_deref(), &target.resource_name)
+                        .operations_for_resource(self.scope(&target), &target.resource_name)
                         .await;
                     Input::LookedUp { target, at, result }
                 }
@@ -405,7 +523,7 @@ impl Reconcile<'_> {
                         .ctx
                         .lightsail
                         .create_gui_session_access_details(
-                            target.region.as_deref(),
+                            self.scope(&target),
                             &target.resource_name,
                         )
                         .await,
@@ -432,7 +550,7 @@ impl Reconcile<'_> {
                     Input::StopAnswered(
                         self.ctx
                             .lightsail
-                            .stop_gui_session(target.region.as_deref(), &target.resource_name)
+                            .stop_gui_session(self.scope(&target), &target.resource_name)
                             .await
                             .map(|_| ()),
                     )
@@ -746,6 +864,7 @@ mod tests {
                 max_session_age: "1h".into(),
                 suspend: false,
                 stop_on_delete: false,
+                account_ref: None,
                 access: None,
                 schedule: None,
             },

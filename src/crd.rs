@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+pub use crate::account::{AccountKind, AccountRef};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,10 @@ pub struct GuiSessionSpec {
     /// Opt-in: after every session start or renewal, the operator asks Lightsail for the session's access URLs (CreateGUISessionAccessDetails) and writes them into a Secret in this namespace, owned by this GuiSession. The operator must be installed with access Secrets enabled (chart value `accessSecrets.enabled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessSpec>,
+
+    /// The AWS account to manage the session in: a `LightsailAccount` in this namespace, or a `ClusterLightsailAccount` that allows this namespace. When unset, the operator's own AWS identity. A missing, not-ready or not-allowed account makes the GuiSession Stalled (reason AccountNotFound, AccountNotReady or AccountNotAllowed) until the account is fixed; no Lightsail call is made meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
 
     /// Opt-in: keep sessions alive only inside these windows. Outside a window no session is started or renewed. When unset, sessions are kept alive all the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,9 +174,13 @@ pub struct GuiSessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
 
-    /// The AWS Region of `resourceName` (`spec.region`, or the operator's default Region).
+    /// The AWS Region of `resourceName` (`spec.region`, the account's Region, or the operator's default Region).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+
+    /// The account the recorded session belongs to (`LightsailAccount/NAME` or `ClusterLightsailAccount/NAME`); unset for the operator's own identity. A different `spec.accountRef` means the recorded session is not this object's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 
     /// The last Lightsail operation the operator started or adopted for this resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,6 +272,9 @@ pub struct PendingStart {
     /// Its AWS Region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Its account (as in `status.account`); unset for the operator's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// The operator replica that wrote it.
     pub holder: String,
 }

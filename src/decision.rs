@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::account::AccountRefusal;
 use crate::crd::{
     AccessStatus, DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, LastError, Operation,
     PendingStart, ScheduleStatus, parse_go_duration, whole_seconds,
@@ -102,17 +103,29 @@ pub struct Target {
     /// The effective Region; `None` only when neither the spec nor the operator names one (the
     /// Lightsail edge then answers with a terminal `NoRegion`).
     pub region: Option<String>,
+    /// The account (`Kind/name` of `spec.accountRef`); `None`: the operator's own identity.
+    pub account: Option<String>,
 }
 
 impl Target {
-    /// The resource the spec names, in its effective Region.
-    pub fn of(spec: &GuiSessionSpec, settings: &Settings) -> Target {
+    /// The resource the spec names, in its effective Region (the spec's, else the account's,
+    /// else the operator's).
+    pub fn of(spec: &GuiSessionSpec, account: AccountView<'_>, settings: &Settings) -> Target {
+        let account_region = match account {
+            AccountView::Usable { region } => region.map(str::to_owned),
+            _ => None,
+        };
         Target {
             resource_name: spec.resource_name.clone(),
             region: spec
                 .region
                 .clone()
+                .or(account_region)
                 .or_else(|| settings.default_region.clone()),
+            account: spec
+                .account_ref
+                .as_ref()
+                .map(|r| format!("{:?}/{}", r.kind, r.name)),
         }
     }
 
@@ -120,6 +133,7 @@ impl Target {
         status.resource_name.as_ref().map(|name| Target {
             resource_name: name.clone(),
             region: status.region.clone(),
+            account: status.account.clone(),
         })
     }
 
@@ -127,6 +141,7 @@ impl Target {
         Target {
             resource_name: p.resource_name.clone(),
             region: p.region.clone(),
+            account: p.account.clone(),
         }
     }
 
@@ -155,6 +170,20 @@ pub struct View<'a> {
     pub skip_stop: bool,
     /// The Secret `spec.access` names, as read before deciding.
     pub access_secret: SecretSeen,
+    /// The account `spec.accountRef` names, as found before deciding.
+    pub account: AccountView<'a>,
+}
+
+/// Whether the account a GuiSession names can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountView<'a> {
+    /// No `spec.accountRef`: the operator's own identity.
+    #[default]
+    Own,
+    /// The account exists, allows the namespace and is Ready; its default Region.
+    Usable { region: Option<&'a str> },
+    /// Why it cannot be used (missing, not allowed, not ready).
+    Refused(&'a AccountRefusal),
 }
 
 /// What the controller found of the access Secret `spec.access.secretName` names.
@@ -404,7 +433,7 @@ impl Machine<'_> {
     }
 
     fn target(&self) -> Target {
-        Target::of(self.view.spec, self.settings)
+        Target::of(self.view.spec, self.view.account, self.settings)
     }
 
     fn max_age(&self) -> Duration {
@@ -457,6 +486,19 @@ impl Machine<'_> {
         }
         if self.view.spec.suspend {
             self.phase(Phase::Suspended);
+            return self.done(Next::Change);
+        }
+        if let AccountView::Refused(refusal) = self.view.account {
+            // Nothing can be done in an account that cannot be used; the account's next change
+            // wakes this object (no polling meanwhile).
+            if refusal.pending {
+                self.waiting(refusal.message.clone());
+            } else {
+                self.phase(Phase::Stalled {
+                    reason: refusal.reason.to_owned(),
+                    message: refusal.message.clone(),
+                });
+            }
             return self.done(Next::Change);
         }
         match self.window() {
@@ -529,6 +571,7 @@ impl Machine<'_> {
     fn record_target(&mut self, target: &Target) {
         self.status.resource_name = Some(target.resource_name.clone());
         self.status.region = target.region.clone();
+        self.status.account = target.account.clone();
     }
 
     /// The spec names another resource (or Region): the recorded session is not this object's
@@ -568,6 +611,7 @@ impl Machine<'_> {
             requested_at: self.stamp(),
             resource_name: target.resource_name.clone(),
             region: target.region.clone(),
+            account: target.account.clone(),
             holder: self.settings.identity.clone(),
         });
         let renewing = self.was_ready() && self.status.session_started_at.is_some();
@@ -1220,6 +1264,20 @@ impl Machine<'_> {
         let target = Target::recorded(&self.status)
             .or_else(|| self.status.pending_start.as_ref().map(Target::pending))
             .unwrap_or_else(|| self.target());
+        if let AccountView::Refused(refusal) = self.view.account {
+            // Holding the object until someone fixes the account would hold its namespace too.
+            self.finalizer = Some(false);
+            self.note(
+                true,
+                "StopSkipped",
+                "StopGUISession",
+                format!(
+                    "{}: the GUI session of {} is not stopped and runs out on its own",
+                    refusal.message, target.resource_name
+                ),
+            );
+            return self.done(Next::Change);
+        }
         if self.view.skip_stop {
             self.finalizer = Some(false);
             self.note(

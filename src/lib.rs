@@ -1,3 +1,5 @@
+pub mod account;
+pub mod account_controller;
 pub mod cli;
 pub mod controller;
 pub mod crd;

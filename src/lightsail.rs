@@ -20,6 +20,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use crate::crd::{Location, Operation, OperationStatus};
 use crate::metrics::Metrics;
 
+mod accounts;
+pub use accounts::{AccountCheckError, AccountConfig, CallerIdentity, StaticKeys};
+
 /// Lightsail actions the operator calls (also the `action` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -541,7 +544,7 @@ impl AccessDetails {
 }
 
 /// Client-side rate limit per Region.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     pub per_second: NonZeroU32,
     pub burst: NonZeroU32,
@@ -558,12 +561,39 @@ struct RegionClient {
     limiter: Arc<DefaultDirectRateLimiter>,
 }
 
+/// A client's account key (`None`: the operator's own identity) and Region.
+type ClientKey = (Option<String>, String);
+
+/// Where a call goes: which account (`None`: the operator's own identity; otherwise the key an
+/// account was checked under, see [`Lightsail::check_account`]) and which Region (`None`: the
+/// default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub account: Option<&'a str>,
+    pub region: Option<&'a str>,
+}
+
+impl<'a> Scope<'a> {
+    /// The operator's own identity, in `region`.
+    pub fn own(region: Option<&'a str>) -> Self {
+        Scope {
+            account: None,
+            region,
+        }
+    }
+}
+
 /// Lightsail clients for every Region in use, built from one AWS configuration load.
 pub struct Lightsail {
     base: SdkConfig,
     default_region: Option<String>,
     rate: RateLimit,
-    clients: Mutex<HashMap<String, Arc<RegionClient>>>,
+    /// By account key (`None`: the operator's own identity) and Region.
+    clients: Mutex<HashMap<ClientKey, Arc<RegionClient>>>,
+    /// Rate limiters by AWS account id (empty: the operator's own) and Region: Lightsail's
+    /// limits are per account, whatever object names it.
+    limiters: Mutex<HashMap<(String, String), Arc<DefaultDirectRateLimiter>>>,
+    accounts: Mutex<accounts::Accounts>,
     metrics: Arc<Metrics>,
     call_timeout: Duration,
 }
@@ -599,6 +629,8 @@ impl Lightsail {
             default_region,
             rate,
             clients: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             metrics,
             call_timeout: DEFAULT_CALL_TIMEOUT,
         }
@@ -622,10 +654,10 @@ impl Lightsail {
 
     fn region_client(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         action: Action,
     ) -> Result<Arc<RegionClient>, LightsailError> {
-        let Some(region) = region.or(self.default_region.as_deref()) else {
+        let Some(region) = scope.region.or(self.default_region.as_deref()) else {
             return Err(LightsailError {
                 action,
                 code: "NoRegion".into(),
@@ -634,18 +666,42 @@ impl Lightsail {
                 answered: true,
             });
         };
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(region) {
+        let key = (scope.account.map(str::to_owned), region.to_owned());
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(c.clone());
         }
-        if self.base.credentials_provider().is_none() {
+        let (credentials, rate, account_id) = match scope.account {
+            None => (None, self.rate, String::new()),
+            Some(account) => match self.account_client_parts(account) {
+                Some((provider, rate, id)) => (Some(provider), rate, id),
+                None => {
+                    return Err(LightsailError {
+                        action,
+                        code: "AccountNotReady".into(),
+                        message: format!("the credentials of {account} are not loaded"),
+                        class: ErrorClass::Retryable,
+                        answered: true,
+                    });
+                }
+            },
+        };
+        if credentials.is_none() && self.base.credentials_provider().is_none() {
             // The SDK would fail every call with "no identity resolver for sigv4".
             return Err(LightsailError::no_credentials(
                 action,
                 "no credentials provider is configured",
             ));
         }
-        let config = aws_sdk_lightsail::config::Builder::from(&self.base)
+        let mut builder = aws_sdk_lightsail::config::Builder::from(&self.base);
+        if let Some(provider) = credentials {
+            builder = builder.credentials_provider(provider);
+        }
+        let config = builder
             .region(Region::new(region.to_owned()))
             // Retries are the controller's job (per-object backoff with jitter, visible in
             // status and metrics); SDK retries underneath would multiply them.
@@ -657,23 +713,31 @@ impl Lightsail {
                     .build(),
             )
             .build();
-        let quota = Quota::per_second(self.rate.per_second).allow_burst(self.rate.burst);
+        let limiter = self
+            .limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((account_id, region.to_owned()))
+            .or_insert_with(|| {
+                let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
+                Arc::new(RateLimiter::direct(quota))
+            })
+            .clone();
         let c = Arc::new(RegionClient {
             client: Client::from_conf(config),
-            limiter: Arc::new(RateLimiter::direct(quota)),
+            limiter,
         });
-        clients.insert(region.to_owned(), c.clone());
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, c.clone());
         Ok(c)
     }
 
     /// Waits for the Region's rate limit. Taken apart from the call so that a caller can do its
     /// last steps (the fenced status write before a start) after the wait, right before the call.
-    pub async fn permit(
-        &self,
-        region: Option<&str>,
-        action: Action,
-    ) -> Result<Permit, LightsailError> {
-        let rc = self.region_client(region, action)?;
+    pub async fn permit(&self, scope: Scope<'_>, action: Action) -> Result<Permit, LightsailError> {
+        let rc = self.region_client(scope, action)?;
         rc.limiter.until_ready().await;
         Ok(Permit {
             client: rc.client.clone(),
@@ -684,7 +748,7 @@ impl Lightsail {
     /// Waits for the Region's rate limit, runs the call and records its metrics.
     async fn call<T, F, Fut, E>(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         action: Action,
         f: F,
     ) -> Result<T, LightsailError>
@@ -693,7 +757,7 @@ impl Lightsail {
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + ModelledCode + std::error::Error + Send + Sync + 'static,
     {
-        let permit = self.permit(region, action).await?;
+        let permit = self.permit(scope, action).await?;
         self.call_with(permit, f).await
     }
 
@@ -738,11 +802,11 @@ impl Lightsail {
     /// `StopGUISession`.
     pub async fn stop_gui_session(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         resource_name: &str,
     ) -> Result<Vec<Operation>, LightsailError> {
         let out = self
-            .call(region, Action::StopGuiSession, |c| {
+            .call(scope, Action::StopGuiSession, |c| {
                 c.stop_gui_session().resource_name(resource_name).send()
             })
             .await?;
@@ -753,11 +817,11 @@ impl Lightsail {
     /// access URLs.
     pub async fn create_gui_session_access_details(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         resource_name: &str,
     ) -> Result<AccessDetails, LightsailError> {
         let out = self
-            .call(region, Action::CreateGuiSessionAccessDetails, |c| {
+            .call(scope, Action::CreateGuiSessionAccessDetails, |c| {
                 c.create_gui_session_access_details()
                     .resource_name(resource_name)
                     .send()
@@ -769,11 +833,11 @@ impl Lightsail {
     /// `GetOperation`.
     pub async fn get_operation(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         operation_id: &str,
     ) -> Result<Option<Operation>, LightsailError> {
         let out = self
-            .call(region, Action::GetOperation, |c| {
+            .call(scope, Action::GetOperation, |c| {
                 c.get_operation().operation_id(operation_id).send()
             })
             .await?;
@@ -786,7 +850,7 @@ impl Lightsail {
     /// block the object for good over a history far longer than adoption looks at.
     pub async fn operations_for_resource(
         &self,
-        region: Option<&str>,
+        scope: Scope<'_>,
         resource_name: &str,
     ) -> Result<Vec<Operation>, LightsailError> {
         let mut operations = Vec::new();
@@ -794,7 +858,7 @@ impl Lightsail {
         for _ in 0..MAX_OPERATION_PAGES {
             let token = page_token.take();
             let out = self
-                .call(region, Action::GetOperationsForResource, |c| {
+                .call(scope, Action::GetOperationsForResource, |c| {
                     c.get_operations_for_resource()
                         .resource_name(resource_name)
                         .set_page_token(token)
@@ -847,7 +911,7 @@ mod tests {
         );
         let quota = Quota::per_second(rate().per_second);
         l.clients.lock().expect("lock").insert(
-            "us-east-1".into(),
+            (None, "us-east-1".into()),
             Arc::new(RegionClient {
                 client,
                 limiter: Arc::new(RateLimiter::direct(quota)),
@@ -857,7 +921,7 @@ mod tests {
     }
 
     async fn permit(l: &Lightsail) -> Permit {
-        l.permit(None, Action::StartGuiSession)
+        l.permit(Scope::default(), Action::StartGuiSession)
             .await
             .expect("a permit")
     }
@@ -1075,13 +1139,16 @@ mod tests {
             .expect("starts");
         assert_eq!(ops.len(), 1);
         assert_eq!(ops[0].id.as_deref(), Some("op-9"));
-        assert_eq!(l.get_operation(None, "op-9").await.expect("ok"), None);
+        assert_eq!(
+            l.get_operation(Scope::default(), "op-9").await.expect("ok"),
+            None
+        );
     }
 
     #[tokio::test]
     async fn no_region_anywhere_is_a_terminal_error_naming_the_fix() {
         let l = Lightsail::from_sdk_config(SdkConfig::builder().build(), None, rate(), metrics());
-        let Err(e) = l.permit(None, Action::StartGuiSession).await else {
+        let Err(e) = l.permit(Scope::default(), Action::StartGuiSession).await else {
             panic!("a permit without a Region");
         };
         assert_eq!(e.code, "NoRegion");
@@ -1172,15 +1239,21 @@ mod tests {
                 (Action::StartGuiSession, start(&l, "vm-err").await.map(drop)),
                 (
                     Action::StopGuiSession,
-                    l.stop_gui_session(None, "vm-err").await.map(drop),
+                    l.stop_gui_session(Scope::default(), "vm-err")
+                        .await
+                        .map(drop),
                 ),
                 (
                     Action::GetOperation,
-                    l.get_operation(None, &operation_id).await.map(drop),
+                    l.get_operation(Scope::default(), &operation_id)
+                        .await
+                        .map(drop),
                 ),
                 (
                     Action::GetOperationsForResource,
-                    l.operations_for_resource(None, "vm-err").await.map(drop),
+                    l.operations_for_resource(Scope::default(), "vm-err")
+                        .await
+                        .map(drop),
                 ),
             ];
             for (action, result) in results {
@@ -1433,7 +1506,7 @@ mod tests {
             .endpoint_url(sim.endpoint_url())
             .build();
         let l = Lightsail::from_sdk_config(bare, Some(REGION.into()), rate(), metrics());
-        let Err(e) = l.permit(None, Action::StartGuiSession).await else {
+        let Err(e) = l.permit(Scope::default(), Action::StartGuiSession).await else {
             panic!("a permit without credentials");
         };
         assert_no_credentials(&e, &sim);
@@ -1528,7 +1601,10 @@ mod tests {
                 other => panic!("start: {other:?}"),
             };
         }
-        let listed = match l.operations_for_resource(None, "vm-pages").await {
+        let listed = match l
+            .operations_for_resource(Scope::default(), "vm-pages")
+            .await
+        {
             Ok(ops) => ops,
             Err(e) => panic!("{e}"),
         };
@@ -1558,7 +1634,7 @@ mod tests {
             .repeatedly()
             .build();
         let l = with_client(mock_client!(aws_sdk_lightsail, [&endless]));
-        let listed = l.operations_for_resource(None, "vm-1").await;
+        let listed = l.operations_for_resource(Scope::default(), "vm-1").await;
         assert_eq!(listed.map(|ops| ops.len()), Ok(MAX_OPERATION_PAGES));
         assert_eq!(endless.num_calls(), MAX_OPERATION_PAGES);
     }

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use kube::CustomResourceExt;
 use lightsail_gui_operator::cli::{Cli, Command, RunArgs};
-use lightsail_gui_operator::crd::GuiSession;
 use lightsail_gui_operator::operator;
 
 fn main() -> ExitCode {
@@ -12,7 +10,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
-        Some(Command::Crd) => match serde_yaml::to_string(&GuiSession::crd()) {
+        Some(Command::Crd { kind }) => match serde_yaml::to_string(&kind.crd().0) {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS

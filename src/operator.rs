@@ -13,18 +13,25 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, predicates, watcher};
 use kube::{Client, ResourceExt};
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::account::{AccountKey, ClusterLightsailAccount, LightsailAccount};
+use crate::account_controller::{
+    AccountContext, AccountIndex, edge_key, error_policy as account_error_policy,
+    reconcile_cluster, reconcile_namespaced,
+};
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{
-    Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy, error_policy, reconcile,
+    AccountStores, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy, error_policy, reconcile,
 };
 use crate::crd::GuiSession;
 use crate::decision::Settings;
@@ -408,6 +415,7 @@ async fn run_controller(
     }
     let (reader, writer) = reflector::store();
     *health.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
+    let accounts = AccountWatches::new(&ctx, args);
     // managedFields and kubectl's last-applied copy are dropped from the cache (they are most
     // of an object's size). Only generation changes (spec edits, deletion) trigger a reconcile:
     // the operator's own status writes do not, and timers come from the requeues it asks for.
@@ -419,6 +427,11 @@ async fn run_controller(
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
         })
         .reflect(writer)
+        .inspect_ok({
+            let index = accounts.index.clone();
+            let counts = accounts.counts.clone();
+            move |event| accounts_named(&index, &counts, event)
+        })
         .applied_objects()
         .inspect_ok({
             let ctx = ctx.clone();
@@ -438,7 +451,7 @@ async fn run_controller(
     // The Controller backs off its trigger stream after watch errors (kube's DefaultBackoff
     // unless told otherwise, so a backoff on the stream itself would only add to it): retry
     // within seconds, not at the default's 30 s cap, to be back soon after an apiserver outage.
-    let mut controller = Controller::for_stream(stream, reader);
+    let mut controller = Controller::for_stream(stream, reader).reconcile_on(accounts.wakes);
     if args.access_secrets {
         // A deleted or edited access Secret is written again at once. Only the operator's own
         // Secrets are watched (by label), never every Secret in the cluster.
@@ -455,7 +468,181 @@ async fn run_controller(
         .trigger_backoff(api_retry_backoff())
         .with_config(controller::Config::default().concurrency(args.concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    tokio::join!(synced, controller);
+    tokio::join!(synced, controller, accounts.controllers);
+    ctx.set_accounts(None);
+}
+
+/// Keeps the account index (which GuiSessions name which account) from the GuiSession watch,
+/// and asks the account controllers to recount the accounts whose count changed.
+fn accounts_named(
+    index: &AccountIndex,
+    counts: &mpsc::UnboundedSender<AccountKey>,
+    event: &watcher::Event<GuiSession>,
+) {
+    let changed = match event {
+        watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => index.apply(obj),
+        watcher::Event::Delete(obj) => index.delete(obj).into_iter().collect(),
+        _ => Vec::new(),
+    };
+    for key in changed {
+        // The receiver only goes away when the controllers stop.
+        let _ = counts.send(key);
+    }
+}
+
+/// The account kinds' watches and controllers for one leadership term.
+struct AccountWatches {
+    index: Arc<AccountIndex>,
+    /// Accounts whose GuiSession count changed.
+    counts: mpsc::UnboundedSender<AccountKey>,
+    /// GuiSessions to reconcile because their account changed.
+    wakes: futures::stream::BoxStream<'static, ObjectRef<GuiSession>>,
+    controllers: futures::future::BoxFuture<'static, ()>,
+}
+
+fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::UnboundedReceiver<T>,
+) -> futures::stream::BoxStream<'static, T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) }).boxed()
+}
+
+impl AccountWatches {
+    fn new(ctx: &Arc<Context>, args: &RunArgs) -> AccountWatches {
+        let client = ctx.client.clone();
+        let index = Arc::new(AccountIndex::default());
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let (count_tx, count_rx) = mpsc::unbounded_channel::<AccountKey>();
+        let account_ctx = Arc::new(AccountContext {
+            client: client.clone(),
+            lightsail: ctx.lightsail.clone(),
+            index: index.clone(),
+            wake: wake_tx,
+            static_keys: args.account_static_keys,
+            stalled_retry: args.stalled_retry,
+            recheck: args.account_recheck,
+        });
+        let namespaced_api: Api<LightsailAccount> = match &args.namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let (namespaced, namespaced_writer) = reflector::store();
+        let (cluster, cluster_writer) = reflector::store();
+        let (namespaces, namespaces_writer) = reflector::store();
+        ctx.set_accounts(Some(AccountStores {
+            namespaced: namespaced.clone(),
+            cluster: cluster.clone(),
+            namespaces: namespaces.clone(),
+        }));
+        // Recounts go to the controller of the account's kind.
+        let (namespaced_counts, cluster_counts) = {
+            let (ns_tx, ns_rx) = mpsc::unbounded_channel();
+            let (cl_tx, cl_rx) = mpsc::unbounded_channel();
+            let mut count_rx = count_rx;
+            tokio::spawn(async move {
+                while let Some(key) = count_rx.recv().await {
+                    let sent = match &key.namespace {
+                        Some(ns) => ns_tx.send(ObjectRef::new(&key.name).within(ns)).is_ok(),
+                        None => cl_tx.send(ObjectRef::new(&key.name)).is_ok(),
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+            });
+            (receiver_stream(ns_rx), receiver_stream(cl_rx))
+        };
+        let forget = |lightsail: Arc<Lightsail>,
+                      index: Arc<AccountIndex>,
+                      wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>| {
+            move |key: AccountKey| {
+                // A deleted account's credentials go at once, and its GuiSessions learn why.
+                lightsail.forget_account(&edge_key(&key));
+                for session in index.sessions(&key) {
+                    let _ = wake.send(session);
+                }
+            }
+        };
+        let on_namespaced_delete = forget(
+            ctx.lightsail.clone(),
+            index.clone(),
+            account_ctx.wake.clone(),
+        );
+        let namespaced_stream = watcher(namespaced_api, watcher::Config::default())
+            .default_backoff()
+            .reflect(namespaced_writer)
+            .inspect_ok(move |event| {
+                if let watcher::Event::Delete(a) = event {
+                    on_namespaced_delete(AccountKey {
+                        namespace: a.namespace(),
+                        name: a.name_any(),
+                    });
+                }
+            })
+            .applied_objects()
+            .predicate_filter(predicates::generation, Default::default());
+        let on_cluster_delete = forget(
+            ctx.lightsail.clone(),
+            index.clone(),
+            account_ctx.wake.clone(),
+        );
+        let cluster_stream = watcher(
+            Api::<ClusterLightsailAccount>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(cluster_writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(a) = event {
+                on_cluster_delete(AccountKey {
+                    namespace: None,
+                    name: a.name_any(),
+                });
+            }
+        })
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+        // A namespace's labels decide which cluster accounts it may use: when they change, its
+        // GuiSessions that name a cluster account decide again.
+        let namespace_index = index.clone();
+        let namespace_wake = account_ctx.wake.clone();
+        let namespaces_stream = watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(namespaces_writer)
+        .applied_objects()
+        .predicate_filter(predicates::labels, Default::default())
+        .for_each(move |ns| {
+            if let Ok(ns) = ns {
+                for session in namespace_index.cluster_account_sessions_in(&ns.name_any()) {
+                    let _ = namespace_wake.send(session);
+                }
+            }
+            futures::future::ready(())
+        });
+        let namespaced_controller = Controller::for_stream(namespaced_stream, namespaced)
+            .reconcile_on(namespaced_counts)
+            .run(
+                reconcile_namespaced,
+                account_error_policy,
+                account_ctx.clone(),
+            )
+            .for_each(|_| futures::future::ready(()));
+        let cluster_controller = Controller::for_stream(cluster_stream, cluster)
+            .reconcile_on(cluster_counts)
+            .run(reconcile_cluster, account_error_policy, account_ctx)
+            .for_each(|_| futures::future::ready(()));
+        let controllers: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+            tokio::join!(namespaced_controller, cluster_controller, namespaces_stream);
+        });
+        AccountWatches {
+            index,
+            counts: count_tx,
+            wakes: receiver_stream(wake_rx),
+            controllers,
+        }
+    }
 }

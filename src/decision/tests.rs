@@ -29,6 +29,7 @@ pub(super) fn spec() -> GuiSessionSpec {
         max_session_age: "1h".into(),
         suspend: false,
         stop_on_delete: false,
+        account_ref: None,
         access: None,
         schedule: None,
     }
@@ -49,6 +50,7 @@ fn target() -> Target {
     Target {
         resource_name: "web-1".into(),
         region: Some("us-east-1".into()),
+        account: None,
     }
 }
 pub(super) fn start_op(id: &str, created: Timestamp, status: OperationStatus) -> Operation {
@@ -88,6 +90,10 @@ struct Obj {
     has_finalizer: bool,
     skip_stop: bool,
     secret: SecretSeen,
+    /// Why `spec.accountRef` cannot be used, if it cannot.
+    refusal: Option<crate::account::AccountRefusal>,
+    /// The default Region of the account `spec.accountRef` names.
+    account_region: Option<String>,
     settings: Settings,
 }
 
@@ -101,6 +107,8 @@ impl Obj {
             has_finalizer: false,
             skip_stop: false,
             secret: SecretSeen::NotRead,
+            refusal: None,
+            account_region: None,
             settings: settings(),
         }
     }
@@ -115,6 +123,13 @@ impl Obj {
             has_finalizer: self.has_finalizer,
             skip_stop: self.skip_stop,
             access_secret: self.secret,
+            account: match (&self.refusal, &self.spec.account_ref) {
+                (Some(r), _) => AccountView::Refused(r),
+                (None, Some(_)) => AccountView::Usable {
+                    region: self.account_region.as_deref(),
+                },
+                (None, None) => AccountView::Own,
+            },
         };
         let t = transition(&view, input, now, &self.settings);
         self.status = t.status.clone();
@@ -221,6 +236,7 @@ fn a_new_object_looks_up_then_fences_then_starts() {
             requested_at: at(1),
             resource_name: "web-1".into(),
             region: Some("us-east-1".into()),
+            account: None,
             holder: "replica-a".into(),
         }),
         "the fence is in the status the controller writes before calling"
@@ -425,6 +441,7 @@ fn a_new_resource_name_forgets_the_old_session() {
     let web2 = Target {
         resource_name: "web-2".into(),
         region: Some("us-east-1".into()),
+        account: None,
     };
     assert_eq!(t.effect, Effect::Lookup(web2.clone()));
     assert_eq!(t.notes[0].reason, "ResourceChanged");
@@ -453,7 +470,8 @@ fn a_region_change_while_an_operation_runs_does_not_poll_the_new_region() {
         t.effect,
         Effect::Lookup(Target {
             resource_name: "web-1".into(),
-            region: Some("eu-central-1".into())
+            region: Some("eu-central-1".into()),
+            account: None,
         })
     );
 }
@@ -800,6 +818,7 @@ fn a_new_resource_while_an_operation_runs_is_looked_up_and_started_at_once() {
     let eu = Target {
         resource_name: "vm-eu".into(),
         region: Some("eu-central-1".into()),
+        account: None,
     };
     assert_eq!(o.observe(at(1)).effect, Effect::Lookup(eu.clone()));
     let t = o.step(
@@ -823,6 +842,7 @@ fn no_region_anywhere_stalls_with_the_fix_in_the_message() {
             target: Target {
                 resource_name: "web-1".into(),
                 region: None,
+                account: None,
             },
             at: LOOKED_UP_AT,
             result: Err(LightsailError {

@@ -195,6 +195,7 @@ impl World {
             has_finalizer: false,
             skip_stop: false,
             access_secret: SecretSeen::NotRead,
+            account: AccountView::Own,
         };
         let t = transition(&view, input.clone(), self.now, &replica.settings);
         if trace {
@@ -384,6 +385,7 @@ fn the_model_catches_a_start_made_on_a_stale_view() {
             has_finalizer: false,
             skip_stop: false,
             access_secret: SecretSeen::NotRead,
+            account: AccountView::Own,
         },
         Input::LookedUp {
             target: target(),

@@ -1,7 +1,10 @@
 //! Session policy: access Secrets (`spec.access`) and schedules (`spec.schedule`).
 
 use super::*;
-use crate::crd::{AccessSpec, ScheduleExclusion, ScheduleWindow, SessionSchedule};
+use crate::account::AccountRefusal;
+use crate::crd::{
+    AccessSpec, AccountKind, AccountRef, ScheduleExclusion, ScheduleWindow, SessionSchedule,
+};
 
 const SECRET: &str = "desktop";
 
@@ -456,4 +459,93 @@ fn a_schedule_that_cannot_be_evaluated_stalls_without_calling_lightsail() {
     // Fixed by an edit: on track at once.
     o.edit(|s| s.schedule = Some(noon_hour(false)));
     assert_eq!(o.observe(t0()).effect, Effect::Lookup(target()));
+}
+
+fn lab_account() -> AccountRef {
+    AccountRef {
+        kind: AccountKind::LightsailAccount,
+        name: "grant-42".into(),
+    }
+}
+
+#[test]
+fn an_account_that_cannot_be_used_stalls_without_calling_lightsail_until_it_is_fixed() {
+    let mut o = Obj::new();
+    o.spec.account_ref = Some(lab_account());
+    for reason in ["AccountNotFound", "AccountNotAllowed", "AccountNotReady"] {
+        o.refusal = Some(AccountRefusal {
+            reason,
+            message: format!("LightsailAccount lab/grant-42: {reason}"),
+            pending: false,
+        });
+        let t = o.observe(t0());
+        assert_eq!(t.effect, Effect::Done(Next::Change), "no call, no polling");
+        assert_eq!(o.condition("Stalled"), ("True".into(), reason.into()));
+    }
+    // Not checked yet (just created, or just edited): a wait, not an error.
+    o.refusal = Some(AccountRefusal {
+        reason: "AccountNotReady",
+        message: "LightsailAccount lab/grant-42 has not been checked yet".into(),
+        pending: true,
+    });
+    assert_eq!(o.observe(t0()).effect, Effect::Done(Next::Change));
+    assert_eq!(o.condition("Stalled").0, "False");
+    assert_eq!(o.condition("Reconciling").0, "True");
+    // Fixed: the account's change wakes the object, which goes on in that account.
+    o.refusal = None;
+    o.account_region = Some("eu-west-1".into());
+    let t = o.observe(at(1));
+    let Effect::Lookup(target) = t.effect else {
+        panic!("{:?}", t.effect);
+    };
+    assert_eq!(target.account.as_deref(), Some("LightsailAccount/grant-42"));
+    assert_eq!(
+        target.region.as_deref(),
+        Some("eu-west-1"),
+        "the account's Region"
+    );
+    o.edit(|s| s.region = Some("ap-south-1".into()));
+    let Effect::Lookup(target) = o.observe(at(2)).effect else {
+        panic!("expected a lookup");
+    };
+    assert_eq!(
+        target.region.as_deref(),
+        Some("ap-south-1"),
+        "the spec's Region wins"
+    );
+}
+
+#[test]
+fn a_session_in_another_account_is_not_this_objects_after_the_ref_changes() {
+    let mut o = Obj::active(t0());
+    assert_eq!(o.status.account, None);
+    o.edit(|s| s.account_ref = Some(lab_account()));
+    let t = o.observe(at(60));
+    assert!(
+        t.notes.iter().any(|n| n.reason == "ResourceChanged"),
+        "the own-identity session is forgotten"
+    );
+    assert_eq!(o.status.session_started_at, None);
+}
+
+#[test]
+fn deleting_with_an_unusable_account_lets_the_object_go() {
+    let mut o = Obj::active(t0());
+    o.spec.stop_on_delete = true;
+    o.spec.account_ref = Some(lab_account());
+    o.status.account = Some("LightsailAccount/grant-42".into());
+    o.has_finalizer = true;
+    o.deleting = true;
+    o.refusal = Some(AccountRefusal {
+        reason: "AccountNotFound",
+        message: "LightsailAccount lab/grant-42 does not exist".into(),
+        pending: false,
+    });
+    let t = o.observe(at(60));
+    assert_eq!(t.finalizer, Some(false));
+    assert!(
+        t.notes
+            .iter()
+            .any(|n| n.reason == "StopSkipped" && n.warning)
+    );
 }

@@ -1,0 +1,610 @@
+//! The account kinds (`LightsailAccount`, namespaced, and `ClusterLightsailAccount`, cluster-wide
+//! and limited to chosen namespaces), in the pattern of cert-manager's Issuer/ClusterIssuer: a
+//! GuiSession with `spec.accountRef` manages its session in that AWS account instead of the
+//! operator's own. Also the pure parts of their policy: which namespaces may use a cluster
+//! account, whether an account may be used, and the status an account check leads to.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::crd::parse_go_duration;
+
+/// Session name of an assumed role when the account names none.
+pub const DEFAULT_SESSION_NAME: &str = "lightsail-gui-operator";
+/// Lifetime of assumed-role credentials when the account names none.
+pub const DEFAULT_SESSION_DURATION: std::time::Duration = std::time::Duration::from_secs(3600);
+
+// Doc comments below are user documentation (`kubectl explain`): one line per paragraph.
+/// An AWS account the operator manages GUI sessions in, for GuiSessions of this namespace that name it in `spec.accountRef`. The operator assumes `roleArn` with its own AWS identity (IRSA, EKS Pod Identity, environment), or with the static keys of `credentialsSecretRef`.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "lightsail.operators.dev",
+    version = "v1alpha1",
+    kind = "LightsailAccount",
+    namespaced,
+    shortname = "lsaccount",
+    category = "lightsail",
+    status = "AccountStatus",
+    doc = "An AWS account GuiSessions of this namespace may use (spec.accountRef): a role the operator assumes, and defaults for the sessions in it.",
+    printcolumn = r#"{"name":"Account","type":"string","description":"The AWS account id the credentials resolved to","jsonPath":".status.accountId"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"GuiSessions","type":"integer","jsonPath":".status.guiSessions"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.roleArn) || has(self.credentialsSecretRef)",
+    "message": "name a role to assume (roleArn), static keys (credentialsSecretRef), or both"
+}]))]
+pub struct LightsailAccountSpec {
+    /// ARN of the IAM role to assume in the account, for example `arn:aws:iam::111122223333:role/lightsail-gui-sessions`. Its trust policy must allow the operator's identity (see the IAM guide).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend(
+        "pattern" = r"^arn:aws[a-zA-Z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$",
+        "maxLength" = 2048
+    ))]
+    pub role_arn: Option<String>,
+
+    /// External id the role's trust policy requires (`sts:ExternalId`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minLength" = 2, "maxLength" = 1224, "pattern" = r"^[\w+=,.@:/-]*$"))]
+    pub external_id: Option<String>,
+
+    /// Session name of the assumed role, shown in the account's CloudTrail. Defaults to `lightsail-gui-operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = r"^[\w+=,.@-]{2,64}$"))]
+    pub session_name: Option<String>,
+
+    /// How long assumed-role credentials live, as a Go duration between 15m and 12h (and at most the role's maximum session duration). Defaults to 1h. The operator refreshes them before they expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxLength" = 32, "x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('15m') && duration(self) <= duration('12h')",
+        "message": "sessionDuration must be a Go duration between 15m and 12h"
+    }]))]
+    pub session_duration: Option<String>,
+
+    /// AWS Region of GuiSessions that use this account and name none themselves. When unset, the operator's default Region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", "maxLength" = 32))]
+    pub region: Option<String>,
+
+    /// Client-side limit on Lightsail requests in this account, per Region. When unset, the operator's `--rate-limit` and `--rate-burst`. Lightsail's own limits are per account, so accounts shared by many GuiSessions may need a lower one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<AccountRateLimit>,
+
+    /// For clusters outside AWS: a Secret holding static access keys to use instead of the operator's own identity (to assume `roleArn`, or, without it, directly). Keys are never written in this object. The operator must be installed with permission to read it (chart value `accounts.staticKeys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<StaticKeysRef>,
+}
+
+/// A client-side rate limit.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRateLimit {
+    /// Sustained requests per second.
+    #[schemars(range(min = 1, max = 1000))]
+    pub requests_per_second: u32,
+    /// Requests allowed at once after a quiet period.
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: u32,
+}
+
+/// Where static access keys are.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticKeysRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Secret; only for a ClusterLightsailAccount, which has no namespace of its own (a LightsailAccount always reads its own namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// Key of the access key id. Defaults to `AWS_ACCESS_KEY_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_key: Option<String>,
+    /// Key of the secret access key. Defaults to `AWS_SECRET_ACCESS_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_key: Option<String>,
+}
+
+/// An AWS account GuiSessions of the namespaces in `namespaces` may use (spec.accountRef with kind ClusterLightsailAccount). Like LightsailAccount, plus the namespaces allowed to use it.
+#[derive(CustomResource, Serialize, Deserialize, Debug, Clone, PartialEq, JsonSchema)]
+#[kube(
+    group = "lightsail.operators.dev",
+    version = "v1alpha1",
+    kind = "ClusterLightsailAccount",
+    shortname = "clsaccount",
+    category = "lightsail",
+    status = "AccountStatus",
+    doc = "An AWS account GuiSessions of the allowed namespaces may use (spec.accountRef): a role the operator assumes, defaults for the sessions in it, and which namespaces may use it.",
+    printcolumn = r#"{"name":"Account","type":"string","description":"The AWS account id the credentials resolved to","jsonPath":".status.accountId"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"GuiSessions","type":"integer","jsonPath":".status.guiSessions"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterLightsailAccountSpec {
+    #[serde(flatten)]
+    pub account: LightsailAccountSpec,
+
+    /// Which namespaces' GuiSessions may use this account: those named in `names` and those matching `selector`. With neither, no namespace may.
+    #[serde(default)]
+    pub namespaces: AllowedNamespaces,
+}
+
+/// Namespaces allowed to use a ClusterLightsailAccount.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespaces allowed by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub names: Vec<String>,
+    /// Namespaces allowed by their labels (a standard label selector, as in a NetworkPolicy's namespaceSelector). An empty selector (`{}`) allows every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+impl AllowedNamespaces {
+    /// Whether the namespace `name`, with these labels, may use the account. A selector that
+    /// cannot be evaluated (an unknown operator) allows nothing.
+    pub fn allows(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.names.iter().any(|n| n == name)
+            || self
+                .selector
+                .as_ref()
+                .is_some_and(|s| selector_matches(s, labels))
+    }
+}
+
+fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_labels = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// Observed state of an account, written by the operator.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStatus {
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The AWS account id the credentials resolved to (GetCallerIdentity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The identity the operator acts as in the account, for example the assumed role's session ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// How many GuiSessions name this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gui_sessions: Option<u32>,
+    /// Standard kstatus conditions: `Ready` is `True` once the role was assumed and the identity checked; `Stalled` is `True` after an error that retrying will not fix (AccessDenied: the trust policy or the external id); `Reconciling` while it is checked or retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Option<Vec<Condition>>,
+}
+
+impl LightsailAccountSpec {
+    /// `sessionDuration`, or the default; an unparsable value (admission rejects it) is the
+    /// default.
+    pub fn session_duration(&self) -> std::time::Duration {
+        self.session_duration
+            .as_deref()
+            .and_then(|d| parse_go_duration(d).ok())
+            .unwrap_or(DEFAULT_SESSION_DURATION)
+    }
+}
+
+/// A GuiSession's reference to an account (`spec.accountRef`).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// `LightsailAccount` (in the GuiSession's namespace) or `ClusterLightsailAccount`.
+    pub kind: AccountKind,
+    /// Name of the account object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// The two account kinds.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, JsonSchema)]
+pub enum AccountKind {
+    LightsailAccount,
+    ClusterLightsailAccount,
+}
+
+/// One account object, wherever it lives: what GuiSessions name, and the key of its cached
+/// credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountKey {
+    /// `None` for a ClusterLightsailAccount.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl AccountKey {
+    /// The account `reference` names, from a GuiSession in `namespace`.
+    pub fn of(reference: &AccountRef, namespace: &str) -> AccountKey {
+        AccountKey {
+            namespace: match reference.kind {
+                AccountKind::LightsailAccount => Some(namespace.to_owned()),
+                AccountKind::ClusterLightsailAccount => None,
+            },
+            name: reference.name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "LightsailAccount {ns}/{}", self.name),
+            None => write!(f, "ClusterLightsailAccount {}", self.name),
+        }
+    }
+}
+
+/// Why a GuiSession may not use the account it names: the condition reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRefusal {
+    /// `AccountNotFound`, `AccountNotAllowed` or `AccountNotReady`.
+    pub reason: &'static str,
+    pub message: String,
+    /// The account has not been checked for its current spec yet: a wait (Reconciling), not an
+    /// error (Stalled).
+    pub pending: bool,
+}
+
+/// What the controller found of an account a GuiSession names.
+#[derive(Debug, Clone, Copy)]
+pub enum AccountFound<'a> {
+    Namespaced(&'a LightsailAccount),
+    /// With whether the GuiSession's namespace is allowed to use it.
+    Cluster(&'a ClusterLightsailAccount, bool),
+}
+
+/// Whether a GuiSession may use the account `key`: it exists, its namespace is allowed, and it
+/// is Ready for its current spec. `Ok` carries the account's spec.
+pub fn check_account<'a>(
+    key: &AccountKey,
+    found: Option<AccountFound<'a>>,
+) -> Result<&'a LightsailAccountSpec, AccountRefusal> {
+    let (spec, status, generation) = match found {
+        None => {
+            return Err(AccountRefusal {
+                reason: "AccountNotFound",
+                message: format!("{key} does not exist"),
+                pending: false,
+            });
+        }
+        Some(AccountFound::Cluster(_, false)) => {
+            return Err(AccountRefusal {
+                reason: "AccountNotAllowed",
+                message: format!(
+                    "{key} does not allow this namespace (its spec.namespaces names or selects the namespaces that may use it)"
+                ),
+                pending: false,
+            });
+        }
+        Some(AccountFound::Cluster(a, true)) => {
+            (&a.spec.account, a.status.as_ref(), a.metadata.generation)
+        }
+        Some(AccountFound::Namespaced(a)) => (&a.spec, a.status.as_ref(), a.metadata.generation),
+    };
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let current = status.and_then(|s| s.observed_generation) == generation;
+    match ready {
+        Some(c) if c.status == "True" && current => Ok(spec),
+        Some(c) if current => Err(AccountRefusal {
+            reason: "AccountNotReady",
+            message: format!("{key} is not ready: {}: {}", c.reason, c.message),
+            pending: false,
+        }),
+        _ => Err(AccountRefusal {
+            reason: "AccountNotReady",
+            message: format!("{key} has not been checked yet"),
+            pending: true,
+        }),
+    }
+}
+
+/// Who the account's credentials turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub account_id: String,
+    pub arn: String,
+}
+
+/// Why an account could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountError {
+    /// A condition reason, e.g. `AccessDenied`, `SecretNotFound`, `InvalidStaticKeys`.
+    pub reason: String,
+    /// Never contains credentials.
+    pub message: String,
+    /// Retrying without a change (to the account, its role or its Secret) cannot help.
+    pub terminal: bool,
+}
+
+/// The status after checking an account (`outcome`), used by `gui_sessions` GuiSessions. A
+/// condition keeps its lastTransitionTime while its status is unchanged.
+pub fn account_status(
+    generation: Option<i64>,
+    previous: Option<&AccountStatus>,
+    outcome: &Result<Identity, AccountError>,
+    gui_sessions: u32,
+    now: Timestamp,
+) -> AccountStatus {
+    let previous_conditions = previous.and_then(|p| p.conditions.as_deref());
+    let (ready, reconciling, stalled, reason, message) = match outcome {
+        Ok(identity) => (
+            "True",
+            "False",
+            "False",
+            "Verified".to_owned(),
+            format!(
+                "credentials work: account {} as {}",
+                identity.account_id, identity.arn
+            ),
+        ),
+        Err(e) if e.terminal => (
+            "False",
+            "False",
+            "True",
+            e.reason.clone(),
+            e.message.clone(),
+        ),
+        Err(e) => (
+            "False",
+            "True",
+            "False",
+            e.reason.clone(),
+            e.message.clone(),
+        ),
+    };
+    let condition = |type_: &str, status: &str| {
+        let last_transition_time = previous_conditions
+            .and_then(|p| p.iter().find(|c| c.type_ == type_))
+            .filter(|c| c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        Condition {
+            type_: type_.to_owned(),
+            status: status.to_owned(),
+            reason: crate::status::reason_from_code(&reason),
+            message: message.clone(),
+            observed_generation: generation,
+            last_transition_time,
+        }
+    };
+    let identity = outcome.as_ref().ok();
+    AccountStatus {
+        observed_generation: generation,
+        account_id: identity
+            .map(|i| i.account_id.clone())
+            .or_else(|| previous.and_then(|p| p.account_id.clone())),
+        arn: identity
+            .map(|i| i.arn.clone())
+            .or_else(|| previous.and_then(|p| p.arn.clone())),
+        gui_sessions: Some(gui_sessions),
+        conditions: Some(vec![
+            condition("Ready", ready),
+            condition("Reconciling", reconciling),
+            condition("Stalled", stalled),
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use kube::CustomResourceExt;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn namespaces_are_allowed_by_name_or_selector_and_nothing_by_default() {
+        let none = AllowedNamespaces::default();
+        assert!(!none.allows("lab", &labels(&[])));
+        let named = AllowedNamespaces {
+            names: vec!["lab".into()],
+            selector: None,
+        };
+        assert!(named.allows("lab", &labels(&[])));
+        assert!(!named.allows("other", &labels(&[])));
+        let selected = AllowedNamespaces {
+            names: vec![],
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("grant", "nsf-123")])),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "NotIn".into(),
+                    values: Some(vec!["student".into()]),
+                }]),
+            }),
+        };
+        assert!(selected.allows("a", &labels(&[("grant", "nsf-123")])));
+        assert!(!selected.allows("a", &labels(&[("grant", "nsf-123"), ("tier", "student")])));
+        assert!(!selected.allows("a", &labels(&[("grant", "other")])));
+        let everything = AllowedNamespaces {
+            names: vec![],
+            selector: Some(LabelSelector::default()),
+        };
+        assert!(everything.allows("any", &labels(&[])));
+        let unknown_operator = AllowedNamespaces {
+            names: vec![],
+            selector: Some(LabelSelector {
+                match_labels: None,
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "a".into(),
+                    operator: "Matches".into(),
+                    values: None,
+                }]),
+            }),
+        };
+        assert!(!unknown_operator.allows("a", &labels(&[("a", "b")])));
+    }
+
+    fn account(ready: Option<(&str, i64)>, generation: i64) -> LightsailAccount {
+        let mut a = LightsailAccount::new(
+            "grant",
+            LightsailAccountSpec {
+                role_arn: Some("arn:aws:iam::111122223333:role/r".into()),
+                external_id: None,
+                session_name: None,
+                session_duration: None,
+                region: None,
+                rate_limit: None,
+                credentials_secret_ref: None,
+            },
+        );
+        a.metadata.generation = Some(generation);
+        a.status = ready.map(|(status, observed)| AccountStatus {
+            observed_generation: Some(observed),
+            conditions: Some(vec![Condition {
+                type_: "Ready".into(),
+                status: status.into(),
+                reason: "AccessDenied".into(),
+                message: "not trusted".into(),
+                observed_generation: Some(observed),
+                last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            }]),
+            ..AccountStatus::default()
+        });
+        a
+    }
+
+    #[test]
+    fn an_account_is_usable_only_when_it_exists_is_allowed_and_is_ready_for_its_spec() {
+        let key = AccountKey {
+            namespace: Some("lab".into()),
+            name: "grant".into(),
+        };
+        let reason = |r: Result<&LightsailAccountSpec, AccountRefusal>| r.err().map(|e| e.reason);
+        assert_eq!(reason(check_account(&key, None)), Some("AccountNotFound"));
+        let ready = account(Some(("True", 2)), 2);
+        assert!(check_account(&key, Some(AccountFound::Namespaced(&ready))).is_ok());
+        let stale = account(Some(("True", 1)), 2);
+        assert_eq!(
+            reason(check_account(&key, Some(AccountFound::Namespaced(&stale)))),
+            Some("AccountNotReady"),
+            "Ready for an older spec says nothing about this one"
+        );
+        let broken = account(Some(("False", 2)), 2);
+        let refusal = check_account(&key, Some(AccountFound::Namespaced(&broken)))
+            .expect_err("refused");
+        assert_eq!(refusal.reason, "AccountNotReady");
+        assert!(refusal.message.contains("AccessDenied: not trusted"));
+        assert_eq!(
+            reason(check_account(
+                &key,
+                Some(AccountFound::Namespaced(&account(None, 1)))
+            )),
+            Some("AccountNotReady")
+        );
+        let cluster = ClusterLightsailAccount::new(
+            "shared",
+            ClusterLightsailAccountSpec {
+                account: ready.spec.clone(),
+                namespaces: AllowedNamespaces::default(),
+            },
+        );
+        assert_eq!(
+            reason(check_account(
+                &key,
+                Some(AccountFound::Cluster(&cluster, false))
+            )),
+            Some("AccountNotAllowed")
+        );
+    }
+
+    #[test]
+    fn account_status_follows_the_check_and_keeps_transition_times() {
+        let t0: Timestamp = "2026-12-06T10:00:00Z".parse().expect("ts");
+        let t1: Timestamp = "2026-12-06T11:00:00Z".parse().expect("ts");
+        let ok = Ok(Identity {
+            account_id: "111122223333".into(),
+            arn: "arn:aws:sts::111122223333:assumed-role/r/s".into(),
+        });
+        let s = account_status(Some(1), None, &ok, 3, t0);
+        let by = |s: &AccountStatus, t: &str| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == t)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.last_transition_time.0))
+                .expect("condition")
+        };
+        assert_eq!(by(&s, "Ready"), ("True".into(), "Verified".into(), t0));
+        assert_eq!(s.account_id.as_deref(), Some("111122223333"));
+        assert_eq!(s.gui_sessions, Some(3));
+        let again = account_status(Some(1), Some(&s), &ok, 3, t1);
+        assert_eq!(
+            again, s,
+            "nothing changed: the same status, nothing to write"
+        );
+        let denied = Err(AccountError {
+            reason: "AccessDenied".into(),
+            message: "not authorized to perform sts:AssumeRole".into(),
+            terminal: true,
+        });
+        let s2 = account_status(Some(2), Some(&s), &denied, 3, t1);
+        assert_eq!(
+            by(&s2, "Ready"),
+            ("False".into(), "AccessDenied".into(), t1)
+        );
+        assert_eq!(by(&s2, "Stalled").0, "True");
+        assert_eq!(s2.account_id.as_deref(), Some("111122223333"));
+        let throttled = Err(AccountError {
+            reason: "Throttling".into(),
+            message: "slow down".into(),
+            terminal: false,
+        });
+        let s3 = account_status(Some(2), Some(&s2), &throttled, 3, t1);
+        assert_eq!(by(&s3, "Reconciling").0, "True");
+        assert_eq!(by(&s3, "Stalled").0, "False");
+    }
+
+    #[test]
+    fn crds_have_the_validation_users_rely_on() {
+        let json = serde_json::to_string(&LightsailAccount::crd()).expect("json");
+        assert!(json.contains("has(self.roleArn) || has(self.credentialsSecretRef)"));
+        assert!(json.contains("duration(self) >= duration('15m')"));
+        let cluster = ClusterLightsailAccount::crd();
+        assert_eq!(cluster.spec.scope, "Cluster");
+        let json = serde_json::to_string(&cluster).expect("json");
+        assert!(
+            json.contains("roleArn") && json.contains("namespaces"),
+            "{json}"
+        );
+    }
+}

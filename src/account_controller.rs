@@ -1,0 +1,442 @@
+//! The Kubernetes edge of the account kinds: checks each LightsailAccount and
+//! ClusterLightsailAccount through the [`Lightsail`] edge (which keeps their credentials), writes
+//! their status, and wakes the GuiSessions that name an account whenever it changes. Which
+//! conditions to write is decided in [`crate::account`]; nothing here knows the AWS SDK.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::account::{
+    AccountError, AccountKey, AccountStatus, ClusterLightsailAccount, DEFAULT_SESSION_NAME,
+    Identity, LightsailAccount, LightsailAccountSpec, account_status,
+};
+use crate::controller::FIELD_MANAGER;
+use crate::crd::GuiSession;
+use crate::lightsail::{AccountConfig, Lightsail, RateLimit, StaticKeys};
+
+/// Which GuiSessions name which account, kept from the GuiSession watch: waking the sessions of a
+/// changed account is a lookup, not a scan or a resync.
+#[derive(Default)]
+pub struct AccountIndex {
+    inner: Mutex<IndexMaps>,
+}
+
+#[derive(Default)]
+struct IndexMaps {
+    by_session: HashMap<ObjectRef<GuiSession>, AccountKey>,
+    by_account: HashMap<AccountKey, HashSet<ObjectRef<GuiSession>>>,
+}
+
+impl AccountIndex {
+    /// Records what `obj` names now; returns the accounts whose GuiSession count changed.
+    pub fn apply(&self, obj: &GuiSession) -> Vec<AccountKey> {
+        let key = ObjectRef::from_obj(obj);
+        let account = obj
+            .spec
+            .account_ref
+            .as_ref()
+            .zip(obj.namespace())
+            .map(|(r, ns)| AccountKey::of(r, &ns));
+        let mut maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if maps.by_session.get(&key) == account.as_ref() {
+            return Vec::new();
+        }
+        let mut changed: Vec<AccountKey> = maps.remove(&key).into_iter().collect();
+        if let Some(account) = account {
+            maps.by_account
+                .entry(account.clone())
+                .or_default()
+                .insert(key.clone());
+            maps.by_session.insert(key, account.clone());
+            changed.push(account);
+        }
+        changed
+    }
+
+    /// Forgets a deleted GuiSession; returns the account it named.
+    pub fn delete(&self, obj: &GuiSession) -> Option<AccountKey> {
+        let key = ObjectRef::from_obj(obj);
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key)
+    }
+
+    /// The GuiSessions that name `account`.
+    pub fn sessions(&self, account: &AccountKey) -> Vec<ObjectRef<GuiSession>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_account
+            .get(account)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The GuiSessions in `namespace` that name a ClusterLightsailAccount.
+    pub fn cluster_account_sessions_in(&self, namespace: &str) -> Vec<ObjectRef<GuiSession>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_session
+            .iter()
+            .filter(|(session, account)| {
+                account.namespace.is_none() && session.namespace.as_deref() == Some(namespace)
+            })
+            .map(|(session, _)| session.clone())
+            .collect()
+    }
+
+    pub fn count(&self, account: &AccountKey) -> u32 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_account
+            .get(account)
+            .map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+    }
+}
+
+impl IndexMaps {
+    fn remove(&mut self, key: &ObjectRef<GuiSession>) -> Option<AccountKey> {
+        let old = self.by_session.remove(key)?;
+        if let Some(set) = self.by_account.get_mut(&old) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_account.remove(&old);
+            }
+        }
+        Some(old)
+    }
+}
+
+/// What the account reconcilers share.
+pub struct AccountContext {
+    pub client: kube::Client,
+    pub lightsail: Arc<Lightsail>,
+    pub index: Arc<AccountIndex>,
+    /// Wakes GuiSessions (the GuiSession controller's `reconcile_on`).
+    pub wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>,
+    /// Whether the operator may read static-keys Secrets.
+    pub static_keys: bool,
+    /// After a terminal error, when to check again without a change.
+    pub stalled_retry: Duration,
+    /// How often a working account is checked again (and its GuiSession count refreshed).
+    pub recheck: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("encoding status: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("{reason}: {message}")]
+    Retryable { reason: String, message: String },
+}
+
+/// The account's key as the Lightsail edge keeps its credentials.
+pub fn edge_key(key: &AccountKey) -> String {
+    key.to_string()
+}
+
+pub async fn reconcile_namespaced(
+    obj: Arc<LightsailAccount>,
+    ctx: Arc<AccountContext>,
+) -> Result<Requeue, AccountReconcileError> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let key = AccountKey {
+        namespace: Some(namespace.clone()),
+        name: obj.name_any(),
+    };
+    let api: Api<LightsailAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+    let previous = obj.status.clone();
+    let outcome = check(
+        &ctx,
+        &key,
+        &obj.spec,
+        Some(&namespace),
+        current(previous.as_ref(), obj.metadata.generation),
+    )
+    .await;
+    finish(
+        &ctx,
+        &api,
+        &key,
+        obj.metadata.generation,
+        previous,
+        outcome,
+        obj.meta().deletion_timestamp.is_some(),
+    )
+    .await
+}
+
+pub async fn reconcile_cluster(
+    obj: Arc<ClusterLightsailAccount>,
+    ctx: Arc<AccountContext>,
+) -> Result<Requeue, AccountReconcileError> {
+    let key = AccountKey {
+        namespace: None,
+        name: obj.name_any(),
+    };
+    let api: Api<ClusterLightsailAccount> = Api::all(ctx.client.clone());
+    let previous = obj.status.clone();
+    let secret_namespace = obj
+        .spec
+        .account
+        .credentials_secret_ref
+        .as_ref()
+        .and_then(|r| r.namespace.clone());
+    let outcome = check(
+        &ctx,
+        &key,
+        &obj.spec.account,
+        secret_namespace.as_deref(),
+        current(previous.as_ref(), obj.metadata.generation),
+    )
+    .await;
+    finish(
+        &ctx,
+        &api,
+        &key,
+        obj.metadata.generation,
+        previous,
+        outcome,
+        obj.meta().deletion_timestamp.is_some(),
+    )
+    .await
+}
+
+/// The identity of a status that is Ready for `generation`.
+fn current(status: Option<&AccountStatus>, generation: Option<i64>) -> Option<Identity> {
+    let status = status?;
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    (ready && status.observed_generation == generation).then(|| Identity {
+        account_id: status.account_id.clone().unwrap_or_default(),
+        arn: status.arn.clone().unwrap_or_default(),
+    })
+}
+
+pub fn error_policy<K>(
+    obj: Arc<K>,
+    error: &AccountReconcileError,
+    _ctx: Arc<AccountContext>,
+) -> Requeue
+where
+    K: Resource,
+{
+    warn!(name = obj.meta().name.as_deref().unwrap_or_default(), error = %error, "account check failed");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+/// Builds the account's configuration (reading static keys when it names them) and has the
+/// Lightsail edge check it.
+async fn check(
+    ctx: &AccountContext,
+    key: &AccountKey,
+    spec: &LightsailAccountSpec,
+    secret_namespace: Option<&str>,
+    verified: Option<Identity>,
+) -> Result<Identity, AccountError> {
+    let static_keys = match &spec.credentials_secret_ref {
+        None => None,
+        Some(_) if !ctx.static_keys => {
+            return Err(AccountError {
+                reason: "StaticKeysDisabled".into(),
+                message: "credentialsSecretRef names a Secret, but this operator may not read Secrets of static keys (install it with the chart value accounts.staticKeys=true)".into(),
+                terminal: true,
+            });
+        }
+        Some(r) => {
+            let Some(namespace) = secret_namespace else {
+                return Err(AccountError {
+                    reason: "InvalidSecretRef".into(),
+                    message: "a ClusterLightsailAccount's credentialsSecretRef must name the Secret's namespace".into(),
+                    terminal: true,
+                });
+            };
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+            let secret = match secrets.get_opt(&r.name).await {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return Err(AccountError {
+                        reason: "SecretNotFound".into(),
+                        message: format!("the Secret {namespace}/{} does not exist", r.name),
+                        terminal: true,
+                    });
+                }
+                Err(e) => {
+                    return Err(AccountError {
+                        reason: "SecretUnreadable".into(),
+                        message: format!("reading the Secret {namespace}/{}: {e}", r.name),
+                        terminal: false,
+                    });
+                }
+            };
+            let value = |wanted: Option<&String>, default: &str| -> Option<String> {
+                let key = wanted.map_or(default, String::as_str);
+                let bytes = secret.data.as_ref()?.get(key)?;
+                String::from_utf8(bytes.0.clone())
+                    .ok()
+                    .map(|s| s.trim().to_owned())
+            };
+            match (
+                value(r.access_key_id_key.as_ref(), "AWS_ACCESS_KEY_ID"),
+                value(r.secret_access_key_key.as_ref(), "AWS_SECRET_ACCESS_KEY"),
+            ) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(StaticKeys {
+                    access_key_id,
+                    secret_access_key,
+                }),
+                _ => {
+                    return Err(AccountError {
+                        reason: "InvalidStaticKeys".into(),
+                        message: format!(
+                            "the Secret {namespace}/{} lacks the access key id or the secret access key (keys {} and {})",
+                            r.name,
+                            r.access_key_id_key
+                                .as_deref()
+                                .unwrap_or("AWS_ACCESS_KEY_ID"),
+                            r.secret_access_key_key
+                                .as_deref()
+                                .unwrap_or("AWS_SECRET_ACCESS_KEY")
+                        ),
+                        terminal: true,
+                    });
+                }
+            }
+        }
+    };
+    let config = AccountConfig {
+        key: edge_key(key),
+        role_arn: spec.role_arn.clone(),
+        external_id: spec.external_id.clone(),
+        session_name: spec
+            .session_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_owned()),
+        session_duration: spec.session_duration(),
+        static_keys,
+        region: spec.region.clone(),
+        rate: spec.rate_limit.and_then(|r| {
+            Some(RateLimit {
+                per_second: std::num::NonZeroU32::new(r.requests_per_second)?,
+                burst: std::num::NonZeroU32::new(r.burst)?,
+            })
+        }),
+    };
+    // Checked already for this spec, with these keys, and not long ago: nothing to ask STS.
+    if let Some(identity) = verified
+        && ctx.lightsail.account_checked_within(&config, ctx.recheck)
+    {
+        return Ok(identity);
+    }
+    match ctx.lightsail.check_account(config).await {
+        Ok(identity) => Ok(Identity {
+            account_id: identity.account_id,
+            arn: identity.arn,
+        }),
+        Err(e) => {
+            ctx.lightsail.forget_account(&edge_key(key));
+            Err(AccountError {
+                reason: e.code,
+                message: e.message,
+                terminal: e.terminal,
+            })
+        }
+    }
+}
+
+/// Writes the status when it changed, wakes the account's GuiSessions, and says when to check
+/// again.
+async fn finish<K>(
+    ctx: &AccountContext,
+    api: &Api<K>,
+    key: &AccountKey,
+    generation: Option<i64>,
+    previous: Option<AccountStatus>,
+    outcome: Result<Identity, AccountError>,
+    deleting: bool,
+) -> Result<Requeue, AccountReconcileError>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if deleting {
+        ctx.lightsail.forget_account(&edge_key(key));
+        wake(ctx, key);
+        return Ok(Requeue::await_change());
+    }
+    let status = account_status(
+        generation,
+        previous.as_ref(),
+        &outcome,
+        ctx.index.count(key),
+        Timestamp::now(),
+    );
+    let changed = previous.as_ref().map(|p| AccountStatus {
+        gui_sessions: status.gui_sessions,
+        ..p.clone()
+    }) != Some(status.clone());
+    if previous.as_ref() != Some(&status) {
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "metadata": {"name": key.name},
+            "status": status,
+        });
+        api.patch_status(
+            &key.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        info!(account = %key, ready = outcome.is_ok(), "account checked");
+    }
+    // Every GuiSession naming the account decides again: it may use it now, or no longer. (A
+    // restarted operator's GuiSessions wait for their account's first check in the same way.)
+    if ctx.lightsail.account_announce(&edge_key(key)) || changed {
+        wake(ctx, key);
+    }
+    match outcome {
+        Ok(_) => Ok(Requeue::requeue(ctx.recheck)),
+        Err(e) if e.terminal => Ok(Requeue::requeue(ctx.stalled_retry)),
+        Err(e) => Err(AccountReconcileError::Retryable {
+            reason: e.reason,
+            message: e.message,
+        }),
+    }
+}
+
+fn wake(ctx: &AccountContext, key: &AccountKey) {
+    for session in ctx.index.sessions(key) {
+        // The receiver only goes away when the operator stops.
+        let _ = ctx.wake.send(session);
+    }
+}
+
+/// What a GuiSession may know of the namespace it lives in: its labels, for cluster accounts'
+/// namespace selectors.
+pub fn namespace_labels(
+    namespaces: &Store<k8s_openapi::api::core::v1::Namespace>,
+    name: &str,
+) -> BTreeMap<String, String> {
+    namespaces
+        .get(&ObjectRef::new(name))
+        .and_then(|ns| ns.metadata.labels.clone())
+        .unwrap_or_default()
+}
