@@ -10,10 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use clap::ValueEnum;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
+use lightsail_gui_operator::cli::CrdKind;
 use lightsail_gui_operator::crd::GuiSession;
 use serde_json::{Value, json};
 
@@ -119,7 +121,28 @@ fn expected_watch_rules() -> BTreeSet<(String, String, String, String)> {
         row(group, "guisessions/status", "get,patch,update", ""),
         row(group, "guisessions/finalizers", "update", ""),
         row("events.k8s.io", "events", "create,patch", ""),
+        row(group, "lightsailaccounts", "get,list,watch", ""),
+        row(group, "lightsailaccounts/status", "get,patch,update", ""),
     ])
+}
+
+/// What the controller may do cluster-wide for accounts, wherever it watches.
+fn expected_account_rules(static_keys: bool) -> BTreeSet<(String, String, String, String)> {
+    let group = "lightsail.operators.dev";
+    let mut rules = BTreeSet::from([
+        row(group, "clusterlightsailaccounts", "get,list,watch", ""),
+        row(
+            group,
+            "clusterlightsailaccounts/status",
+            "get,patch,update",
+            "",
+        ),
+        row("", "namespaces", "get,list,watch", ""),
+    ]);
+    if static_keys {
+        rules.insert(row("", "secrets", "get", ""));
+    }
+    rules
 }
 
 fn expected_lease_rules(lease: &str) -> BTreeSet<(String, String, String, String)> {
@@ -318,21 +341,32 @@ fn default_values_render_the_documented_install() {
     );
     let fullname = "lgo-lightsail-gui-operator";
 
-    // The CRD is the generated one, plus Helm's labels and the keep policy.
-    let crd = the(&docs, "CustomResourceDefinition");
-    let generated = serde_json::to_value(GuiSession::crd()).expect("CRD as JSON");
-    assert_eq!(crd["spec"], generated["spec"]);
-    assert_eq!(crd["metadata"]["name"], generated["metadata"]["name"]);
-    assert_eq!(
-        crd["metadata"]["annotations"]["helm.sh/resource-policy"],
-        "keep"
-    );
+    // Every CRD is the generated one, plus Helm's labels and the keep policy.
+    let crds: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.len(), CrdKind::value_variants().len());
+    for kind in CrdKind::value_variants() {
+        let generated = serde_json::to_value(kind.crd().0).expect("CRD as JSON");
+        let name = generated["metadata"]["name"].as_str().expect("name");
+        let crd = named(&docs, "CustomResourceDefinition", name);
+        assert_eq!(crd["spec"], generated["spec"]);
+        assert_eq!(
+            crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+            "keep"
+        );
+    }
 
     // RBAC: exactly the documented rules, cluster-wide for GuiSessions, the Lease in the release
     // namespace only, and nothing about Secrets anywhere.
     assert_eq!(
         rules_of(named(&docs, "ClusterRole", fullname)),
         expected_watch_rules()
+    );
+    assert_eq!(
+        rules_of(named(&docs, "ClusterRole", &format!("{fullname}-accounts"))),
+        expected_account_rules(false)
     );
     let lease_role = named(&docs, "Role", &format!("{fullname}-leader-election"));
     assert_eq!(lease_role["metadata"]["namespace"], "ops");
@@ -415,8 +449,12 @@ fn full_values_render_every_option() {
     for kind in ["PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"] {
         assert!(found.contains(kind), "{kind} missing from {found:?}");
     }
-    // watchNamespace: a Role in that namespace instead of a ClusterRole.
-    assert!(!found.contains("ClusterRole") && !found.contains("ClusterRoleBinding"));
+    // watchNamespace: a Role in that namespace instead of a ClusterRole; cluster-wide only what
+    // is cluster-scoped (ClusterLightsailAccounts, namespaces, static-keys Secrets when asked).
+    let cluster_roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
+    assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
+    assert_eq!(cluster_roles[0]["metadata"]["name"], "lgo-accounts");
+    assert_eq!(rules_of(cluster_roles[0]), expected_account_rules(true));
     let watch_role = named(&docs, "Role", "lgo");
     assert_eq!(watch_role["metadata"]["namespace"], "research");
     // accessSecrets.enabled: Secrets too, in the watched namespace only.
@@ -441,12 +479,16 @@ fn full_values_render_every_option() {
         sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
         "arn:aws:iam::123456789012:role/lightsail-gui-operator"
     );
-    let crd = the(&docs, "CustomResourceDefinition");
-    assert_eq!(
-        crd["metadata"]["annotations"],
-        json!({"argocd.argoproj.io/sync-options": "Prune=false"}),
-        "crds.keep=false: extra annotations only, no keep policy"
-    );
+    for crd in docs
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+    {
+        assert_eq!(
+            crd["metadata"]["annotations"],
+            json!({"argocd.argoproj.io/sync-options": "Prune=false"}),
+            "crds.keep=false: extra annotations only, no keep policy"
+        );
+    }
 
     let deployment = the(&docs, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 3);
