@@ -520,8 +520,8 @@ mod tests {
             "Ready for an older spec says nothing about this one"
         );
         let broken = account(Some(("False", 2)), 2);
-        let refusal = check_account(&key, Some(AccountFound::Namespaced(&broken)))
-            .expect_err("refused");
+        let refusal =
+            check_account(&key, Some(AccountFound::Namespaced(&broken))).expect_err("refused");
         assert_eq!(refusal.reason, "AccountNotReady");
         assert!(refusal.message.contains("AccessDenied: not trusted"));
         assert_eq!(
