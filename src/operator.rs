@@ -470,7 +470,12 @@ async fn run_controller(
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    tokio::join!(synced, controller, accounts.controllers);
+    // The account controllers serve the GuiSession controller: they stop when it has stopped
+    // (after its graceful shutdown), never on their own.
+    tokio::select! {
+        _ = async { tokio::join!(synced, controller) } => {}
+        _ = accounts.controllers => {}
+    }
     ctx.set_accounts(None);
 }
 
