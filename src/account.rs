@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -385,20 +385,17 @@ pub fn account_status(
             e.message.clone(),
         ),
     };
+    let reason = crate::status::reason_from_code(&reason);
     let condition = |type_: &str, status: &str| {
-        let last_transition_time = previous_conditions
-            .and_then(|p| p.iter().find(|c| c.type_ == type_))
-            .filter(|c| c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: crate::status::reason_from_code(&reason),
-            message: message.clone(),
-            observed_generation: generation,
-            last_transition_time,
-        }
+        crate::status::condition(
+            type_,
+            status,
+            &reason,
+            message.clone(),
+            generation,
+            previous_conditions,
+            now,
+        )
     };
     let identity = outcome.as_ref().ok();
     AccountStatus {
@@ -421,7 +418,7 @@ pub fn account_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, Time};
     use kube::CustomResourceExt;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -1264,28 +1264,20 @@ impl Machine<'_> {
         let target = Target::recorded(&self.status)
             .or_else(|| self.status.pending_start.as_ref().map(Target::pending))
             .unwrap_or_else(|| self.target());
-        if let AccountView::Refused(refusal) = self.view.account {
-            // Holding the object until someone fixes the account would hold its namespace too.
+        // Holding the object until someone fixes its account would hold its namespace too.
+        let skip = match self.view.account {
+            AccountView::Refused(refusal) => Some(refusal.message.clone()),
+            _ if self.view.skip_stop => Some(format!("{SKIP_STOP_ANNOTATION} is set")),
+            _ => None,
+        };
+        if let Some(why) = skip {
             self.finalizer = Some(false);
             self.note(
                 true,
                 "StopSkipped",
                 "StopGUISession",
                 format!(
-                    "{}: the GUI session of {} is not stopped and runs out on its own",
-                    refusal.message, target.resource_name
-                ),
-            );
-            return self.done(Next::Change);
-        }
-        if self.view.skip_stop {
-            self.finalizer = Some(false);
-            self.note(
-                true,
-                "StopSkipped",
-                "StopGUISession",
-                format!(
-                    "{SKIP_STOP_ANNOTATION} is set: the GUI session of {} is not stopped and runs out on its own",
+                    "{why}: the GUI session of {} is not stopped and runs out on its own",
                     target.resource_name
                 ),
             );

@@ -157,21 +157,34 @@ pub fn conditions(
             Some(n) => format!("{message}. {n}"),
             None => message,
         };
-        let last_transition_time = previous
-            .and_then(|p| p.iter().find(|c| c.type_ == type_))
-            .filter(|c| c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        Condition {
-            type_: type_.to_owned(),
-            status: status.to_owned(),
-            reason: reason.to_owned(),
-            message,
-            observed_generation: generation,
-            last_transition_time,
-        }
+        condition(type_, status, reason, message, generation, previous, now)
     })
     .collect()
+}
+
+/// One condition, keeping the `lastTransitionTime` of `previous` while its status is unchanged.
+pub fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: Option<&[Condition]>,
+    now: Timestamp,
+) -> Condition {
+    let last_transition_time = previous
+        .and_then(|p| p.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
 }
 
 #[cfg(test)]
