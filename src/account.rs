@@ -87,10 +87,10 @@ pub struct LightsailAccountSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AccountRateLimit {
     /// Sustained requests per second.
-    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(extend("minimum" = 1, "maximum" = 1000))]
     pub requests_per_second: u32,
     /// Requests allowed at once after a quiet period.
-    #[schemars(range(min = 1, max = 10000))]
+    #[schemars(extend("minimum" = 1, "maximum" = 10000))]
     pub burst: u32,
 }
 

@@ -130,6 +130,9 @@ pub struct AccountContext {
     pub wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>,
     /// Whether the operator may read static-keys Secrets.
     pub static_keys: bool,
+    /// Whether this instance writes account statuses (shard instances only load credentials:
+    /// each counts only its own GuiSessions).
+    pub write_status: bool,
     /// After a terminal error, when to check again without a change.
     pub stalled_retry: Duration,
     /// How often a working account is checked again (and its GuiSession count refreshed).
@@ -392,7 +395,7 @@ where
         gui_sessions: status.gui_sessions,
         ..p.clone()
     }) != Some(status.clone());
-    if previous.as_ref() != Some(&status) {
+    if ctx.write_status && previous.as_ref() != Some(&status) {
         let patch = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),

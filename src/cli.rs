@@ -68,6 +68,78 @@ impl CrdKind {
     }
 }
 
+/// The label that assigns a GuiSession to a shard (the convention Flux's controllers use).
+pub const SHARD_LABEL: &str = "sharding.fluxcd.io/key";
+
+impl RunArgs {
+    /// `--shard`, unless empty (the chart always sets the variable).
+    pub fn shard(&self) -> Option<&str> {
+        self.shard.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// The shard keys other instances serve (`--shards`, empty entries dropped).
+    pub fn other_shards(&self) -> Vec<&str> {
+        self.shards
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Checks the shard keys are label values, so a typo fails at start with a clear error
+    /// instead of a watch that never selects anything.
+    pub fn check_shards(&self) -> Result<(), String> {
+        let valid = |k: &str| {
+            k.len() <= 63
+                && k.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && k.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if self.shard().is_some() && !self.other_shards().is_empty() {
+            return Err("--shard and --shards exclude each other: a shard instance serves one key, the default instance lists the others".into());
+        }
+        match self
+            .shard()
+            .into_iter()
+            .chain(self.other_shards())
+            .find(|k| !valid(k))
+        {
+            Some(k) => Err(format!(
+                "invalid shard key {k:?}: it must be a label value (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The label selector of the GuiSession watch: `--selector` and the shard.
+    pub fn watch_selector(&self) -> Option<String> {
+        let shard = match (self.shard(), self.other_shards()) {
+            (Some(key), _) => Some(format!("{SHARD_LABEL}={key}")),
+            (None, others) if !others.is_empty() => {
+                Some(format!("{SHARD_LABEL} notin ({})", others.join(",")))
+            }
+            _ => None,
+        };
+        let parts: Vec<String> = self
+            .selector
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .chain(shard)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    }
+
+    /// The leader Lease's name: one per shard.
+    pub fn lease_name(&self) -> String {
+        match self.shard() {
+            Some(key) => format!("{}-{key}", self.lease_name),
+            None => self.lease_name.clone(),
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -84,6 +156,17 @@ pub struct RunArgs {
     /// Watch only GuiSessions matching this label selector, e.g. `team=research`.
     #[arg(long, env = "LGO_LABEL_SELECTOR")]
     pub selector: Option<String>,
+
+    /// Serve one shard: reconcile only GuiSessions labelled `sharding.fluxcd.io/key=KEY` (Flux's
+    /// sharding label), under a Lease of their own (`<lease-name>-KEY`). Account statuses are
+    /// left to the default instance.
+    #[arg(long, env = "LGO_SHARD")]
+    pub shard: Option<String>,
+
+    /// On the default instance: the shard keys other instances serve (comma-separated). It
+    /// reconciles every GuiSession not labelled with one of them, unlabelled ones included.
+    #[arg(long, env = "LGO_SHARDS", value_delimiter = ',')]
+    pub shards: Vec<String>,
 
     /// AWS Region for GuiSessions without `spec.region` (default: the AWS SDK's region chain,
     /// e.g. AWS_REGION or the profile).
@@ -198,6 +281,56 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
         Ok(d) if d.is_zero() => Err("must be greater than zero".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> RunArgs {
+        let mut argv = vec!["lightsail-gui-operator", "run"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Some(Command::Run(run)) => run,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_shard_selects_its_label_and_has_its_own_lease() {
+        let a = run(&["--shard", "blue", "--selector", "team=lab"]);
+        assert_eq!(
+            a.watch_selector().as_deref(),
+            Some("team=lab,sharding.fluxcd.io/key=blue")
+        );
+        assert_eq!(a.lease_name(), "lightsail-gui-operator-blue");
+        let default = run(&["--shards", "blue,green"]);
+        assert_eq!(
+            default.watch_selector().as_deref(),
+            Some("sharding.fluxcd.io/key notin (blue,green)")
+        );
+        assert_eq!(default.lease_name(), "lightsail-gui-operator");
+        let plain = run(&["--shard", "", "--shards", ""]);
+        assert_eq!(
+            plain.watch_selector(),
+            None,
+            "empty values (the chart's) are unset"
+        );
+        assert!(plain.check_shards().is_ok());
+    }
+
+    #[test]
+    fn bad_shard_keys_are_refused_and_shard_excludes_shards() {
+        let bad = run(&["--shard", "blue team"]);
+        let err = bad.check_shards().expect_err("refused");
+        assert!(err.contains("\"blue team\""), "{err}");
+        assert!(run(&["--shards", "ok,-bad"]).check_shards().is_err());
+        let both = run(&["--shard", "a", "--shards", "b"]).check_shards();
+        assert!(
+            both.is_err_and(|e| e.contains("exclude each other")),
+            "--shard and --shards exclude each other"
+        );
     }
 }
 

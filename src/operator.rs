@@ -190,9 +190,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // Fail fast, with the reason, on what would otherwise be an endless watch retry: an
     // unreachable apiserver, a missing CRD, missing RBAC or a bad label selector.
+    args.check_shards().map_err(anyhow::Error::msg)?;
     let mut probe = ListParams::default().limit(1);
-    if let Some(sel) = &args.selector {
-        probe = probe.labels(sel);
+    if let Some(sel) = args.watch_selector() {
+        probe = probe.labels(&sel);
     }
     api.list_metadata(&probe).await.with_context(|| {
         "cannot list GuiSessions: is the CRD installed (`lightsail-gui-operator crd | kubectl apply -f -`), \
@@ -350,22 +351,23 @@ async fn start_election(
     lease_config.write_timeout = Some(timing.request_timeout());
     let lease_client = Client::try_from(lease_config)
         .context("cannot configure the Kubernetes client of the Lease")?;
+    let lease_name = args.lease_name();
     let config = ElectionConfig {
-        lease_name: args.lease_name.clone(),
+        lease_name: lease_name.clone(),
         namespace: namespace.clone(),
         identity: identity.to_owned(),
         timing,
     };
     info!(
         identity,
-        lease = args.lease_name,
+        lease = lease_name,
         namespace,
         field_manager = config.field_manager(),
         "competing for the leader Lease"
     );
     Election::start(lease_client, config)
         .await
-        .with_context(|| format!("cannot set up the Lease {namespace}/{}", args.lease_name))
+        .with_context(|| format!("cannot set up the Lease {namespace}/{lease_name}"))
 }
 
 /// Runs the controller until shutdown is requested; then starts no new reconciles but lets those
@@ -410,8 +412,8 @@ async fn run_controller(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let mut config = watcher::Config::default();
-    if let Some(sel) = &args.selector {
-        config = config.labels(sel);
+    if let Some(sel) = args.watch_selector() {
+        config = config.labels(&sel);
     }
     let (reader, writer) = reflector::store();
     *health.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
@@ -525,6 +527,8 @@ impl AccountWatches {
             index: index.clone(),
             wake: wake_tx,
             static_keys: args.account_static_keys,
+            // One writer per account status: the default instance (shards only load credentials).
+            write_status: args.shard().is_none(),
             stalled_retry: args.stalled_retry,
             recheck: args.account_recheck,
         });

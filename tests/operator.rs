@@ -813,3 +813,69 @@ async fn a_leader_that_loses_its_lease_stops_reconciling() {
     assert_eq!(op.metric("lightsail_gui_operator_leader"), 0.0);
     thief.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guisession_moves_between_shards_without_a_second_start() {
+    let env = env(
+        "shards",
+        SimConfig::default().with_computer(ComputerSpec::new("shard-vm")),
+    )
+    .await;
+    // The default instance (every GuiSession not labelled for shard blue) and shard blue.
+    let default = env.operator(|o| o.arg("--shards", "blue").arg("--min-session-age", "1s"));
+    let blue = env.operator(|o| o.arg("--shard", "blue").arg("--min-session-age", "1s"));
+    let reconciles =
+        |op: &Operator| op.metric(r#"lightsail_gui_operator_reconciles_total{result="ok"}"#);
+    let first = env
+        .apply_until_ready("moving", json!({"resourceName": "shard-vm"}))
+        .await;
+    assert_eq!(env.starts("shard-vm"), 1);
+    assert_eq!(
+        reconciles(&blue),
+        0.0,
+        "blue does not see unlabelled objects"
+    );
+
+    // Move it to shard blue: blue takes the running session over, nobody starts another.
+    env.api
+        .patch(
+            "moving",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"sharding.fluxcd.io/key": "blue"}}})),
+        )
+        .await
+        .expect("label for shard blue");
+    eventually(WAIT, "blue reconciles the moved object", || {
+        reconciles(&blue) >= 1.0
+    })
+    .await;
+    let default_before = reconciles(&default);
+    // A spec edit is for blue alone now: it renews (a shorter maxSessionAge), default stays out.
+    env.api
+        .patch(
+            "moving",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxSessionAge": "3s"}})),
+        )
+        .await
+        .expect("edit");
+    let renewed = wait_for(&env.api, "moving", WAIT, "renewed by blue", |gs| {
+        ready(gs)
+            && gs.status.as_ref().and_then(|s| s.session_started_at)
+                != first.status.as_ref().and_then(|s| s.session_started_at)
+    })
+    .await;
+    assert!(renewed.status.is_some());
+    assert_eq!(
+        env.starts("shard-vm"),
+        2,
+        "one start before the move, one renewal after it: never two in a window"
+    );
+    assert_eq!(
+        reconciles(&default),
+        default_before,
+        "the default instance no longer reconciles it"
+    );
+    // Logged as blue's.
+    assert!(blue.log_text().contains("renewed"), "{}", blue.log_text());
+}
