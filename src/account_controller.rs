@@ -154,66 +154,86 @@ pub fn edge_key(key: &AccountKey) -> String {
     key.to_string()
 }
 
-pub async fn reconcile_namespaced(
-    obj: Arc<LightsailAccount>,
-    ctx: Arc<AccountContext>,
-) -> Result<Requeue, AccountReconcileError> {
-    let namespace = obj.namespace().unwrap_or_default();
-    let key = AccountKey {
-        namespace: Some(namespace.clone()),
-        name: obj.name_any(),
-    };
-    let api: Api<LightsailAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-    let previous = obj.status.clone();
-    let outcome = check(
-        &ctx,
-        &key,
-        &obj.spec,
-        Some(&namespace),
-        current(previous.as_ref(), obj.metadata.generation),
-    )
-    .await;
-    finish(
-        &ctx,
-        &api,
-        &key,
-        obj.metadata.generation,
-        previous,
-        outcome,
-        obj.meta().deletion_timestamp.is_some(),
-    )
-    .await
+/// What the reconciler needs of either account kind.
+pub trait AccountObject:
+    Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug
+{
+    fn key(&self) -> AccountKey;
+    fn account_spec(&self) -> &LightsailAccountSpec;
+    fn account_status(&self) -> Option<&AccountStatus>;
+    /// Where its static-keys Secret is: its own namespace, or the one the reference names.
+    fn secret_namespace(&self) -> Option<String>;
+    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self>;
 }
 
-pub async fn reconcile_cluster(
-    obj: Arc<ClusterLightsailAccount>,
+impl AccountObject for LightsailAccount {
+    fn key(&self) -> AccountKey {
+        AccountKey {
+            namespace: self.namespace(),
+            name: self.name_any(),
+        }
+    }
+    fn account_spec(&self) -> &LightsailAccountSpec {
+        &self.spec
+    }
+    fn account_status(&self) -> Option<&AccountStatus> {
+        self.status.as_ref()
+    }
+    fn secret_namespace(&self) -> Option<String> {
+        self.namespace()
+    }
+    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl AccountObject for ClusterLightsailAccount {
+    fn key(&self) -> AccountKey {
+        AccountKey {
+            namespace: None,
+            name: self.name_any(),
+        }
+    }
+    fn account_spec(&self) -> &LightsailAccountSpec {
+        &self.spec.account
+    }
+    fn account_status(&self) -> Option<&AccountStatus> {
+        self.status.as_ref()
+    }
+    fn secret_namespace(&self) -> Option<String> {
+        self.spec
+            .account
+            .credentials_secret_ref
+            .as_ref()
+            .and_then(|r| r.namespace.clone())
+    }
+    fn api(client: kube::Client, _namespace: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// Checks one account (of either kind) and writes its status.
+pub async fn reconcile<K: AccountObject>(
+    obj: Arc<K>,
     ctx: Arc<AccountContext>,
 ) -> Result<Requeue, AccountReconcileError> {
-    let key = AccountKey {
-        namespace: None,
-        name: obj.name_any(),
-    };
-    let api: Api<ClusterLightsailAccount> = Api::all(ctx.client.clone());
-    let previous = obj.status.clone();
-    let secret_namespace = obj
-        .spec
-        .account
-        .credentials_secret_ref
-        .as_ref()
-        .and_then(|r| r.namespace.clone());
+    let key = obj.key();
+    let api = K::api(ctx.client.clone(), key.namespace.as_deref());
+    let previous = obj.account_status().cloned();
+    let generation = obj.meta().generation;
     let outcome = check(
         &ctx,
         &key,
-        &obj.spec.account,
-        secret_namespace.as_deref(),
-        current(previous.as_ref(), obj.metadata.generation),
+        obj.account_spec(),
+        obj.secret_namespace().as_deref(),
+        current(previous.as_ref(), generation),
     )
     .await;
     finish(
         &ctx,
         &api,
         &key,
-        obj.metadata.generation,
+        generation,
         previous,
         outcome,
         obj.meta().deletion_timestamp.is_some(),
@@ -367,7 +387,7 @@ async fn check(
 
 /// Writes the status when it changed, wakes the account's GuiSessions, and says when to check
 /// again.
-async fn finish<K>(
+async fn finish<K: AccountObject>(
     ctx: &AccountContext,
     api: &Api<K>,
     key: &AccountKey,
@@ -375,10 +395,7 @@ async fn finish<K>(
     previous: Option<AccountStatus>,
     outcome: Result<Identity, AccountError>,
     deleting: bool,
-) -> Result<Requeue, AccountReconcileError>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
+) -> Result<Requeue, AccountReconcileError> {
     if deleting {
         ctx.lightsail.forget_account(&edge_key(key));
         wake(ctx, key);

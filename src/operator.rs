@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use crate::account::{AccountKey, ClusterLightsailAccount, LightsailAccount};
 use crate::account_controller::{
     AccountContext, AccountIndex, edge_key, error_policy as account_error_policy,
-    reconcile_cluster, reconcile_namespaced,
+    reconcile as reconcile_account,
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{
@@ -635,14 +635,18 @@ impl AccountWatches {
         let namespaced_controller = Controller::for_stream(namespaced_stream, namespaced)
             .reconcile_on(namespaced_counts)
             .run(
-                reconcile_namespaced,
+                reconcile_account::<LightsailAccount>,
                 account_error_policy,
                 account_ctx.clone(),
             )
             .for_each(|_| futures::future::ready(()));
         let cluster_controller = Controller::for_stream(cluster_stream, cluster)
             .reconcile_on(cluster_counts)
-            .run(reconcile_cluster, account_error_policy, account_ctx)
+            .run(
+                reconcile_account::<ClusterLightsailAccount>,
+                account_error_policy,
+                account_ctx,
+            )
             .for_each(|_| futures::future::ready(()));
         let controllers: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
             tokio::join!(namespaced_controller, cluster_controller, namespaces_stream);

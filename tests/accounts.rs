@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
 use lightsail_gui_operator::account::{ClusterLightsailAccount, LightsailAccount};
+use lightsail_gui_operator::account_controller::AccountObject;
 use lightsail_gui_operator::crd::GuiSession;
 use lightsail_sim::{AccountSpec, ComputerSpec, DEFAULT_ACCOUNT_ID, RoleSpec, SimConfig, role_arn};
 use serde_json::json;
@@ -102,15 +103,13 @@ async fn each_namespace_starts_sessions_in_its_own_account_only() {
     // Namespace B: a ClusterLightsailAccount that allows it (by name), and not namespace C.
     let cluster: Api<ClusterLightsailAccount> = Api::all(env.client.clone());
     let shared = format!("shared-{ns_b}");
-    apply_json(
-        &cluster,
-        &shared,
+    let shared_account = |namespaces: serde_json::Value| {
         json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "ClusterLightsailAccount",
                "metadata": {"name": shared},
                "spec": {"roleArn": role_arn(LAB_B, "gui"), "externalId": "lab-b-external-id",
-                        "namespaces": {"names": [ns_b]}}}),
-    )
-    .await;
+                        "namespaces": namespaces}})
+    };
+    apply_json(&cluster, &shared, shared_account(json!({"names": [ns_b]}))).await;
 
     apply(
         &env.api,
@@ -188,11 +187,7 @@ async fn each_namespace_starts_sessions_in_its_own_account_only() {
     apply_json(
         &cluster,
         &shared,
-        json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "ClusterLightsailAccount",
-               "metadata": {"name": shared},
-               "spec": {"roleArn": role_arn(LAB_B, "gui"), "externalId": "lab-b-external-id",
-                        "namespaces": {"names": [ns_b],
-                                       "selector": {"matchLabels": {"grant": "lab-b"}}}}}),
+        shared_account(json!({"names": [ns_b], "selector": {"matchLabels": {"grant": "lab-b"}}})),
     )
     .await;
     wait_for(&sessions_c, "c", WAIT, "Ready", ready).await;
@@ -210,8 +205,7 @@ async fn wait_for_account<K>(
     check: impl Fn(&lightsail_gui_operator::account::AccountStatus) -> bool,
 ) -> lightsail_gui_operator::account::AccountStatus
 where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    K: HasAccountStatus,
+    K: AccountObject,
 {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -233,20 +227,6 @@ where
         );
         // A read polled with a deadline, not a sleep deciding the outcome.
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-trait HasAccountStatus {
-    fn account_status(&self) -> Option<&lightsail_gui_operator::account::AccountStatus>;
-}
-impl HasAccountStatus for LightsailAccount {
-    fn account_status(&self) -> Option<&lightsail_gui_operator::account::AccountStatus> {
-        self.status.as_ref()
-    }
-}
-impl HasAccountStatus for ClusterLightsailAccount {
-    fn account_status(&self) -> Option<&lightsail_gui_operator::account::AccountStatus> {
-        self.status.as_ref()
     }
 }
 
