@@ -64,6 +64,68 @@ fn benchmark_runs_at_smoke_size() {
     assert_eq!(report.renewal.objects_with_one_start, N);
     // The baseline writes exactly what the operator wrote.
     assert_eq!(report.baseline.writes, report.burst.status_writes_watched);
+    // The two-write baseline writes each object's first and last status (just one for an
+    // object with one), and is the replay baseline itself when no object had more than two.
+    let two = &report.two_write_baseline;
+    assert_eq!(two.figures.ready, N, "two-write baseline: all Ready");
+    assert!(two.figures.writes <= 2 * N as u64 && two.figures.writes >= N as u64);
+    assert_eq!(
+        two.same_as_replay,
+        report.burst.writes_per_object_max <= 2,
+        "run again exactly when some object had more than 2 statuses"
+    );
+    if two.same_as_replay {
+        assert_eq!(two.figures, report.baseline);
+    }
+    assert!(report.ratios.burst_total_over_two_write_baseline > 0.0);
+
+    // A restart with nothing due: every object scheduled, no call, no write.
+    let restart = &report.restart;
+    assert!(
+        restart.reconciles >= N as u64,
+        "restart: {} reconciles",
+        restart.reconciles
+    );
+    assert_eq!(restart.lightsail_calls, 0, "restart: Lightsail calls");
+    assert_eq!(
+        restart.status_writes_watched, 0,
+        "restart: status writes seen"
+    );
+    assert_eq!(
+        restart.status_writes_metric, 0,
+        "restart: status writes counted"
+    );
+    assert!(restart.to_synced_s <= restart.to_all_scheduled_s);
+    assert!(restart.rss_mib > 0.0 && restart.peak_rss_mib >= restart.rss_mib);
+
+    // Two shards: everything Ready, one start each, and both processes did part of the work.
+    let shards = &report.two_shards;
+    assert_eq!(shards.ready, N, "two shards: all Ready");
+    assert_eq!(
+        shards.objects_with_one_start, N,
+        "two shards: one start each"
+    );
+    assert_eq!(shards.calls.start_gui_session, N as u64);
+    for process in [&shards.default_instance, &shards.shard_blue] {
+        assert_eq!(
+            process.objects,
+            N / 2,
+            "{}: half the objects",
+            process.shard
+        );
+        assert!(
+            process.reconciles >= process.objects as u64,
+            "{}: {} reconciles for {} objects",
+            process.shard,
+            process.reconciles,
+            process.objects
+        );
+        assert!(
+            process.status_writes_metric > 0,
+            "{}: wrote no status",
+            process.shard
+        );
+    }
 
     // The JSON has every field, none null, and reads back as the same report.
     let json = serde_json::to_value(&report).expect("serializes");
@@ -73,10 +135,13 @@ fn benchmark_runs_at_smoke_size() {
         "config",
         "burst",
         "baseline",
+        "two_write_baseline",
         "ratios",
         "steady",
         "renewal",
+        "restart",
         "throttled",
+        "two_shards",
         "memory",
         "targets",
     ] {
@@ -92,13 +157,27 @@ fn benchmark_runs_at_smoke_size() {
     assert!(nulls.is_empty(), "null fields: {nulls:?}");
     let back: report::Report = serde_json::from_value(json).expect("reads back");
     assert_eq!(back, report);
-    assert_eq!(report.targets.len(), 11, "every target of issue #7 judged");
+    assert_eq!(
+        report.targets.len(),
+        14,
+        "every target of issues #7 and #15 judged"
+    );
+    for name in [
+        "restart: Lightsail calls",
+        "restart: status writes (watch events / metric)",
+        "two shards: objects with exactly 1 start",
+    ] {
+        let target = report.targets.iter().find(|t| t.name == name);
+        assert!(target.is_some_and(|t| t.met), "target {name}: {target:?}");
+    }
     for scenario in [
         "baseline",
         "burst",
         "steady",
         "renewal",
+        "restart",
         "throttled",
+        "two-shard",
         "memory",
     ] {
         assert!(

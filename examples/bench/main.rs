@@ -1,6 +1,6 @@
-//! Scale benchmark of issue #7: the release-built operator as a separate process against a real
-//! kube-apiserver + etcd and the Lightsail simulator, beside a plain-client baseline doing the
-//! same status writes. Prints a table and writes JSON. `scripts/bench` builds and runs it.
+//! Scale benchmark of issues #7 and #15: the release-built operator as a separate process against
+//! a real kube-apiserver + etcd and the Lightsail simulator, beside a plain-client baseline doing
+//! the same status writes. Prints a table and writes JSON. `scripts/bench` builds and runs it.
 //!
 //! ```text
 //! cargo build --release --bin lightsail-gui-operator --example bench
@@ -25,8 +25,9 @@ fn duration(s: &str) -> Result<Duration, String> {
     lightsail_gui_operator::crd::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
-/// Measures the operator: burst, steady state, renewal wave, throttled Lightsail, memory, and a
-/// plain-client baseline, all in one run.
+/// Measures the operator: burst, steady state, renewal wave, a restart with nothing due,
+/// throttled Lightsail, a burst served by two shards, memory, and plain-client baselines, all in
+/// one run.
 #[derive(Parser, Debug)]
 struct Args {
     /// GuiSessions.
@@ -46,7 +47,8 @@ struct Args {
     /// the apiserver and not the client-side limiter is the bottleneck.
     #[arg(long, default_value_t = 1_000_000)]
     unthrottled_rate: u32,
-    /// Steady-state measurement window (Go duration).
+    /// Steady-state measurement window (Go duration); also the quiet window of the restart (cut
+    /// short before its first session is due) and of the two-shard burst.
     #[arg(long, default_value = "60s", value_parser = duration)]
     steady_window: Duration,
     /// Shortest maxSessionAge of the renewal wave (it is at least twice the burst's time).

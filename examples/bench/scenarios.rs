@@ -1,9 +1,11 @@
-//! The scenarios of issue #7, run against a real control plane, the Lightsail simulator and the
-//! operator binary as a separate process: burst, steady state, renewal wave, the plain-client
-//! baseline and a throttled Lightsail.
+//! The scenarios of issues #7 and #15, run against a real control plane, the Lightsail simulator
+//! and the operator binary as a separate process: burst, steady state, renewal wave, a restart
+//! with nothing due, the plain-client baselines (every status replayed, and two writes per
+//! object), a throttled Lightsail, and the burst served by two shards at once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -11,6 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
+use lightsail_gui_operator::cli::SHARD_LABEL;
 use lightsail_gui_operator::crd::{GuiSession, GuiSessionStatus};
 use lightsail_sim::{
     CallReport, ComputerSpec, Faults, RateLimit, RunningSimulator, SimConfig, Simulator,
@@ -45,6 +48,13 @@ pub struct Options {
 const SIM_PREFIX: &str = "vm-";
 const THROTTLED_SIM_PREFIX: &str = "thr-";
 const BASELINE_MANAGER: &str = "lgo-bench-baseline";
+/// The two-shard burst's computers: new ones, since for an object without a status the operator
+/// adopts a young session of its computer instead of starting one.
+const SHARDS_SIM_PREFIX: &str = "shard-";
+/// The shard key of the two-shard burst's second operator.
+const BLUE: &str = "blue";
+/// How long before the first session is due the restart's quiet window ends at the latest.
+const RESTART_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 const ATTEMPTS: u32 = 5;
 
 fn progress(msg: impl AsRef<str>) {
@@ -133,6 +143,101 @@ impl Bench<'_> {
             ("--rate-burst", self.opts.unthrottled_rate.to_string()),
         ]
     }
+
+    /// A plain-client baseline in a namespace of its own: creates objects 0..statuses.len() the
+    /// way the burst did and writes `statuses[i]` to object i, in order, by server-side apply,
+    /// with as many writers as the operator reconciles at once. Done when every object's last
+    /// status (a Ready one) is seen on the watch.
+    async fn baseline(
+        &self,
+        client: &Client,
+        what: &str,
+        statuses: &[Vec<GuiSessionStatus>],
+        retries: &AtomicU64,
+    ) -> anyhow::Result<Baseline> {
+        let opts = self.opts;
+        let n = statuses.len();
+        let writes: u64 = statuses.iter().map(|s| s.len() as u64).sum();
+        let ns = test_namespace(client, &format!("bench-{}", what.replace(' ', "-"))).await;
+        let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
+        let tracker = Tracker::start(api.clone(), n);
+        progress(format!(
+            "{what}: creating {n} GuiSessions and writing {writes} statuses with {} writers",
+            opts.concurrency
+        ));
+        let write_retries = AtomicU64::new(0);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<usize>();
+        let before = self.snapshot(None)?;
+        let create = async {
+            let result = create_all(
+                &api,
+                &tracker,
+                n,
+                opts.create_concurrency,
+                SIM_PREFIX,
+                retries,
+                unlabelled,
+                |i| {
+                    // The receiver lives until every index is sent: a send cannot fail here.
+                    let _ = tx.unbounded_send(i);
+                },
+            )
+            .await;
+            tx.close_channel();
+            result
+        };
+        let params = PatchParams::apply(BASELINE_MANAGER).force();
+        let write = rx
+            .map(|i| {
+                let api = &api;
+                let params = &params;
+                let statuses = &statuses[i];
+                let write_retries = &write_retries;
+                async move {
+                    let name = object_name(i);
+                    for status in statuses {
+                        let patch = Patch::Apply(json!({
+                            "apiVersion": GuiSession::api_version(&()),
+                            "kind": GuiSession::kind(&()),
+                            "status": status,
+                        }));
+                        with_retries(&format!("status of {name}"), write_retries, || {
+                            api.patch_status(&name, params, &patch)
+                        })
+                        .await?;
+                    }
+                    Ok::<(), anyhow::Error>(())
+                }
+            })
+            .buffer_unordered(usize::from(opts.concurrency))
+            .try_for_each(|()| futures::future::ready(Ok(())));
+        let (created, written) = tokio::join!(create, write);
+        let created = created?;
+        written?;
+        let all_ready = tracker
+            .wait_all(
+                deadline_for(n, Duration::from_millis(200)),
+                "all Ready",
+                ready,
+            )
+            .await?;
+        let after = self.snapshot(None)?;
+        let to_ready = tracker.read(|s| latencies(&s.objects, ready));
+        let total = all_ready.duration_since(before.at).as_secs_f64();
+        progress(format!("{what}: done after {total:.1} s"));
+        Ok(Baseline {
+            total_s: total,
+            create_s: created.duration_since(before.at).as_secs_f64(),
+            ready: to_ready.len(),
+            writes,
+            writes_per_object_mean: ratio(writes as f64, n as f64),
+            concurrency: opts.concurrency,
+            write_retries: write_retries.load(std::sync::atomic::Ordering::Relaxed),
+            to_ready: Latency::of(to_ready),
+            apiserver_cpu_s: after.apiserver_cpu - before.apiserver_cpu,
+            etcd_cpu_s: after.etcd_cpu - before.etcd_cpu,
+        })
+    }
 }
 
 fn pid(op: &Operator) -> anyhow::Result<u32> {
@@ -177,11 +282,29 @@ fn starts_per_resource(before: &CallReport, after: &CallReport) -> HashMap<Strin
     out
 }
 
-fn guisession(i: usize, resource_prefix: &str) -> anyhow::Result<GuiSession> {
+/// A label for an object: (key, value).
+type Label = Option<(&'static str, &'static str)>;
+
+/// No label for any object.
+fn unlabelled(_: usize) -> Label {
+    None
+}
+
+/// Every odd object is shard blue's; the rest are the default instance's.
+fn blue_if_odd(i: usize) -> Label {
+    (i % 2 == 1).then_some((SHARD_LABEL, BLUE))
+}
+
+fn guisession(i: usize, resource_prefix: &str, label: Label) -> anyhow::Result<GuiSession> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("name".into(), object_name(i).into());
+    if let Some((key, value)) = label {
+        metadata.insert("labels".into(), json!({ key: value }));
+    }
     Ok(serde_json::from_value(json!({
         "apiVersion": "lightsail.operators.dev/v1alpha1",
         "kind": "GuiSession",
-        "metadata": { "name": object_name(i) },
+        "metadata": metadata,
         // Below every --min-session-age used here: the operator's guard rail sets the real age,
         // so the renewal wave needs no spec change, only an operator with a lower guard rail.
         "spec": { "resourceName": format!("{resource_prefix}{i:05}"), "maxSessionAge": "1s" },
@@ -190,11 +313,7 @@ fn guisession(i: usize, resource_prefix: &str) -> anyhow::Result<GuiSession> {
 
 /// Retries a Kubernetes call a few times: a benchmark that loads the apiserver to its limit may
 /// see timeouts, and one of them must not end a run of many minutes.
-async fn with_retries<T, F, Fut>(
-    what: &str,
-    retries: &std::sync::atomic::AtomicU64,
-    f: F,
-) -> anyhow::Result<T>
+async fn with_retries<T, F, Fut>(what: &str, retries: &AtomicU64, f: F) -> anyhow::Result<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -215,20 +334,23 @@ where
     }
 }
 
-/// Creates objects 0..n with `concurrency` calls in flight, recording when each create
-/// answered, and hands each created index to `created`.
+/// Creates objects 0..n, object i labelled with `label(i)`, with `concurrency` calls in flight,
+/// recording when each create answered, and hands each created index to `created`.
+#[allow(clippy::too_many_arguments)]
 async fn create_all(
     api: &Api<GuiSession>,
     tracker: &Tracker,
     n: usize,
     concurrency: usize,
     resource_prefix: &str,
-    retries: &std::sync::atomic::AtomicU64,
+    retries: &AtomicU64,
+    label: impl Fn(usize) -> Label,
     created: impl Fn(usize),
 ) -> anyhow::Result<Instant> {
+    let label = &label;
     futures::stream::iter(0..n)
         .map(|i| async move {
-            let obj = guisession(i, resource_prefix)?;
+            let obj = guisession(i, resource_prefix, label(i))?;
             let params = PostParams::default();
             with_retries(&format!("create {}", object_name(i)), retries, || {
                 api.create(&params, &obj)
@@ -279,10 +401,10 @@ async fn count_events(client: &Client, namespace: &str) -> anyhow::Result<u64> {
 /// of a just-installed CRD (about 2 s here) in a namespace of its own, so that the burst does
 /// not pay it and the baseline (run later, on a warm apiserver) does not either.
 async fn warm_up(client: &Client, api: &Api<GuiSession>, concurrency: usize) -> anyhow::Result<()> {
-    let retries = std::sync::atomic::AtomicU64::new(0);
+    let retries = AtomicU64::new(0);
     let ns = test_namespace(client, "bench-warm-up").await;
     let warm: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
-    let obj = guisession(0, "warm-up-")?;
+    let obj = guisession(0, "warm-up-", None)?;
     let started = Instant::now();
     let post = PostParams::default();
     with_retries("warm-up create", &retries, || warm.create(&post, &obj)).await?;
@@ -311,6 +433,69 @@ fn status_writes_metric(op: &Operator) -> u64 {
 fn status_conflicts_metric(op: &Operator) -> u64 {
     let (_, body) = op.http_get("/metrics");
     metric_value(&body, "lightsail_gui_operator_status_conflicts_total") as u64
+}
+
+/// The sum of a counter family's series over all their labels (0 when absent).
+fn family_sum(text: &str, family: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(family)?;
+            let value = match rest.strip_prefix('{') {
+                Some(labelled) => &labelled[labelled.rfind('}')? + 1..],
+                None => rest,
+            };
+            value.strip_prefix(' ')?.trim().parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// Reconciles the operator finished, whatever their result.
+fn reconciles_metric(op: &Operator) -> u64 {
+    let (_, body) = op.http_get("/metrics");
+    family_sum(&body, "lightsail_gui_operator_reconciles_total") as u64
+}
+
+/// Waits until the operator has finished at least `n` reconciles; fails after `deadline`. The
+/// count is only on /metrics, so it is polled at a short interval, bounded by the deadline.
+async fn wait_for_reconciles(op: &Operator, n: u64, deadline: Duration) -> anyhow::Result<Instant> {
+    let until = Instant::now() + deadline;
+    loop {
+        let done = reconciles_metric(op);
+        if done >= n {
+            return Ok(Instant::now());
+        }
+        if Instant::now() >= until {
+            bail!("not {n} reconciles within {deadline:?}: {done} so far");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// When the operator logged a line containing `needle`, from the line's own timestamp (JSON
+/// logs), so that the time does not depend on how often the log is read.
+fn logged_at(op: &Operator, needle: &str) -> Option<jiff::Timestamp> {
+    op.log_text()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v.get("timestamp")?.as_str()?.parse().ok()
+        })
+}
+
+/// Each object's first and last status: the two writes per start the operator aims for.
+fn first_and_last(statuses: &[Vec<GuiSessionStatus>]) -> Vec<Vec<GuiSessionStatus>> {
+    statuses
+        .iter()
+        .map(|s| match s.as_slice() {
+            [first, .., last] => vec![first.clone(), last.clone()],
+            other => other.to_vec(),
+        })
+        .collect()
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
 }
 
 fn git_commit() -> String {
@@ -394,6 +579,9 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     for i in 0..n {
         config = config.with_computer(ComputerSpec::new(format!("{SIM_PREFIX}{i:05}")));
     }
+    for i in 0..n {
+        config = config.with_computer(ComputerSpec::new(format!("{SHARDS_SIM_PREFIX}{i:05}")));
+    }
     for i in 0..opts.throttled_n {
         config = config.with_computer(ComputerSpec::new(format!("{THROTTLED_SIM_PREFIX}{i:05}")));
     }
@@ -418,7 +606,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     let op_pid = pid(&op)?;
     let empty = probe::memory(op_pid)?;
     progress(format!("burst: creating {n} GuiSessions"));
-    let retries = std::sync::atomic::AtomicU64::new(0);
+    let retries = AtomicU64::new(0);
     let before = bench.snapshot(Some(op_pid))?;
     let created = create_all(
         &api,
@@ -427,6 +615,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         opts.create_concurrency,
         SIM_PREFIX,
         &retries,
+        unlabelled,
         |_| {},
     )
     .await?;
@@ -632,98 +821,127 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         let mut op = wave_op;
         op.terminate()
     });
+
+    // ---- Restart at scale ---------------------------------------------------------------------
+    // Every session was just renewed: a fresh operator with the wave's --min-session-age (any
+    // other would change every status's sessionExpiresAt) has nothing to do but sync its cache
+    // and schedule each object's next renewal. The oldest renewed session expires first.
+    let first_expiry = tracker
+        .read(|s| {
+            s.objects
+                .iter()
+                .filter_map(|o| o.last()?.session_started_at)
+                .min()
+        })
+        .context("no sessionStartedAt recorded")?
+        .checked_add(jiff::SignedDuration::from_secs_f64(window_secs))
+        .context("timestamp overflow")?;
+    progress(format!(
+        "restart: a fresh operator with --min-session-age {window_secs:.0}s on {n} fresh sessions"
+    ));
+    let changes_before = tracker.status_changes();
+    let before = bench.snapshot(None)?;
+    let spawned_at = jiff::Timestamp::now();
+    let spawned = Instant::now();
+    let restart_op = bench.operator(&ns, &bench.unthrottled_args(&format!("{window_secs:.0}s")));
+    let to_synced = match logged_at(&restart_op, "GuiSession cache synced") {
+        Some(at) => at.duration_since(spawned_at).as_secs_f64(),
+        None => spawned.elapsed().as_secs_f64(),
+    };
+    let restart_pid = pid(&restart_op)?;
+    let scheduled = wait_for_reconciles(
+        &restart_op,
+        n as u64,
+        deadline_for(n, Duration::from_millis(50)),
+    )
+    .await?;
+    let to_scheduled = scheduled.duration_since(spawned).as_secs_f64();
+    // The quiet window is --steady-window long, but ends before the first session is due (less
+    // a margin for clocks and timers): a short maxSessionAge (small N) shortens it.
+    let due_in = first_expiry.duration_since(jiff::Timestamp::now()) - RESTART_MARGIN;
+    let quiet = Duration::try_from(due_in)
+        .unwrap_or_default()
+        .min(opts.steady_window);
+    progress(format!(
+        "restart: synced after {to_synced:.2} s, {n} reconciled after {to_scheduled:.2} s; \
+         {:.1} s quiet window{}",
+        quiet.as_secs_f64(),
+        if quiet < opts.steady_window {
+            " (shorter than --steady-window: sessions are due after it)"
+        } else {
+            ""
+        }
+    ));
+    let window_start = Instant::now();
+    // A fixed measurement window: nothing is expected to happen, and that is what is measured.
+    tokio::time::sleep(quiet).await;
+    let after = bench.snapshot(Some(restart_pid))?;
+    let restart_mem = probe::memory(restart_pid)?;
+    report.restart = Restart {
+        min_session_age_s: window_secs,
+        to_synced_s: to_synced,
+        to_all_scheduled_s: to_scheduled,
+        reconciles: reconciles_metric(&restart_op),
+        lightsail_calls: after.calls.total.saturating_sub(before.calls.total),
+        status_writes_watched: tracker.status_changes() - changes_before,
+        status_writes_metric: status_writes_metric(&restart_op),
+        rss_mib: mib(restart_mem.rss_bytes),
+        peak_rss_mib: mib(restart_mem.hwm_bytes),
+        bytes_per_guisession: ratio(
+            restart_mem.rss_bytes.saturating_sub(empty.rss_bytes) as f64,
+            n as f64,
+        ),
+        window_s: after.at.duration_since(window_start).as_secs_f64(),
+        operator_cpu_s: after.operator_cpu,
+    };
+    progress(format!(
+        "restart: {} Lightsail calls, {} status writes, {:.1} MiB",
+        report.restart.lightsail_calls,
+        report.restart.status_writes_watched,
+        report.restart.rss_mib
+    ));
+    tokio::task::block_in_place(|| {
+        let mut op = restart_op;
+        op.terminate()
+    });
     drop(tracker);
 
-    // ---- Baseline -----------------------------------------------------------------------------
+    // ---- Baselines ----------------------------------------------------------------------------
     // The same objects, created the same way, and each one's statuses from the burst written
     // again in the same order by a plain client with as many writers as the operator reconciles
-    // at once: the fastest this apiserver takes the operator's writes.
-    let ns = test_namespace(&client, "bench-baseline").await;
-    let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
-    let tracker = Tracker::start(api.clone(), n);
-    progress(format!(
-        "baseline: creating {n} GuiSessions and writing {watched} statuses with {} writers",
-        opts.concurrency
-    ));
-    let write_retries = std::sync::atomic::AtomicU64::new(0);
-    let (tx, rx) = futures::channel::mpsc::unbounded::<usize>();
-    let before = bench.snapshot(None)?;
-    let create = async {
-        let result = create_all(
-            &api,
-            &tracker,
-            n,
-            opts.create_concurrency,
-            SIM_PREFIX,
-            &retries,
-            |i| {
-                // The receiver lives until every index is sent: a send cannot fail here.
-                let _ = tx.unbounded_send(i);
-            },
-        )
-        .await;
-        tx.close_channel();
-        result
-    };
-    let params = PatchParams::apply(BASELINE_MANAGER).force();
-    let write = rx
-        .map(|i| {
-            let api = &api;
-            let params = &params;
-            let statuses = &burst_statuses[i];
-            let write_retries = &write_retries;
-            async move {
-                let name = object_name(i);
-                for status in statuses {
-                    let patch = Patch::Apply(json!({
-                        "apiVersion": GuiSession::api_version(&()),
-                        "kind": GuiSession::kind(&()),
-                        "status": status,
-                    }));
-                    with_retries(&format!("status of {name}"), write_retries, || {
-                        api.patch_status(&name, params, &patch)
-                    })
-                    .await?;
-                }
-                Ok::<(), anyhow::Error>(())
-            }
-        })
-        .buffer_unordered(usize::from(opts.concurrency))
-        .try_for_each(|()| futures::future::ready(Ok(())));
-    let (created, written) = tokio::join!(create, write);
-    let created = created?;
-    written?;
-    let all_ready = tracker
-        .wait_all(
-            deadline_for(n, Duration::from_millis(200)),
-            "all Ready",
-            ready,
-        )
+    // at once: the fastest this apiserver takes the operator's writes. Then the same with only
+    // each object's first and last status: the two writes per start the operator aims for.
+    report.baseline = bench
+        .baseline(&client, "baseline", &burst_statuses, &retries)
         .await?;
-    let after = bench.snapshot(None)?;
-    let baseline_to_ready = tracker.read(|s| latencies(&s.objects, ready));
-    let baseline_total = all_ready.duration_since(before.at).as_secs_f64();
-    progress(format!("baseline: done after {baseline_total:.1} s"));
-    report.baseline = Baseline {
-        total_s: baseline_total,
-        create_s: created.duration_since(before.at).as_secs_f64(),
-        ready: baseline_to_ready.len(),
-        writes: watched,
-        writes_per_object_mean: ratio(watched as f64, n as f64),
-        concurrency: opts.concurrency,
-        write_retries: write_retries.load(std::sync::atomic::Ordering::Relaxed),
-        to_ready: Latency::of(baseline_to_ready),
-        apiserver_cpu_s: after.apiserver_cpu - before.apiserver_cpu,
-        etcd_cpu_s: after.etcd_cpu - before.etcd_cpu,
+    let same_as_replay = burst_statuses.iter().all(|s| s.len() <= 2);
+    report.two_write_baseline = TwoWriteBaseline {
+        same_as_replay,
+        figures: if same_as_replay {
+            progress("two-write baseline: no object had more than 2 statuses; same as the replay");
+            report.baseline.clone()
+        } else {
+            bench
+                .baseline(
+                    &client,
+                    "two-write baseline",
+                    &first_and_last(&burst_statuses),
+                    &retries,
+                )
+                .await?
+        },
     };
     report.ratios = Ratios {
-        burst_total_over_baseline: ratio(report.burst.total_s, baseline_total),
+        burst_total_over_baseline: ratio(report.burst.total_s, report.baseline.total_s),
         burst_apiserver_etcd_cpu_over_baseline: ratio(
             report.burst.apiserver_cpu_s + report.burst.etcd_cpu_s,
             report.baseline.apiserver_cpu_s + report.baseline.etcd_cpu_s,
         ),
+        burst_total_over_two_write_baseline: ratio(
+            report.burst.total_s,
+            report.two_write_baseline.figures.total_s,
+        ),
     };
-    drop(tracker);
 
     // ---- Throttled Lightsail ------------------------------------------------------------------
     let tn = opts.throttled_n;
@@ -757,6 +975,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         opts.create_concurrency,
         THROTTLED_SIM_PREFIX,
         &retries,
+        unlabelled,
         |_| {},
     )
     .await?;
@@ -799,7 +1018,134 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     });
     drop(tracker);
 
+    // ---- Two shards -------------------------------------------------------------------------
+    // The burst again in a fresh namespace and on computers of its own, every odd object
+    // labelled for shard blue, served by two operators at once: the default instance
+    // (`--shards blue`) and shard blue's (`--shard blue`).
+    report.two_shards = two_shards(&bench, &client, &retries, &report).await?;
+
     report.machine.loadavg_end = probe::loadavg();
     report.judge();
     Ok(report)
+}
+
+/// The two-shard burst: like the burst, with two operator processes, then a quiet window of
+/// `--steady-window` after which each process's memory and metrics are read.
+async fn two_shards(
+    bench: &Bench<'_>,
+    client: &Client,
+    retries: &AtomicU64,
+    report: &Report,
+) -> anyhow::Result<TwoShards> {
+    let opts = bench.opts;
+    let n = opts.n;
+    let ns = test_namespace(client, "bench-two-shards").await;
+    let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
+    let tracker = Tracker::start(api.clone(), n);
+    let mut default_args = bench.unthrottled_args("1h");
+    default_args.push(("--shards", BLUE.into()));
+    let mut blue_args = bench.unthrottled_args("1h");
+    blue_args.push(("--shard", BLUE.into()));
+    let default_op = bench.operator(&ns, &default_args);
+    let blue_op = bench.operator(&ns, &blue_args);
+    let (default_pid, blue_pid) = (pid(&default_op)?, pid(&blue_op)?);
+    let (default_empty, blue_empty) = (probe::memory(default_pid)?, probe::memory(blue_pid)?);
+    progress(format!(
+        "two shards: creating {n} GuiSessions, every odd one labelled {SHARD_LABEL}={BLUE}"
+    ));
+    let before = bench.snapshot(Some(default_pid))?;
+    let blue_cpu_before = probe::cpu_seconds(blue_pid, bench.ticks)?;
+    let created = create_all(
+        &api,
+        &tracker,
+        n,
+        opts.create_concurrency,
+        SHARDS_SIM_PREFIX,
+        retries,
+        blue_if_odd,
+        |_| {},
+    )
+    .await?;
+    let all_ready = tracker
+        .wait_all(
+            deadline_for(n, Duration::from_millis(200)),
+            "all Ready (two shards)",
+            ready,
+        )
+        .await?;
+    let after = bench.snapshot(Some(default_pid))?;
+    let blue_cpu_after = probe::cpu_seconds(blue_pid, bench.ticks)?;
+    let total = all_ready.duration_since(before.at).as_secs_f64();
+    let to_ready = tracker.read(|s| latencies(&s.objects, ready));
+    let watched = tracker.status_changes();
+    progress(format!(
+        "two shards: all Ready after {total:.1} s; {:.0} s quiet window",
+        opts.steady_window.as_secs_f64()
+    ));
+    let window_start = Instant::now();
+    // A fixed window, as in the steady state: the processes settle, then memory is read.
+    tokio::time::sleep(opts.steady_window).await;
+    let end = bench.snapshot(None)?;
+    let calls = calls_between(&before.calls, &end.calls);
+    let starts = starts_per_resource(&before.calls, &end.calls);
+    let one = (0..n)
+        .filter(|i| starts.get(&format!("{SHARDS_SIM_PREFIX}{i:05}")) == Some(&1))
+        .count();
+    let process = |op: &Operator,
+                   pid: u32,
+                   shard: &str,
+                   objects: usize,
+                   empty: probe::Memory,
+                   cpu_s: f64|
+     -> anyhow::Result<ShardProcess> {
+        let mem = probe::memory(pid)?;
+        Ok(ShardProcess {
+            shard: shard.into(),
+            objects,
+            empty_rss_mib: mib(empty.rss_bytes),
+            peak_rss_mib: mib(mem.hwm_bytes),
+            steady_rss_mib: mib(mem.rss_bytes),
+            reconciles: reconciles_metric(op),
+            status_writes_metric: status_writes_metric(op),
+            cpu_s,
+        })
+    };
+    let blue_objects = (0..n).filter(|i| blue_if_odd(*i).is_some()).count();
+    let default_instance = process(
+        &default_op,
+        default_pid,
+        "default",
+        n - blue_objects,
+        default_empty,
+        after.operator_cpu - before.operator_cpu,
+    )?;
+    let shard_blue = process(
+        &blue_op,
+        blue_pid,
+        BLUE,
+        blue_objects,
+        blue_empty,
+        blue_cpu_after - blue_cpu_before,
+    )?;
+    tokio::task::block_in_place(|| {
+        let (mut a, mut b) = (default_op, blue_op);
+        a.terminate();
+        b.terminate();
+    });
+    Ok(TwoShards {
+        total_s: total,
+        create_s: created.duration_since(before.at).as_secs_f64(),
+        ready: to_ready.len(),
+        to_ready: Latency::of(to_ready),
+        total_over_one_shard: ratio(total, report.burst.total_s),
+        objects_with_one_start: one,
+        objects_with_other_starts: n - one,
+        calls,
+        status_writes_watched: watched,
+        apiserver_cpu_s: after.apiserver_cpu - before.apiserver_cpu,
+        etcd_cpu_s: after.etcd_cpu - before.etcd_cpu,
+        window_s: end.at.duration_since(window_start).as_secs_f64(),
+        default_instance,
+        shard_blue,
+    })
 }
