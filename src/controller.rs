@@ -29,7 +29,7 @@ use crate::account_controller::{edge_key, namespace_labels};
 use crate::crd::{AccountKind, GuiSession, GuiSessionStatus};
 use crate::decision::{
     AccessSecret, AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError,
-    SecretSeen, Settings, Transition, View, transition, until,
+    SecretSeen, Settings, Transition, UnconfirmedStart, View, transition, until,
 };
 use crate::leadership::LeaderGate;
 use crate::lightsail::{Action, Lightsail, LightsailError, Permit, Scope};
@@ -149,6 +149,9 @@ pub struct Context {
     /// Status this process wrote, by object, until the watch cache has caught up with it (see
     /// [`Context::fresh`]).
     written: Mutex<HashMap<ObjectRef<GuiSession>, (u64, GuiSessionStatus)>>,
+    /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]): only between
+    /// a StartGUISession's answer and its operation's first poll, about a second.
+    unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, UnconfirmedStart>>,
 }
 
 impl Context {
@@ -179,6 +182,7 @@ impl Context {
             accounts: std::sync::RwLock::new(None),
             failures: Mutex::default(),
             written: Mutex::default(),
+            unconfirmed: Mutex::default(),
         }
     }
 
@@ -253,6 +257,51 @@ impl Context {
         self.retry.delay(*n, rand::random::<f64>())
     }
 
+    fn unconfirmed_of(&self, obj: &GuiSession) -> Option<UnconfirmedStart> {
+        let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+        if unconfirmed.is_empty() {
+            return None;
+        }
+        unconfirmed.get(&ObjectRef::from_obj(obj)).cloned()
+    }
+
+    fn keep_unconfirmed(&self, obj: &GuiSession, start: UnconfirmedStart) {
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ObjectRef::from_obj(obj), start);
+    }
+
+    /// Forgets the object's unconfirmed start once its status no longer carries that start's
+    /// fence: recorded, taken over by another writer, or given up.
+    fn settle_unconfirmed(&self, obj: &GuiSession) {
+        let mut unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+        if unconfirmed.is_empty() {
+            return;
+        }
+        let key = ObjectRef::from_obj(obj);
+        let fence = obj.status.as_ref().and_then(|s| s.pending_start.as_ref());
+        if unconfirmed
+            .get(&key)
+            .is_some_and(|u| Some(&u.fence) != fence)
+        {
+            unconfirmed.remove(&key);
+        }
+    }
+
+    /// Called for every object the watch reports deleted: drops what this process held for it.
+    pub fn forget_object(&self, obj: &GuiSession) {
+        let key = ObjectRef::from_obj(obj);
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+    }
+
     fn forget_failures(&self, obj: &GuiSession) {
         self.failures
             .lock()
@@ -322,6 +371,7 @@ impl Reconcile<'_> {
         let default_status = GuiSessionStatus::default();
         let meta = self.obj.meta();
         let name = self.obj.name_any();
+        let unconfirmed = self.ctx.unconfirmed_of(&self.obj);
         let view = View {
             name: &name,
             spec: &self.obj.spec,
@@ -342,6 +392,7 @@ impl Reconcile<'_> {
                 },
                 AccountUse::Refused(r) => AccountView::Refused(r),
             },
+            unconfirmed: unconfirmed.as_ref(),
         };
         transition(&view, input, now, &self.ctx.settings)
     }
@@ -468,9 +519,20 @@ impl Reconcile<'_> {
                 Err(e) if is_status(&e, 404) => return Ok(Requeue::await_change()),
                 Err(e) => return Err(e),
             }
+            self.ctx.settle_unconfirmed(&self.obj);
             self.publish(&step.notes).await;
             input = match step.effect {
                 Effect::Done(next) => return self.requeue(next),
+                Effect::Confirm { start, after } => {
+                    debug!(
+                        namespace = self.obj.namespace().unwrap_or_default(),
+                        name = self.obj.name_any(),
+                        operation = start.operation.id.as_deref().unwrap_or_default(),
+                        "start answered; recording it with its first poll"
+                    );
+                    self.ctx.keep_unconfirmed(&self.obj, *start);
+                    return self.requeue(Next::After(after));
+                }
                 Effect::Start(target) => {
                     let Some(permit) = permit.take() else {
                         continue;

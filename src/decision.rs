@@ -172,6 +172,21 @@ pub struct View<'a> {
     pub access_secret: SecretSeen,
     /// The account `spec.accountRef` names, as found before deciding.
     pub account: AccountView<'a>,
+    /// This replica's answered but not yet recorded start of this object, if it holds one.
+    pub unconfirmed: Option<&'a UnconfirmedStart>,
+}
+
+/// A StartGUISession this replica sent and got a running operation back for, not yet recorded:
+/// the operation is recorded with the answer of its first poll, so a start costs two status
+/// writes (the fence, then the operation) instead of three. Held in memory only: after a crash
+/// the fence left in the status leads to the lookup that adopts the session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnconfirmedStart {
+    pub target: Target,
+    /// The pending start the call was sent under; the start is this replica's to record only
+    /// while the status still carries it.
+    pub fence: PendingStart,
+    pub operation: Operation,
 }
 
 /// Whether the account a GuiSession names can be used.
@@ -263,7 +278,7 @@ pub enum Input {
 }
 
 /// What the controller does after writing the new status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Call StartGUISession, but only once the status carrying the fence is written.
     Start(Target),
@@ -282,6 +297,12 @@ pub enum Effect {
     WriteSecret(Box<AccessSecret>),
     /// Delete the access Secret of this name (one the operator wrote and no longer needs).
     DeleteSecret(String),
+    /// Keep this start in memory (see [`UnconfirmedStart`]) and poll its operation after
+    /// `after`; nothing is written now.
+    Confirm {
+        start: Box<UnconfirmedStart>,
+        after: Duration,
+    },
     /// Nothing more now.
     Done(Next),
 }
@@ -515,6 +536,13 @@ impl Machine<'_> {
         if let Some(at) = self.stalled_until() {
             return self.done(Next::At(at));
         }
+        if let Some(operation_id) = self.own_unconfirmed().and_then(|s| s.operation.id.clone()) {
+            // This replica's start, answered: its first poll records it.
+            return self.finish(Effect::Poll {
+                target,
+                operation_id,
+            });
+        }
         if let Some(pending) = self.status.pending_start.clone() {
             let settle_end = self.settle_end(&pending);
             return if self.now < settle_end {
@@ -554,6 +582,16 @@ impl Machine<'_> {
             }
             None => self.finish(Effect::Lookup(target)),
         }
+    }
+
+    /// The start this replica holds in memory, while the status still carries its fence and the
+    /// spec still names its target.
+    fn own_unconfirmed(&self) -> Option<&UnconfirmedStart> {
+        self.view.unconfirmed.filter(|start| {
+            self.status.pending_start.as_ref() == Some(&start.fence)
+                && start.target == self.target()
+                && start.operation.id.is_some()
+        })
     }
 
     /// The end of the wait after a terminal error, unless the spec changed since.
@@ -675,6 +713,35 @@ impl Machine<'_> {
             }
             return self.observe();
         }
+        if ours
+            && !op.finished()
+            && op.id.is_some()
+            && let Some(fence) = fence
+        {
+            // Recorded with its first poll's answer: one status write for both when the operation
+            // has finished by then.
+            let after = self.follow_delay(&op);
+            return self.finish(Effect::Confirm {
+                start: Box::new(UnconfirmedStart {
+                    target,
+                    fence,
+                    operation: op,
+                }),
+                after,
+            });
+        }
+        self.record_start(target, fence, ours, op)
+    }
+
+    /// Records the operation of this object's start (clearing its fence when it is `ours`), with
+    /// its Event.
+    fn record_start(
+        mut self,
+        target: Target,
+        fence: Option<PendingStart>,
+        ours: bool,
+        op: Operation,
+    ) -> Transition {
         let requested_at = match fence {
             Some(f) => {
                 if ours {
@@ -781,6 +848,15 @@ impl Machine<'_> {
     }
 
     fn polled(self, result: Result<Option<Operation>, LightsailError>) -> Transition {
+        if let Some(start) = self.own_unconfirmed().cloned() {
+            // The first poll of this replica's start. Whatever it answered, the start is
+            // recorded now; a failed poll leaves the operation as started, to be polled again.
+            let op = match result {
+                Ok(Some(polled)) if polled.id == start.operation.id => polled,
+                _ => start.operation,
+            };
+            return self.record_start(start.target, Some(start.fence), true, op);
+        }
         let op = match result {
             Ok(Some(op)) => op,
             Ok(None) => {
@@ -1290,7 +1366,9 @@ impl Machine<'_> {
             self.finalizer = Some(false);
             return self.done(Next::Change);
         }
-        if let Some(pending) = &self.status.pending_start {
+        if let Some(pending) = &self.status.pending_start
+            && self.own_unconfirmed().is_none()
+        {
             let settle_end = self.settle_end(pending);
             if self.now < settle_end {
                 // Stopping before a start in flight lands would leave its session running.

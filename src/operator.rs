@@ -432,7 +432,13 @@ async fn run_controller(
         .inspect_ok({
             let index = accounts.index.clone();
             let counts = accounts.counts.clone();
-            move |event| accounts_named(&index, &counts, event)
+            let ctx = ctx.clone();
+            move |event| {
+                accounts_named(&index, &counts, event);
+                if let watcher::Event::Delete(obj) = event {
+                    ctx.forget_object(obj);
+                }
+            }
         })
         .applied_objects()
         .inspect_ok({

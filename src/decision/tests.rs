@@ -94,6 +94,8 @@ struct Obj {
     refusal: Option<crate::account::AccountRefusal>,
     /// The default Region of the account `spec.accountRef` names.
     account_region: Option<String>,
+    /// The start the controller holds in memory after [`Effect::Confirm`].
+    unconfirmed: Option<UnconfirmedStart>,
     settings: Settings,
 }
 
@@ -109,6 +111,7 @@ impl Obj {
             secret: SecretSeen::NotRead,
             refusal: None,
             account_region: None,
+            unconfirmed: None,
             settings: settings(),
         }
     }
@@ -130,9 +133,21 @@ impl Obj {
                 },
                 (None, None) => AccountView::Own,
             },
+            unconfirmed: self.unconfirmed.as_ref(),
         };
         let t = transition(&view, input, now, &self.settings);
         self.status = t.status.clone();
+        // As the controller does: kept until the status no longer carries its fence.
+        if let Effect::Confirm { start, .. } = &t.effect {
+            self.unconfirmed = Some((**start).clone());
+        }
+        if self
+            .unconfirmed
+            .as_ref()
+            .is_some_and(|u| self.status.pending_start.as_ref() != Some(&u.fence))
+        {
+            self.unconfirmed = None;
+        }
         if let Some(add) = t.finalizer {
             self.has_finalizer = add;
         }
@@ -246,9 +261,39 @@ fn a_new_object_looks_up_then_fences_then_starts() {
         ("True".into(), "SessionStarting".into())
     );
 
+    let fenced = o.status.clone();
     let t = o.step(
         started(&o, start_op("op-1", at(1), OperationStatus::Started)),
         at(2),
+    );
+    assert_eq!(
+        t.effect,
+        Effect::Confirm {
+            start: Box::new(UnconfirmedStart {
+                target: target(),
+                fence: fenced.pending_start.clone().expect("fenced"),
+                operation: start_op("op-1", at(1), OperationStatus::Started),
+            }),
+            after: secs(2),
+        },
+        "a running operation is recorded with its first poll"
+    );
+    assert_eq!(t.status, fenced, "nothing is written before that poll");
+    assert!(t.notes.is_empty());
+
+    // The first poll finds it still running: recorded as it is, and polled again.
+    let t = o.observe(at(4));
+    assert_eq!(
+        t.effect,
+        Effect::Poll {
+            target: target(),
+            operation_id: "op-1".into()
+        }
+    );
+    assert_eq!(t.status, fenced);
+    let t = o.step(
+        Input::Polled(Ok(Some(start_op("op-1", at(1), OperationStatus::Started)))),
+        at(4),
     );
     assert_eq!(
         t.status.pending_start, None,
@@ -263,11 +308,11 @@ fn a_new_object_looks_up_then_fences_then_starts() {
     assert_eq!(t.status.last_start_at, Some(at(1)));
     assert_eq!(t.status.resource_name.as_deref(), Some("web-1"));
     assert_eq!(t.status.region.as_deref(), Some("us-east-1"));
-    assert_eq!(t.effect, Effect::Done(Next::After(secs(2))));
+    assert_eq!(t.effect, Effect::Done(Next::After(secs(3))));
     assert_eq!(t.notes[0].reason, "SessionStarted");
 
-    // Polling it: running, then succeeded.
-    let t = o.observe(at(4));
+    // Polling it again: succeeded.
+    let t = o.observe(at(7));
     assert_eq!(
         t.effect,
         Effect::Poll {
@@ -281,7 +326,7 @@ fn a_new_object_looks_up_then_fences_then_starts() {
             at(1),
             OperationStatus::Succeeded,
         )))),
-        at(5),
+        at(7),
     );
     assert!(ready(&t.status));
     assert_eq!(t.effect, Effect::Done(Next::At(at(3601))));
@@ -619,7 +664,9 @@ fn an_operation_that_never_finishes_is_renewed_at_expiry_not_polled_forever() {
         is_terminal: None,
         ..start_op("op-1", t0(), OperationStatus::Started)
     };
-    o.step(started(&o, unknown), at(1));
+    o.step(started(&o, unknown.clone()), at(1));
+    assert!(matches!(o.observe(at(2)).effect, Effect::Poll { .. }));
+    o.step(Input::Polled(Ok(Some(unknown))), at(2));
     assert!(matches!(o.observe(at(1800)).effect, Effect::Poll { .. }));
     assert!(is_start(&o.observe(at(3600))));
 }
@@ -863,4 +910,135 @@ fn no_region_anywhere_stalls_with_the_fix_in_the_message() {
             .flatten()
             .any(|c| c.message.contains("spec.region"))
     );
+}
+
+/// A fresh object whose start at t0 answered with a running operation, held unconfirmed.
+fn unconfirmed() -> Obj {
+    let mut o = Obj::fenced(t0());
+    let t = o.step(
+        started(&o, start_op("op-1", t0(), OperationStatus::Started)),
+        at(1),
+    );
+    assert!(matches!(t.effect, Effect::Confirm { .. }), "{:?}", t.effect);
+    assert!(o.unconfirmed.is_some());
+    o
+}
+
+#[test]
+fn a_start_whose_first_poll_finds_it_finished_costs_two_writes() {
+    let mut o = Obj::new();
+    let mut writes = 0;
+    let mut step = |o: &mut Obj, input: Input, now: Timestamp| {
+        let before = o.status.clone();
+        let t = o.step(input, now);
+        if t.status != before {
+            writes += 1;
+        }
+        t
+    };
+    step(&mut o, Input::Observed, t0());
+    step(
+        &mut o,
+        Input::LookedUp {
+            target: target(),
+            at: LOOKED_UP_AT,
+            result: Ok(vec![]),
+        },
+        t0(),
+    );
+    let answer = started(&o, start_op("op-1", t0(), OperationStatus::Started));
+    step(&mut o, answer, at(1));
+    let t = step(&mut o, Input::Observed, at(2));
+    assert!(matches!(t.effect, Effect::Poll { .. }));
+    let t = step(
+        &mut o,
+        Input::Polled(Ok(Some(start_op("op-1", t0(), OperationStatus::Succeeded)))),
+        at(2),
+    );
+    assert_eq!(writes, 2, "the fence, then the finished operation");
+    assert!(ready(&t.status));
+    assert_eq!(t.status.pending_start, None);
+    assert_eq!(t.status.session_started_at, Some(t0()));
+    assert_eq!(t.status.last_start_at, Some(t0()));
+    assert_eq!(t.notes.len(), 1);
+    assert_eq!(t.notes[0].reason, "SessionStarted");
+    assert_eq!(t.effect, Effect::Done(Next::At(at(3600))));
+    assert!(o.unconfirmed.is_none(), "forgotten once recorded");
+}
+
+#[test]
+fn a_failed_first_poll_records_the_start_as_running_and_polls_again() {
+    let mut o = unconfirmed();
+    let mut e = error("ServiceUnavailable", ErrorClass::Retryable, true);
+    e.action = Action::GetOperation;
+    let t = o.step(Input::Polled(Err(e)), at(2));
+    assert_eq!(t.status.pending_start, None, "the session exists: recorded");
+    assert_eq!(
+        t.status.operation.as_ref().and_then(|op| op.status),
+        Some(OperationStatus::Started)
+    );
+    assert_eq!(t.notes[0].reason, "SessionStarted");
+    assert!(matches!(t.effect, Effect::Done(Next::After(_))));
+    assert!(matches!(o.observe(at(5)).effect, Effect::Poll { .. }));
+}
+
+#[test]
+fn a_crash_before_the_first_poll_leaves_the_fence_to_a_lookup_that_adopts() {
+    let mut o = unconfirmed();
+    // A new process: nothing in memory.
+    o.unconfirmed = None;
+    assert_eq!(o.observe(at(2)).effect, Effect::Done(Next::At(at(60))));
+    assert_eq!(o.observe(at(60)).effect, Effect::Lookup(target()));
+    let t = o.step(
+        Input::LookedUp {
+            target: target(),
+            at: at(60),
+            result: Ok(vec![start_op("op-1", t0(), OperationStatus::Succeeded)]),
+        },
+        at(60),
+    );
+    assert_eq!(t.notes[0].reason, "SessionAdopted");
+    assert_eq!(t.status.session_started_at, Some(t0()));
+    assert!(ready(&t.status));
+}
+
+#[test]
+fn an_unconfirmed_start_whose_fence_was_taken_over_is_not_recorded() {
+    let mut o = unconfirmed();
+    // After the settle window another replica took the fence over.
+    let mut theirs = o.status.pending_start.clone().expect("fenced");
+    theirs.requested_at = at(61);
+    theirs.holder = "replica-b".into();
+    o.status.pending_start = Some(theirs.clone());
+    let t = o.observe(at(62));
+    assert_eq!(t.effect, Effect::Done(Next::At(at(121))));
+    let t = o.step(
+        Input::Polled(Ok(Some(start_op("op-1", t0(), OperationStatus::Succeeded)))),
+        at(62),
+    );
+    assert_eq!(t.status.pending_start, Some(theirs), "not ours to clear");
+    assert_eq!(t.status.operation, None);
+    assert!(o.unconfirmed.is_none());
+}
+
+#[test]
+fn an_unconfirmed_start_of_a_resource_the_spec_no_longer_names_is_dropped() {
+    let mut o = unconfirmed();
+    o.edit(|s| s.resource_name = "web-2".into());
+    let t = o.observe(at(2));
+    assert_eq!(t.status.pending_start, None);
+    assert!(o.unconfirmed.is_none());
+    assert!(matches!(t.effect, Effect::Lookup(ref t) if t.resource_name == "web-2"));
+}
+
+#[test]
+fn deleting_with_an_unconfirmed_start_stops_it_without_waiting_for_the_settle_window() {
+    let mut o = unconfirmed();
+    o.spec.stop_on_delete = true;
+    o.has_finalizer = true;
+    o.deleting = true;
+    assert_eq!(o.observe(at(2)).effect, Effect::Stop(target()));
+    // Without it in memory, the start might still be in flight: wait for the window.
+    o.unconfirmed = None;
+    assert_eq!(o.observe(at(2)).effect, Effect::Done(Next::At(at(60))));
 }

@@ -42,6 +42,8 @@ struct Replica {
     view: Stored,
     step: Step,
     settings: Settings,
+    /// The start held in memory after [`Effect::Confirm`]; a crash loses it.
+    unconfirmed: Option<UnconfirmedStart>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +98,7 @@ impl World {
             .map(|i| Replica {
                 view: stored.clone(),
                 step: Step::Idle,
+                unconfirmed: None,
                 settings: Settings {
                     identity: format!("replica-{i}"),
                     ..settings()
@@ -160,6 +163,7 @@ impl World {
                 // A new process: nothing in flight, a freshly listed cache.
                 self.replicas[r].step = Step::Idle;
                 self.replicas[r].view = self.stored.clone();
+                self.replicas[r].unconfirmed = None;
             }
             Act::ToggleSuspend => {
                 self.stored.spec.suspend = !self.stored.spec.suspend;
@@ -196,6 +200,7 @@ impl World {
             skip_stop: false,
             access_secret: SecretSeen::NotRead,
             account: AccountView::Own,
+            unconfirmed: replica.unconfirmed.as_ref(),
         };
         let t = transition(&view, input.clone(), self.now, &replica.settings);
         if trace {
@@ -221,8 +226,22 @@ impl World {
             self.replicas[r].view = self.stored.clone();
         }
         let fence = t.status.pending_start.clone();
+        // As the controller does: an unconfirmed start is kept until the status it wrote (or
+        // read after a conflict) no longer carries its fence.
+        let replica = &mut self.replicas[r];
+        if replica
+            .unconfirmed
+            .as_ref()
+            .is_some_and(|u| replica.view.status.pending_start.as_ref() != Some(&u.fence))
+        {
+            replica.unconfirmed = None;
+        }
         match t.effect {
             Effect::Done(_) => Step::Idle,
+            Effect::Confirm { start, .. } => {
+                replica.unconfirmed = Some(*start);
+                Step::Idle
+            }
             effect => Step::Calling {
                 effect,
                 decided_at: self.now,
@@ -297,7 +316,7 @@ impl World {
                     result,
                 })
             }
-            Effect::Stop(_) | Effect::Done(_) => Step::Idle,
+            Effect::Stop(_) | Effect::Done(_) | Effect::Confirm { .. } => Step::Idle,
             effect @ (Effect::Access(_) | Effect::WriteSecret(_) | Effect::DeleteSecret(_)) => {
                 panic!("the model's GuiSession asks for no access Secret, yet: {effect:?}")
             }
@@ -386,6 +405,7 @@ fn the_model_catches_a_start_made_on_a_stale_view() {
             skip_stop: false,
             access_secret: SecretSeen::NotRead,
             account: AccountView::Own,
+            unconfirmed: None,
         },
         Input::LookedUp {
             target: target(),
