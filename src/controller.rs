@@ -14,6 +14,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -146,9 +147,6 @@ pub struct Context {
     /// The account caches of the current leadership term; `None` when accounts are not watched.
     accounts: std::sync::RwLock<Option<AccountStores>>,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
-    /// Status this process wrote, by object, until the watch cache has caught up with it (see
-    /// [`Context::fresh`]).
-    written: Mutex<HashMap<ObjectRef<GuiSession>, (u64, GuiSessionStatus)>>,
     /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]): only between
     /// a StartGUISession's answer and its operation's first poll, about a second.
     unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, UnconfirmedStart>>,
@@ -181,60 +179,7 @@ impl Context {
             start_budget,
             accounts: std::sync::RwLock::new(None),
             failures: Mutex::default(),
-            written: Mutex::default(),
             unconfirmed: Mutex::default(),
-        }
-    }
-
-    /// The object to decide on: the cached one, with the status this process wrote if the watch
-    /// has not delivered that write yet. Only an optimisation (a stale view ends in a write
-    /// conflict, never in a second start), but it saves that conflict and its extra read.
-    /// (resourceVersions are etcd revisions, so newer means larger; an unparsable one is trusted.)
-    fn fresh(&self, obj: &GuiSession) -> GuiSession {
-        let mut obj = obj.clone();
-        let key = ObjectRef::from_obj(&obj);
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((rv, status)) = written.get(&key) {
-            let cached_rv = obj.resource_version().and_then(|v| v.parse::<u64>().ok());
-            match cached_rv {
-                Some(cached) if cached < *rv => {
-                    obj.status = Some(status.clone());
-                    obj.metadata.resource_version = Some(rv.to_string());
-                }
-                _ => {
-                    written.remove(&key);
-                }
-            }
-        }
-        obj
-    }
-
-    /// Called for every object the watch delivers: forgets a written status once the cache
-    /// holds it (or something newer), so the map only holds writes still in flight instead of
-    /// one status per object until its next reconcile, an hour later.
-    pub fn watch_caught_up(&self, obj: &GuiSession) {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if written.is_empty() {
-            return;
-        }
-        let key = ObjectRef::from_obj(obj);
-        let cached_rv = obj.resource_version().and_then(|v| v.parse::<u64>().ok());
-        if let (Some((rv, _)), Some(cached)) = (written.get(&key), cached_rv)
-            && cached >= *rv
-        {
-            written.remove(&key);
-        }
-    }
-
-    fn remember_written(&self, obj: &GuiSession) {
-        if let (Some(rv), Some(status)) = (
-            obj.resource_version().and_then(|v| v.parse::<u64>().ok()),
-            obj.status.as_ref(),
-        ) {
-            self.written
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(ObjectRef::from_obj(obj), (rv, status.clone()));
         }
     }
 
@@ -250,9 +195,9 @@ impl Context {
             .clone()
     }
 
-    fn next_backoff(&self, obj: &GuiSession) -> Duration {
+    fn next_backoff(&self, key: ObjectRef<GuiSession>) -> Duration {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let n = failures.entry(ObjectRef::from_obj(obj)).or_insert(0);
+        let n = failures.entry(key).or_insert(0);
         *n = n.saturating_add(1);
         self.retry.delay(*n, rand::random::<f64>())
     }
@@ -302,31 +247,54 @@ impl Context {
             .remove(&key);
     }
 
-    fn forget_failures(&self, obj: &GuiSession) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ObjectRef::from_obj(obj));
+    fn forget_failures(&self, key: &ObjectRef<GuiSession>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if !failures.is_empty() {
+            failures.remove(key);
+        }
     }
 }
 
-/// The reconcile entry point for kube's Controller.
-pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+/// What the operator caches of each GuiSession: its metadata only. Spec and status are read
+/// fresh at the start of every reconcile (a quorum read), which also keeps decisions off a
+/// lagging cache; see [`reconcile`].
+pub type CachedGuiSession = PartialObjectMeta<GuiSession>;
+
+/// The key of a cached GuiSession, as the full object's.
+pub fn key_of(meta: &CachedGuiSession) -> ObjectRef<GuiSession> {
+    let key = ObjectRef::new(&meta.name_any());
+    match meta.namespace() {
+        Some(ns) => key.within(&ns),
+        None => key,
+    }
+}
+
+/// The reconcile entry point for kube's Controller: reads the object, then runs the state
+/// machine on it.
+pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
-    let result = match obj.namespace() {
+    let key = key_of(&meta);
+    let result = match meta.namespace() {
         Some(namespace) => {
-            let api = Api::namespaced(ctx.client.clone(), &namespace);
-            let secrets = Api::namespaced(ctx.client.clone(), &namespace);
-            Reconcile {
-                obj: ctx.fresh(&obj),
-                ctx: &ctx,
-                api,
-                secrets,
-                secret: SecretSeen::NotRead,
-                account: AccountUse::Own,
+            let api: Api<GuiSession> = Api::namespaced(ctx.client.clone(), &namespace);
+            match api.get_opt(&meta.name_any()).await {
+                // Deleted since the watch saw it: its Delete event is on the way.
+                Ok(None) => Ok(Requeue::await_change()),
+                Ok(Some(obj)) => {
+                    let secrets = Api::namespaced(ctx.client.clone(), &namespace);
+                    Reconcile {
+                        obj,
+                        ctx: &ctx,
+                        api,
+                        secrets,
+                        secret: SecretSeen::NotRead,
+                        account: AccountUse::Own,
+                    }
+                    .run()
+                    .await
+                }
+                Err(e) => Err(e.into()),
             }
-            .run()
-            .await
         }
         None => Err(Error::MissingNamespace),
     };
@@ -336,17 +304,17 @@ pub async fn reconcile(obj: Arc<GuiSession>, ctx: Arc<Context>) -> Result<Requeu
     };
     ctx.metrics.observe_reconcile(&label, started.elapsed());
     if result.is_ok() {
-        ctx.forget_failures(&obj);
+        ctx.forget_failures(&key);
     }
     result
 }
 
 /// What kube's Controller does after a failed reconcile: per-object backoff with jitter.
-pub fn error_policy(obj: Arc<GuiSession>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    let delay = ctx.next_backoff(&obj);
+pub fn error_policy(meta: Arc<CachedGuiSession>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let delay = ctx.next_backoff(key_of(&meta));
     warn!(
-        namespace = obj.namespace().unwrap_or_default(),
-        name = obj.name_any(),
+        namespace = meta.namespace().unwrap_or_default(),
+        name = meta.name_any(),
         error = %error,
         retry_in = ?delay,
         "reconcile failed"
@@ -696,7 +664,6 @@ impl Reconcile<'_> {
             )
             .await?;
         self.ctx.metrics.count_status_write();
-        self.ctx.remember_written(&self.obj);
         Ok(())
     }
 
@@ -938,30 +905,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_status_this_process_wrote_wins_until_the_watch_delivers_it() {
+    async fn an_unconfirmed_start_is_kept_until_its_fence_leaves_the_status_or_the_object_goes() {
+        use crate::crd::{Operation, PendingStart};
+        use crate::decision::Target;
         let ctx = context();
-        let written = GuiSessionStatus {
-            session_started_at: Some("2026-11-24T12:00:00Z".parse().expect("timestamp")),
-            ..GuiSessionStatus::default()
+        let fence = PendingStart {
+            requested_at: "2026-11-24T12:00:00Z".parse().expect("timestamp"),
+            resource_name: "vm".into(),
+            region: None,
+            account: None,
+            holder: "a".into(),
         };
-        ctx.remember_written(&object("5", Some(written.clone())));
-        // The cache still has the object from before the write: decide on what was written,
-        // with the resourceVersion of the write as the precondition.
-        let stale = object("4", None);
-        let fresh = ctx.fresh(&stale);
-        assert_eq!(fresh.status, Some(written.clone()));
-        assert_eq!(fresh.resource_version().as_deref(), Some("5"));
-        ctx.watch_caught_up(&stale);
-        assert_eq!(ctx.fresh(&stale).status, Some(written.clone()));
-        // The watch delivers the write: the entry goes, the cache is the truth again.
-        let current = object("5", Some(GuiSessionStatus::default()));
-        ctx.watch_caught_up(&current);
-        assert!(ctx.written.lock().expect("lock").is_empty());
-        assert_eq!(ctx.fresh(&stale).status, None);
-        assert_eq!(
-            ctx.fresh(&current).status,
-            Some(GuiSessionStatus::default())
+        let fenced = object(
+            "5",
+            Some(GuiSessionStatus {
+                pending_start: Some(fence.clone()),
+                ..GuiSessionStatus::default()
+            }),
         );
+        let start = UnconfirmedStart {
+            target: Target {
+                resource_name: "vm".into(),
+                region: None,
+                account: None,
+            },
+            fence,
+            operation: Operation {
+                id: Some("op-1".into()),
+                ..Operation::default()
+            },
+        };
+        ctx.keep_unconfirmed(&fenced, start.clone());
+        ctx.settle_unconfirmed(&fenced);
+        assert_eq!(ctx.unconfirmed_of(&fenced), Some(start.clone()));
+        // Recorded (the fence cleared): forgotten.
+        let recorded = object("6", Some(GuiSessionStatus::default()));
+        ctx.settle_unconfirmed(&recorded);
+        assert_eq!(ctx.unconfirmed_of(&fenced), None);
+        // Deleted before its poll: forgotten with the object, and so is its backoff.
+        ctx.keep_unconfirmed(&fenced, start);
+        let key = ObjectRef::from_obj(&fenced);
+        ctx.next_backoff(key.clone());
+        ctx.forget_object(&fenced);
+        assert_eq!(ctx.unconfirmed_of(&fenced), None);
+        assert!(!ctx.failures.lock().expect("lock").contains_key(&key));
     }
 
     #[test]

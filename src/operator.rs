@@ -15,9 +15,10 @@ use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, controller, predicates, watcher};
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
@@ -31,7 +32,8 @@ use crate::account_controller::{
 };
 use crate::cli::{LogFormat, RunArgs};
 use crate::controller::{
-    AccountStores, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy, error_policy, reconcile,
+    AccountStores, CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy,
+    error_policy, reconcile,
 };
 use crate::crd::GuiSession;
 use crate::decision::Settings;
@@ -61,7 +63,7 @@ struct Health {
     electing: bool,
     leader: AtomicBool,
     synced: AtomicBool,
-    store: Mutex<Option<Store<GuiSession>>>,
+    states: SessionStates,
     metrics: Arc<Metrics>,
 }
 
@@ -71,24 +73,66 @@ impl Health {
         self.metrics.set_leader(leading);
         if !leading {
             self.synced.store(false, Ordering::SeqCst);
-            *self.store.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.states.clear();
         }
     }
 }
 
-async fn metrics_handler(State(health): State<Arc<Health>>) -> String {
-    let mut counts: HashMap<&'static str, i64> = HashMap::new();
-    if let Some(store) = health
-        .store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-    {
-        for obj in store.state() {
-            *counts.entry(state_label(obj.status.as_ref())).or_default() += 1;
+/// The state of every watched GuiSession, for the sessions gauge. The cache holds metadata only,
+/// so the watch's full objects leave their state label here: 24 bytes per object, keyed by a
+/// 64-bit hash of namespace and name (a collision among a cluster's objects is negligible, and
+/// would only miscount the gauge).
+#[derive(Default)]
+struct SessionStates {
+    by_object: Mutex<HashMap<u64, &'static str>>,
+}
+
+impl SessionStates {
+    fn key(obj: &GuiSession) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        obj.metadata.namespace.hash(&mut h);
+        obj.metadata.name.hash(&mut h);
+        h.finish()
+    }
+
+    fn observe(&self, event: &watcher::Event<GuiSession>) {
+        let mut states = self.by_object.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Init => states.clear(),
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                states.insert(Self::key(obj), state_label(obj.status.as_ref()));
+            }
+            watcher::Event::Delete(obj) => {
+                states.remove(&Self::key(obj));
+            }
+            watcher::Event::InitDone => {}
         }
     }
-    health.metrics.set_session_counts(&counts);
+
+    fn counts(&self) -> HashMap<&'static str, i64> {
+        let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        for state in self
+            .by_object
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            *counts.entry(state).or_default() += 1;
+        }
+        counts
+    }
+
+    fn clear(&self) {
+        self.by_object
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+async fn metrics_handler(State(health): State<Arc<Health>>) -> String {
+    health.metrics.set_session_counts(&health.states.counts());
     health.metrics.render()
 }
 
@@ -266,7 +310,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         electing: args.leader_elect,
         leader: AtomicBool::new(false),
         synced: AtomicBool::new(false),
-        store: Mutex::new(None),
+        states: SessionStates::default(),
         metrics: metrics.clone(),
     });
 
@@ -415,36 +459,29 @@ async fn run_controller(
     if let Some(sel) = args.watch_selector() {
         config = config.labels(&sel);
     }
-    let (reader, writer) = reflector::store();
-    *health.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader.clone());
+    let (reader, writer) = reflector::store::<CachedGuiSession>();
     let accounts = AccountWatches::new(&ctx, args);
-    // managedFields and kubectl's last-applied copy are dropped from the cache (they are most
-    // of an object's size). Only generation changes (spec edits, deletion) trigger a reconcile:
-    // the operator's own status writes do not, and timers come from the requeues it asks for.
+    // The watch delivers full objects: the account index and the state gauge take what they need
+    // from them, and only their metadata is cached (every reconcile reads the object). Only
+    // generation changes (spec edits, deletion) trigger a reconcile: the operator's own status
+    // writes do not, and timers come from the requeues it asks for.
     let stream = watcher(api, config)
-        .modify(|obj| {
-            obj.managed_fields_mut().clear();
-            // `kubectl apply` (client-side) repeats the whole object in this annotation.
-            obj.annotations_mut()
-                .remove("kubectl.kubernetes.io/last-applied-configuration");
-        })
-        .reflect(writer)
         .inspect_ok({
             let index = accounts.index.clone();
             let counts = accounts.counts.clone();
             let ctx = ctx.clone();
+            let health = health.clone();
             move |event| {
                 accounts_named(&index, &counts, event);
+                health.states.observe(event);
                 if let watcher::Event::Delete(obj) = event {
                     ctx.forget_object(obj);
                 }
             }
         })
+        .map_ok(metadata_of)
+        .reflect(writer)
         .applied_objects()
-        .inspect_ok({
-            let ctx = ctx.clone();
-            move |obj| ctx.watch_caught_up(obj)
-        })
         .predicate_filter(predicates::generation, Default::default());
     let synced = {
         let reader = reader.clone();
@@ -459,7 +496,14 @@ async fn run_controller(
     // The Controller backs off its trigger stream after watch errors (kube's DefaultBackoff
     // unless told otherwise, so a backoff on the stream itself would only add to it): retry
     // within seconds, not at the default's 30 s cap, to be back soon after an apiserver outage.
-    let mut controller = Controller::for_stream(stream, reader).reconcile_on(accounts.wakes);
+    let mut controller =
+        Controller::for_stream(stream, reader).reconcile_on(accounts.wakes.map(|r| {
+            let cached = ObjectRef::<CachedGuiSession>::new(&r.name);
+            match &r.namespace {
+                Some(ns) => cached.within(ns),
+                None => cached,
+            }
+        }));
     if args.access_secrets {
         // A deleted or edited access Secret is written again at once. Only the operator's own
         // Secrets are watched (by label), never every Secret in the cluster.
@@ -485,6 +529,30 @@ async fn run_controller(
         _ = accounts.controllers => {}
     }
     ctx.set_accounts(None);
+}
+
+/// What the cache keeps of a watch event: the object's metadata, without managedFields and
+/// kubectl's last-applied copy (most of an object's size) and the fields no trigger reads.
+pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGuiSession> {
+    let meta = |obj: GuiSession| {
+        let mut metadata = obj.metadata;
+        metadata.managed_fields = None;
+        metadata.creation_timestamp = None;
+        metadata.labels = None;
+        metadata.annotations = None;
+        PartialObjectMeta {
+            types: None,
+            metadata,
+            _phantom: std::marker::PhantomData,
+        }
+    };
+    match event {
+        watcher::Event::Apply(obj) => watcher::Event::Apply(meta(obj)),
+        watcher::Event::Delete(obj) => watcher::Event::Delete(meta(obj)),
+        watcher::Event::InitApply(obj) => watcher::Event::InitApply(meta(obj)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
 }
 
 /// Keeps the account index (which GuiSessions name which account) from the GuiSession watch,
