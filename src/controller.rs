@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, GetParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -147,9 +147,10 @@ pub struct Context {
     /// The account caches of the current leadership term; `None` when accounts are not watched.
     accounts: std::sync::RwLock<Option<AccountStores>>,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
-    /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]): only between
-    /// a StartGUISession's answer and its operation's first poll, about a second.
-    unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, UnconfirmedStart>>,
+    /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]), with the
+    /// object as this process last wrote it: only between a StartGUISession's answer and its
+    /// operation's first poll, about a second.
+    unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, Held>>,
 }
 
 impl Context {
@@ -207,14 +208,38 @@ impl Context {
         if unconfirmed.is_empty() {
             return None;
         }
-        unconfirmed.get(&ObjectRef::from_obj(obj)).cloned()
+        unconfirmed
+            .get(&ObjectRef::from_obj(obj))
+            .map(|held| held.start.clone())
     }
 
     fn keep_unconfirmed(&self, obj: &GuiSession, start: UnconfirmedStart) {
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ObjectRef::from_obj(obj), start);
+            .insert(
+                ObjectRef::from_obj(obj),
+                Held {
+                    start,
+                    obj: obj.clone(),
+                },
+            );
+    }
+
+    /// The object as this process last wrote it, if it holds one at least as new as the cached
+    /// `resource_version` (resourceVersions are etcd revisions: newer is larger). It saves the
+    /// read at the start of a reconcile; a write on it that turns out stale ends in a conflict
+    /// and a fresh read, never in a second start.
+    fn held_object(
+        &self,
+        key: &ObjectRef<GuiSession>,
+        resource_version: Option<&str>,
+    ) -> Option<GuiSession> {
+        let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+        let held = unconfirmed.get(key)?;
+        let cached = resource_version?.parse::<u64>().ok()?;
+        let ours = held.obj.resource_version()?.parse::<u64>().ok()?;
+        (ours >= cached).then(|| held.obj.clone())
     }
 
     /// Forgets the object's unconfirmed start once its status no longer carries that start's
@@ -228,7 +253,7 @@ impl Context {
         let fence = obj.status.as_ref().and_then(|s| s.pending_start.as_ref());
         if unconfirmed
             .get(&key)
-            .is_some_and(|u| Some(&u.fence) != fence)
+            .is_some_and(|held| Some(&held.start.fence) != fence)
         {
             unconfirmed.remove(&key);
         }
@@ -255,10 +280,15 @@ impl Context {
     }
 }
 
-/// What the operator caches of each GuiSession: its metadata only. Spec and status are read
-/// fresh at the start of every reconcile (a quorum read), which also keeps decisions off a
-/// lagging cache; see [`reconcile`].
+/// What the operator caches of each GuiSession: its metadata only. Spec and status are read at
+/// the start of every reconcile, at least as new as the cached metadata; see [`reconcile`].
 pub type CachedGuiSession = PartialObjectMeta<GuiSession>;
+
+/// An unconfirmed start and the object it was fenced on.
+struct Held {
+    start: UnconfirmedStart,
+    obj: GuiSession,
+}
 
 /// The key of a cached GuiSession, as the full object's.
 pub fn key_of(meta: &CachedGuiSession) -> ObjectRef<GuiSession> {
@@ -277,10 +307,25 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
     let result = match meta.namespace() {
         Some(namespace) => {
             let api: Api<GuiSession> = Api::namespaced(ctx.client.clone(), &namespace);
-            match api.get_opt(&meta.name_any()).await {
+            let rv = meta.resource_version();
+            let read = match ctx.held_object(&key, rv.as_deref()) {
+                Some(obj) => Ok(obj),
+                // At least as new as the cache, served from the apiserver's watch cache rather
+                // than by a quorum read from etcd: a stale answer ends in a write conflict.
+                None => {
+                    let params = match &rv {
+                        Some(rv) => GetParams::at(rv),
+                        None => GetParams::default(),
+                    };
+                    api.get_with(&meta.name_any(), &params).await
+                }
+            };
+            match read {
                 // Deleted since the watch saw it: its Delete event is on the way.
-                Ok(None) => Ok(Requeue::await_change()),
-                Ok(Some(obj)) => {
+                Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 404) => {
+                    Ok(Requeue::await_change())
+                }
+                Ok(obj) => {
                     let secrets = Api::namespaced(ctx.client.clone(), &namespace);
                     Reconcile {
                         obj,
@@ -938,13 +983,26 @@ mod tests {
         ctx.keep_unconfirmed(&fenced, start.clone());
         ctx.settle_unconfirmed(&fenced);
         assert_eq!(ctx.unconfirmed_of(&fenced), Some(start.clone()));
+        // The object as written stands in for a read while the cache is not newer than it.
+        let key = ObjectRef::from_obj(&fenced);
+        for (cached, held) in [
+            (Some("4"), true),
+            (Some("5"), true),
+            (Some("6"), false),
+            (None, false),
+        ] {
+            assert_eq!(
+                ctx.held_object(&key, cached).is_some(),
+                held,
+                "cache at {cached:?}, written at 5"
+            );
+        }
         // Recorded (the fence cleared): forgotten.
         let recorded = object("6", Some(GuiSessionStatus::default()));
         ctx.settle_unconfirmed(&recorded);
         assert_eq!(ctx.unconfirmed_of(&fenced), None);
         // Deleted before its poll: forgotten with the object, and so is its backoff.
         ctx.keep_unconfirmed(&fenced, start);
-        let key = ObjectRef::from_obj(&fenced);
         ctx.next_backoff(key.clone());
         ctx.forget_object(&fenced);
         assert_eq!(ctx.unconfirmed_of(&fenced), None);
