@@ -50,6 +50,7 @@ fn benchmark_runs_at_smoke_size() {
         throttle_burst: 50,
         throttled_operator_rate: 50,
         throttled_operator_burst: 50,
+        memory_only: false,
     };
     let report = scenarios::run_blocking(&opts).expect("benchmark runs");
     let table = report.table();

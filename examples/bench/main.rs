@@ -70,6 +70,10 @@ struct Args {
     /// Operator `--rate-burst` in the throttled scenario (default: the simulator's burst).
     #[arg(long)]
     throttled_operator_burst: Option<u32>,
+    /// Run only the burst, the steady state and a restart right after it (the memory figures),
+    /// e.g. to compare allocators; the rest of the report stays zero.
+    #[arg(long)]
+    memory_only: bool,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             .throttled_operator_rate
             .unwrap_or(args.throttle_rps.ceil() as u32),
         throttled_operator_burst: args.throttled_operator_burst.unwrap_or(args.throttle_burst),
+        memory_only: args.memory_only,
     };
     let report = scenarios::run_blocking(&opts)?;
     print!("{}", report.table());

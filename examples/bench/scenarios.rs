@@ -43,6 +43,9 @@ pub struct Options {
     pub throttle_burst: u32,
     pub throttled_operator_rate: u32,
     pub throttled_operator_burst: u32,
+    /// Only the burst, the steady state and a restart (right after it): the memory figures, for
+    /// comparing builds quickly. Everything else in the report stays zero.
+    pub memory_only: bool,
 }
 
 const SIM_PREFIX: &str = "vm-";
@@ -723,104 +726,117 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     // ---- Renewal wave -------------------------------------------------------------------------
     // maxSessionAge for the wave: long enough that the wave ends inside one window (twice the
     // burst's time), and every session already older than it when the new operator starts.
-    let window_secs = opts
-        .min_renew_window
-        .max(burst_total * 2)
-        .as_secs_f64()
-        .ceil();
-    let youngest = tracker.read(|s| {
-        s.objects
-            .iter()
-            .filter_map(|o| o.last()?.session_started_at)
-            .max()
-    });
-    let youngest = youngest.context("no sessionStartedAt recorded")?;
-    let all_expired = youngest
-        .checked_add(jiff::SignedDuration::from_secs_f64(window_secs + 1.0))
-        .context("timestamp overflow")?;
-    let wait = all_expired.duration_since(jiff::Timestamp::now());
-    if wait.is_positive() {
+    let window_secs = if opts.memory_only {
+        tokio::task::block_in_place(|| {
+            let mut op = op;
+            op.terminate()
+        });
+        // The burst's --min-session-age (1h): nothing falls due during the restart.
+        3600.0
+    } else {
+        let window_secs = opts
+            .min_renew_window
+            .max(burst_total * 2)
+            .as_secs_f64()
+            .ceil();
+        let youngest = tracker.read(|s| {
+            s.objects
+                .iter()
+                .filter_map(|o| o.last()?.session_started_at)
+                .max()
+        });
+        let youngest = youngest.context("no sessionStartedAt recorded")?;
+        let all_expired = youngest
+            .checked_add(jiff::SignedDuration::from_secs_f64(window_secs + 1.0))
+            .context("timestamp overflow")?;
+        let wait = all_expired.duration_since(jiff::Timestamp::now());
+        if wait.is_positive() {
+            progress(format!(
+                "renewal: waiting {:.0} s until every session is older than {window_secs:.0} s",
+                wait.as_secs_f64()
+            ));
+            // Waiting for a point in time (the sessions' age), not for another component.
+            tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
+        }
+        tokio::task::block_in_place(|| {
+            let mut op = op;
+            op.terminate()
+        });
         progress(format!(
-            "renewal: waiting {:.0} s until every session is older than {window_secs:.0} s",
-            wait.as_secs_f64()
+            "renewal: restarting the operator with --min-session-age {window_secs:.0}s"
         ));
-        // Waiting for a point in time (the sessions' age), not for another component.
-        tokio::time::sleep(Duration::try_from(wait).unwrap_or_default()).await;
-    }
-    tokio::task::block_in_place(|| {
-        let mut op = op;
-        op.terminate()
-    });
-    progress(format!(
-        "renewal: restarting the operator with --min-session-age {window_secs:.0}s"
-    ));
-    let changes_before = tracker.status_changes();
-    let before = bench.snapshot(None)?;
-    let wave_op = bench.operator(&ns, &bench.unthrottled_args(&format!("{window_secs:.0}s")));
-    let synced = Instant::now();
-    let wave_pid = pid(&wave_op)?;
-    let renewed = |s: &crate::tracker::State| {
-        s.objects
-            .iter()
-            .zip(&burst_op_ids)
-            .filter(|(o, old)| {
-                o.last()
-                    .is_some_and(|st| ready(st) && operation_id(st) != old.as_deref())
-            })
-            .count()
+        let changes_before = tracker.status_changes();
+        let before = bench.snapshot(None)?;
+        let wave_op = bench.operator(&ns, &bench.unthrottled_args(&format!("{window_secs:.0}s")));
+        let synced = Instant::now();
+        let wave_pid = pid(&wave_op)?;
+        let renewed = |s: &crate::tracker::State| {
+            s.objects
+                .iter()
+                .zip(&burst_op_ids)
+                .filter(|(o, old)| {
+                    o.last()
+                        .is_some_and(|st| ready(st) && operation_id(st) != old.as_deref())
+                })
+                .count()
+        };
+        let done = tracker
+            .wait_for(
+                deadline_for(n, Duration::from_millis(200)),
+                "all renewed",
+                |s| renewed(s) == n,
+                |s| format!("{} of {n} renewed", renewed(s)),
+            )
+            .await?;
+        let after = bench.snapshot(Some(wave_pid))?;
+        let wave_mem = probe::memory(wave_pid)?;
+        let calls = calls_between(&before.calls, &after.calls);
+        let starts = starts_per_resource(&before.calls, &after.calls);
+        let one = (0..n)
+            .filter(|i| starts.get(&format!("{SIM_PREFIX}{i:05}")) == Some(&1))
+            .count();
+        let to_ready_after_start = tracker.read(|s| {
+            s.objects
+                .iter()
+                .zip(&burst_op_ids)
+                .filter_map(|(o, old)| {
+                    let seen = o.first_after(before.at, |st| {
+                        ready(st) && operation_id(st) != old.as_deref()
+                    })?;
+                    Some(seen.at.saturating_duration_since(before.at))
+                })
+                .collect::<Vec<_>>()
+        });
+        let wave_writes = tracker.status_changes() - changes_before;
+        let total = done.duration_since(before.at).as_secs_f64();
+        report.renewal = Renewal {
+            max_session_age_s: window_secs,
+            total_s: total,
+            after_sync_s: done.duration_since(synced).as_secs_f64(),
+            renewed: to_ready_after_start.len(),
+            objects_with_one_start: one,
+            objects_with_other_starts: n - one,
+            calls_per_object: ratio(calls.total as f64, n as f64),
+            get_operation_per_start: ratio(
+                calls.get_operation as f64,
+                calls.start_gui_session as f64,
+            ),
+            calls,
+            status_writes_watched: wave_writes,
+            writes_per_object_mean: ratio(wave_writes as f64, n as f64),
+            to_ready_after_start: Latency::of(to_ready_after_start),
+            // A new process: all of its CPU time, start-up and cache sync included.
+            operator_cpu_s: after.operator_cpu,
+            operator_peak_rss_mib: wave_mem.hwm_bytes as f64 / MIB,
+            longer_than_window: total > window_secs,
+        };
+        progress(format!("renewal: all {n} renewed after {total:.1} s"));
+        tokio::task::block_in_place(|| {
+            let mut op = wave_op;
+            op.terminate()
+        });
+        window_secs
     };
-    let done = tracker
-        .wait_for(
-            deadline_for(n, Duration::from_millis(200)),
-            "all renewed",
-            |s| renewed(s) == n,
-            |s| format!("{} of {n} renewed", renewed(s)),
-        )
-        .await?;
-    let after = bench.snapshot(Some(wave_pid))?;
-    let wave_mem = probe::memory(wave_pid)?;
-    let calls = calls_between(&before.calls, &after.calls);
-    let starts = starts_per_resource(&before.calls, &after.calls);
-    let one = (0..n)
-        .filter(|i| starts.get(&format!("{SIM_PREFIX}{i:05}")) == Some(&1))
-        .count();
-    let to_ready_after_start = tracker.read(|s| {
-        s.objects
-            .iter()
-            .zip(&burst_op_ids)
-            .filter_map(|(o, old)| {
-                let seen = o.first_after(before.at, |st| {
-                    ready(st) && operation_id(st) != old.as_deref()
-                })?;
-                Some(seen.at.saturating_duration_since(before.at))
-            })
-            .collect::<Vec<_>>()
-    });
-    let wave_writes = tracker.status_changes() - changes_before;
-    let total = done.duration_since(before.at).as_secs_f64();
-    report.renewal = Renewal {
-        max_session_age_s: window_secs,
-        total_s: total,
-        after_sync_s: done.duration_since(synced).as_secs_f64(),
-        renewed: to_ready_after_start.len(),
-        objects_with_one_start: one,
-        objects_with_other_starts: n - one,
-        calls_per_object: ratio(calls.total as f64, n as f64),
-        get_operation_per_start: ratio(calls.get_operation as f64, calls.start_gui_session as f64),
-        calls,
-        status_writes_watched: wave_writes,
-        writes_per_object_mean: ratio(wave_writes as f64, n as f64),
-        to_ready_after_start: Latency::of(to_ready_after_start),
-        // A new process: all of its CPU time, start-up and cache sync included.
-        operator_cpu_s: after.operator_cpu,
-        operator_peak_rss_mib: wave_mem.hwm_bytes as f64 / MIB,
-        longer_than_window: total > window_secs,
-    };
-    progress(format!("renewal: all {n} renewed after {total:.1} s"));
-    tokio::task::block_in_place(|| {
-        let mut op = wave_op;
-        op.terminate()
-    });
 
     // ---- Restart at scale ---------------------------------------------------------------------
     // Every session was just renewed: a fresh operator with the wave's --min-session-age (any
@@ -905,6 +921,10 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         op.terminate()
     });
     drop(tracker);
+    if opts.memory_only {
+        report.machine.loadavg_end = probe::loadavg();
+        return Ok(report);
+    }
 
     // ---- Baselines ----------------------------------------------------------------------------
     // The same objects, created the same way, and each one's statuses from the burst written
