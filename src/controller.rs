@@ -151,6 +151,8 @@ pub struct Context {
     /// object as this process last wrote it: only between a StartGUISession's answer and its
     /// operation's first poll, about a second.
     unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, Held>>,
+    /// Shutdown was requested: no reconcile comes after the running ones.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -181,7 +183,19 @@ impl Context {
             accounts: std::sync::RwLock::new(None),
             failures: Mutex::default(),
             unconfirmed: Mutex::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Shutdown was requested: running reconciles finish what they started themselves, since no
+    /// later reconcile will.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Sets the account caches (each leadership term watches afresh).
@@ -543,8 +557,22 @@ impl Reconcile<'_> {
                         operation = start.operation.id.as_deref().unwrap_or_default(),
                         "start answered; recording it with its first poll"
                     );
+                    let operation_id = start.operation.id.clone().unwrap_or_default();
+                    let scope_target = start.target.clone();
                     self.ctx.keep_unconfirmed(&self.obj, *start);
-                    return self.requeue(Next::After(after));
+                    if !self.ctx.is_draining() {
+                        return self.requeue(Next::After(after));
+                    }
+                    // Shutting down: no later reconcile will record this start, so this one
+                    // polls it (within the shutdown grace) instead of leaving it to the lookup
+                    // of the next leader.
+                    tokio::time::sleep(after).await;
+                    Input::Polled(
+                        self.ctx
+                            .lightsail
+                            .get_operation(self.scope(&scope_target), &operation_id)
+                            .await,
+                    )
                 }
                 Effect::Start(target) => {
                     let Some(permit) = permit.take() else {

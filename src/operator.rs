@@ -423,11 +423,11 @@ async fn reconcile_until_shutdown(
     health: Arc<Health>,
     shutdown: &Shutdown,
 ) -> Outcome {
-    let controller = run_controller(api, args, ctx, health, shutdown.requested());
+    let controller = run_controller(api, args, ctx.clone(), health, shutdown.requested());
     tokio::pin!(controller);
     tokio::select! {
         biased;
-        _ = shutdown.requested() => {}
+        _ = shutdown.requested() => ctx.drain(),
         _ = &mut controller => {
             // It may have drained at once on the same signal.
             return if shutdown.is_requested() { Outcome::Stopped } else { Outcome::Ended };
