@@ -85,6 +85,9 @@ impl Health {
 #[derive(Default)]
 struct SessionStates {
     by_object: Mutex<HashMap<u64, &'static str>>,
+    /// A relist in progress: it replaces `by_object` once complete, so that the gauge does not
+    /// dip while it runs (as kube's reflector store does with the cache).
+    relisting: Mutex<Option<HashMap<u64, &'static str>>>,
 }
 
 impl SessionStates {
@@ -97,16 +100,31 @@ impl SessionStates {
     }
 
     fn observe(&self, event: &watcher::Event<GuiSession>) {
-        let mut states = self.by_object.lock().unwrap_or_else(|p| p.into_inner());
+        let mut relisting = self.relisting.lock().unwrap_or_else(|p| p.into_inner());
         match event {
-            watcher::Event::Init => states.clear(),
-            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
-                states.insert(Self::key(obj), state_label(obj.status.as_ref()));
+            watcher::Event::Init => *relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(obj) => {
+                if let Some(list) = relisting.as_mut() {
+                    list.insert(Self::key(obj), state_label(obj.status.as_ref()));
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(list) = relisting.take() {
+                    *self.by_object.lock().unwrap_or_else(|p| p.into_inner()) = list;
+                }
+            }
+            watcher::Event::Apply(obj) => {
+                self.by_object
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(Self::key(obj), state_label(obj.status.as_ref()));
             }
             watcher::Event::Delete(obj) => {
-                states.remove(&Self::key(obj));
+                self.by_object
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&Self::key(obj));
             }
-            watcher::Event::InitDone => {}
         }
     }
 
@@ -731,5 +749,49 @@ impl AccountWatches {
             wakes: receiver_stream(wake_rx),
             controllers,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::GuiSessionSpec;
+
+    fn session(name: &str) -> GuiSession {
+        let mut gs = GuiSession::new(
+            name,
+            GuiSessionSpec {
+                resource_name: "vm".into(),
+                region: None,
+                max_session_age: "1h".into(),
+                suspend: false,
+                stop_on_delete: false,
+                account_ref: None,
+                access: None,
+                schedule: None,
+            },
+        );
+        gs.metadata.namespace = Some("ns".into());
+        gs
+    }
+
+    #[test]
+    fn the_sessions_gauge_keeps_its_counts_through_a_relist_and_drops_what_it_lost() {
+        let states = SessionStates::default();
+        states.observe(&watcher::Event::Apply(session("a")));
+        states.observe(&watcher::Event::Apply(session("b")));
+        assert_eq!(states.counts().get("starting"), Some(&2));
+        // A relist after a watch error: "b" was deleted meanwhile.
+        states.observe(&watcher::Event::Init);
+        states.observe(&watcher::Event::InitApply(session("a")));
+        assert_eq!(
+            states.counts().get("starting"),
+            Some(&2),
+            "no dip while it runs"
+        );
+        states.observe(&watcher::Event::InitDone);
+        assert_eq!(states.counts().get("starting"), Some(&1));
+        states.observe(&watcher::Event::Delete(session("a")));
+        assert_eq!(states.counts().get("starting"), None);
     }
 }
