@@ -147,10 +147,10 @@ pub struct Context {
     /// The account caches of the current leadership term; `None` when accounts are not watched.
     accounts: std::sync::RwLock<Option<AccountStores>>,
     failures: Mutex<HashMap<ObjectRef<GuiSession>, u32>>,
-    /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]), with the
-    /// object as this process last wrote it: only between a StartGUISession's answer and its
-    /// operation's first poll, about a second.
-    unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, Held>>,
+    /// Starts answered but not yet recorded, by object (see [`UnconfirmedStart`]): only between
+    /// a StartGUISession's answer and its operation's first poll, a second or more (in a burst,
+    /// thousands at once, hence boxed and without the object itself).
+    unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, Box<Held>>>,
     /// Shutdown was requested: no reconcile comes after the running ones.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -223,37 +223,37 @@ impl Context {
             return None;
         }
         unconfirmed
-            .get(&ObjectRef::from_obj(obj))
+            .get(&key_of(obj))
             .map(|held| held.start.clone())
     }
 
     fn keep_unconfirmed(&self, obj: &GuiSession, start: UnconfirmedStart) {
+        let written = obj.resource_version().and_then(|rv| rv.parse().ok());
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                ObjectRef::from_obj(obj),
-                Held {
-                    start,
-                    obj: obj.clone(),
-                },
-            );
+            .insert(key_of(obj), Box::new(Held { start, written }));
     }
 
-    /// The object as this process last wrote it, if it holds one at least as new as the cached
-    /// `resource_version` (resourceVersions are etcd revisions: newer is larger). It saves the
-    /// read at the start of a reconcile; a write on it that turns out stale ends in a conflict
-    /// and a fresh read, never in a second start.
-    fn held_object(
+    /// The resourceVersion to read the object at: the cached one, or the fence this process
+    /// wrote for an unconfirmed start when the watch has not caught up with it yet (a read at
+    /// the cached version would then miss the fence, and the start would wait for the settle
+    /// window's lookup). resourceVersions are etcd revisions, newer is larger; one that is not
+    /// a number is taken as it is.
+    fn read_version(
         &self,
         key: &ObjectRef<GuiSession>,
-        resource_version: Option<&str>,
-    ) -> Option<GuiSession> {
-        let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
-        let held = unconfirmed.get(key)?;
-        let cached = resource_version?.parse::<u64>().ok()?;
-        let ours = held.obj.resource_version()?.parse::<u64>().ok()?;
-        (ours >= cached).then(|| held.obj.clone())
+        cached: Option<String>,
+    ) -> Option<String> {
+        let written = {
+            let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+            unconfirmed.get(key).and_then(|held| held.written)
+        };
+        let newer_written = written.filter(|ours| match cached.as_deref() {
+            None => true,
+            Some(cached) => cached.parse::<u64>().is_ok_and(|cached| cached < *ours),
+        });
+        newer_written.map(|ours| ours.to_string()).or(cached)
     }
 
     /// Forgets the object's unconfirmed start once its status no longer carries that start's
@@ -263,7 +263,7 @@ impl Context {
         if unconfirmed.is_empty() {
             return;
         }
-        let key = ObjectRef::from_obj(obj);
+        let key = key_of(obj);
         let fence = obj.status.as_ref().and_then(|s| s.pending_start.as_ref());
         if unconfirmed
             .get(&key)
@@ -275,7 +275,7 @@ impl Context {
 
     /// Called for every object the watch reports deleted: drops what this process held for it.
     pub fn forget_object(&self, obj: &GuiSession) {
-        let key = ObjectRef::from_obj(obj);
+        let key = key_of(obj);
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -298,17 +298,20 @@ impl Context {
 /// the start of every reconcile, at least as new as the cached metadata; see [`reconcile`].
 pub type CachedGuiSession = PartialObjectMeta<GuiSession>;
 
-/// An unconfirmed start and the object it was fenced on.
+/// An unconfirmed start and the resourceVersion of the status write that fenced it.
 struct Held {
     start: UnconfirmedStart,
-    obj: GuiSession,
+    written: Option<u64>,
 }
 
-/// The key of a cached GuiSession, as the full object's.
-pub fn key_of(meta: &CachedGuiSession) -> ObjectRef<GuiSession> {
-    let key = ObjectRef::new(&meta.name_any());
-    match meta.namespace() {
-        Some(ns) => key.within(&ns),
+/// The key of a GuiSession, cached or read, in this process's maps: without the `extra` (uid,
+/// resourceVersion) that `ObjectRef::from_obj` copies and that equality ignores, since
+/// thousands of keys may be held at once.
+pub fn key_of(obj: &impl Resource) -> ObjectRef<GuiSession> {
+    let meta = obj.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match &meta.namespace {
+        Some(ns) => key.within(ns),
         None => key,
     }
 }
@@ -317,24 +320,18 @@ pub fn key_of(meta: &CachedGuiSession) -> ObjectRef<GuiSession> {
 /// machine on it.
 pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result<Requeue, Error> {
     let started = Instant::now();
-    let key = key_of(&meta);
+    let key = key_of(meta.as_ref());
     let result = match meta.namespace() {
         Some(namespace) => {
             let api: Api<GuiSession> = Api::namespaced(ctx.client.clone(), &namespace);
-            let rv = meta.resource_version();
-            let read = match ctx.held_object(&key, rv.as_deref()) {
-                Some(obj) => Ok(obj),
-                // At least as new as the cache, served from the apiserver's watch cache rather
-                // than by a quorum read from etcd: a stale answer ends in a write conflict.
-                None => {
-                    let params = match &rv {
-                        Some(rv) => GetParams::at(rv),
-                        None => GetParams::default(),
-                    };
-                    api.get_with(&meta.name_any(), &params).await
-                }
+            // At least as new as the cache (or this process's last fence), served from the
+            // apiserver's watch cache rather than by a quorum read from etcd: a stale answer
+            // ends in a write conflict and a fresh read, never in a second start.
+            let params = match ctx.read_version(&key, meta.resource_version()) {
+                Some(rv) => GetParams::at(&rv),
+                None => GetParams::default(),
             };
-            match read {
+            match api.get_with(&meta.name_any(), &params).await {
                 // Deleted since the watch saw it: its Delete event is on the way.
                 Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 404) => {
                     Ok(Requeue::await_change())
@@ -370,7 +367,7 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
 
 /// What kube's Controller does after a failed reconcile: per-object backoff with jitter.
 pub fn error_policy(meta: Arc<CachedGuiSession>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    let delay = ctx.next_backoff(key_of(&meta));
+    let delay = ctx.next_backoff(key_of(meta.as_ref()));
     warn!(
         namespace = meta.namespace().unwrap_or_default(),
         name = meta.name_any(),
@@ -1011,24 +1008,27 @@ mod tests {
         ctx.keep_unconfirmed(&fenced, start.clone());
         ctx.settle_unconfirmed(&fenced);
         assert_eq!(ctx.unconfirmed_of(&fenced), Some(start.clone()));
-        // The object as written stands in for a read while the cache is not newer than it.
+        // The reconcile that records it reads at least at the fence's version, even while the
+        // cache is older (the watch has not caught up); a newer or opaque cached version stands.
         let key = ObjectRef::from_obj(&fenced);
-        for (cached, held) in [
-            (Some("4"), true),
-            (Some("5"), true),
-            (Some("6"), false),
-            (None, false),
+        for (cached, read_at) in [
+            (Some("4"), Some("5")),
+            (Some("5"), Some("5")),
+            (Some("6"), Some("6")),
+            (Some("opaque"), Some("opaque")),
+            (None, Some("5")),
         ] {
             assert_eq!(
-                ctx.held_object(&key, cached).is_some(),
-                held,
-                "cache at {cached:?}, written at 5"
+                ctx.read_version(&key, cached.map(String::from)).as_deref(),
+                read_at,
+                "cache at {cached:?}, fence written at 5"
             );
         }
         // Recorded (the fence cleared): forgotten.
         let recorded = object("6", Some(GuiSessionStatus::default()));
         ctx.settle_unconfirmed(&recorded);
         assert_eq!(ctx.unconfirmed_of(&fenced), None);
+        assert_eq!(ctx.read_version(&key, Some("4".into())).as_deref(), Some("4"));
         // Deleted before its poll: forgotten with the object, and so is its backoff.
         ctx.keep_unconfirmed(&fenced, start);
         ctx.next_backoff(key.clone());
