@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::Reporter;
@@ -499,8 +500,12 @@ async fn run_controller(
         })
         .map_ok(metadata_of)
         .reflect(writer)
+        .try_filter({
+            let mut generations = Generations::default();
+            move |event| futures::future::ready(generations.is_news(event))
+        })
         .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+        .map_ok(trigger_of);
     let synced = {
         let reader = reader.clone();
         let health = health.clone();
@@ -570,6 +575,77 @@ pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGu
         watcher::Event::InitApply(obj) => watcher::Event::InitApply(meta(obj)),
         watcher::Event::Init => watcher::Event::Init,
         watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// The generation of every watched GuiSession, by uid: an applied object is news (and
+/// triggers a reconcile) when it is new to this process or its generation moved (a spec edit,
+/// a deletion starting), as with kube's `predicates::generation` filter; the operator's own
+/// status writes are not. 24 bytes per object where kube's filter copies three strings, and a
+/// deleted object's entry goes with its Delete event or, if the watch missed that, with the
+/// next relist.
+#[derive(Default)]
+struct Generations {
+    by_uid: HashMap<u128, i64>,
+    /// A relist in progress: it replaces `by_uid` once complete.
+    relisting: Option<HashMap<u128, i64>>,
+}
+
+impl Generations {
+    fn key(obj: &CachedGuiSession) -> Option<(u128, i64)> {
+        let uid = obj.metadata.uid.as_deref()?;
+        let uid = u128::from_str_radix(&uid.replace('-', ""), 16).ok()?;
+        Some((uid, obj.metadata.generation?))
+    }
+
+    /// Records the event; whether it should trigger a reconcile (events that apply no object
+    /// pass, `applied_objects` drops them).
+    fn is_news(&mut self, event: &watcher::Event<CachedGuiSession>) -> bool {
+        match event {
+            watcher::Event::Init => {
+                self.relisting = Some(HashMap::new());
+                true
+            }
+            watcher::Event::InitDone => {
+                if let Some(list) = self.relisting.take() {
+                    self.by_uid = list;
+                }
+                true
+            }
+            watcher::Event::Delete(obj) => {
+                if let Some((uid, _)) = Self::key(obj) {
+                    self.by_uid.remove(&uid);
+                }
+                true
+            }
+            watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => {
+                // Without a uid or generation (never from a real apiserver) it always passes.
+                let Some((uid, generation)) = Self::key(obj) else {
+                    return true;
+                };
+                let seen = self.by_uid.get(&uid).copied();
+                match self.relisting.as_mut() {
+                    Some(list) => list.insert(uid, generation),
+                    None => self.by_uid.insert(uid, generation),
+                };
+                seen != Some(generation)
+            }
+        }
+    }
+}
+
+/// What the Controller keeps of a triggering object: the name it reconciles, held in its queue
+/// until the object is due (twice over, per object). The uid and resourceVersion would make
+/// every queued reference two allocations larger; the reconcile gets the cached object anyway.
+fn trigger_of(obj: CachedGuiSession) -> CachedGuiSession {
+    PartialObjectMeta {
+        types: None,
+        metadata: ObjectMeta {
+            name: obj.metadata.name,
+            namespace: obj.metadata.namespace,
+            ..ObjectMeta::default()
+        },
+        _phantom: std::marker::PhantomData,
     }
 }
 
@@ -793,5 +869,60 @@ mod tests {
         assert_eq!(states.counts().get("starting"), Some(&1));
         states.observe(&watcher::Event::Delete(session("a")));
         assert_eq!(states.counts().get("starting"), None);
+    }
+
+    fn cached(name: &str, uid: &str, generation: i64) -> CachedGuiSession {
+        let mut obj = session(name);
+        obj.metadata.uid = Some(uid.into());
+        obj.metadata.generation = Some(generation);
+        obj.metadata.resource_version = Some("7".into());
+        match metadata_of(watcher::Event::Apply(obj)) {
+            watcher::Event::Apply(meta) => meta,
+            _ => unreachable!("metadata_of keeps the event's kind"),
+        }
+    }
+
+    #[test]
+    fn only_new_objects_and_new_generations_trigger_a_reconcile() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        const A: &str = "0b6e1c52-9f7a-4d0e-8a51-3f1f0e6c2a01";
+        const A_AGAIN: &str = "5d2f7e40-1c3b-4b7a-9e0d-6a8c4f2b1e02";
+        const B: &str = "9a1d3c7e-2b4f-4e6a-8c0d-1f3e5a7b9c03";
+        let mut seen = Generations::default();
+        let mut news = |event| seen.is_news(&event);
+        assert!(news(Apply(cached("a", A, 1))), "a new object");
+        assert!(!news(Apply(cached("a", A, 1))), "its own status write");
+        assert!(news(Apply(cached("a", A, 2))), "a spec edit");
+        assert!(news(Apply(cached("b", B, 1))));
+        // Deleted and created again under the same name: a new object.
+        assert!(news(Delete(cached("a", A, 2))));
+        assert!(news(Apply(cached("a", A_AGAIN, 1))));
+        // A relist: "b" was edited and "a" deleted while the watch was down.
+        assert!(news(Init));
+        assert!(!news(InitApply(cached("a", A_AGAIN, 1))), "unchanged");
+        assert!(news(InitApply(cached("b", B, 3))));
+        assert!(news(InitDone));
+        assert!(!news(Apply(cached("b", B, 3))));
+        // Without a uid nothing can be compared: it passes.
+        let mut no_uid = cached("c", B, 1);
+        no_uid.metadata.uid = None;
+        assert!(news(Apply(no_uid.clone())));
+        assert!(news(Apply(no_uid)));
+    }
+
+    #[test]
+    fn a_relist_drops_the_generations_of_objects_deleted_meanwhile() {
+        use watcher::Event::{Apply, Init, InitApply, InitDone};
+        const A: &str = "0b6e1c52-9f7a-4d0e-8a51-3f1f0e6c2a01";
+        const B: &str = "9a1d3c7e-2b4f-4e6a-8c0d-1f3e5a7b9c03";
+        let mut seen = Generations::default();
+        seen.is_news(&Apply(cached("a", A, 1)));
+        seen.is_news(&Apply(cached("b", B, 1)));
+        seen.is_news(&Init);
+        seen.is_news(&InitApply(cached("a", A, 1)));
+        assert_eq!(seen.by_uid.len(), 2, "kept while the relist runs");
+        seen.is_news(&InitDone);
+        assert_eq!(seen.by_uid.len(), 1);
+        assert!(seen.by_uid.contains_key(&0x0b6e1c52_9f7a_4d0e_8a51_3f1f0e6c2a01));
     }
 }
