@@ -554,18 +554,30 @@ async fn run_controller(
     ctx.set_accounts(None);
 }
 
-/// What the cache keeps of a watch event: the object's metadata, without managedFields and
-/// kubectl's last-applied copy (most of an object's size) and the fields no trigger reads.
+/// What the cache keeps of a watch event: the metadata that is read from it, the name and
+/// namespace to reconcile, the resourceVersion to read the object at, and the uid and
+/// generation that decide whether an event is news ([`Generations`]). The rest (managedFields,
+/// kubectl's last-applied copy, finalizers, labels) is read with the object when reconciled.
 pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGuiSession> {
     let meta = |obj: GuiSession| {
-        let mut metadata = obj.metadata;
-        metadata.managed_fields = None;
-        metadata.creation_timestamp = None;
-        metadata.labels = None;
-        metadata.annotations = None;
+        let ObjectMeta {
+            name,
+            namespace,
+            uid,
+            resource_version,
+            generation,
+            ..
+        } = obj.metadata;
         PartialObjectMeta {
             types: None,
-            metadata,
+            metadata: ObjectMeta {
+                name,
+                namespace,
+                uid,
+                resource_version,
+                generation,
+                ..ObjectMeta::default()
+            },
             _phantom: std::marker::PhantomData,
         }
     };
