@@ -222,17 +222,49 @@ impl Context {
         if unconfirmed.is_empty() {
             return None;
         }
-        unconfirmed
-            .get(&key_of(obj))
-            .map(|held| held.start.clone())
+        unconfirmed.get(&key_of(obj)).map(|held| held.start.clone())
     }
 
     fn keep_unconfirmed(&self, obj: &GuiSession, start: UnconfirmedStart) {
-        let written = obj.resource_version().and_then(|rv| rv.parse().ok());
+        let version = obj.resource_version().and_then(|rv| rv.parse().ok());
+        // managedFields are most of an object's size and nothing here reads them. Should the
+        // object not serialize, the recording reconcile reads it at `version` instead.
+        let mut slim = obj.clone();
+        slim.metadata.managed_fields = None;
+        let written = serde_json::to_vec(&slim)
+            .map(Vec::into_boxed_slice)
+            .unwrap_or_default();
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key_of(obj), Box::new(Held { start, written }));
+            .insert(
+                key_of(obj),
+                Box::new(Held {
+                    start,
+                    written,
+                    version,
+                }),
+            );
+    }
+
+    /// The object as this process's fence write left it, if the cache is not newer than that
+    /// write: the reconcile that records the start then needs no read. A write on it that
+    /// turns out stale ends in a conflict and a fresh read, never in a second start.
+    fn written_object(
+        &self,
+        key: &ObjectRef<GuiSession>,
+        cached: Option<&str>,
+    ) -> Option<GuiSession> {
+        let cached = cached?.parse::<u64>().ok()?;
+        let written = {
+            let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+            let held = unconfirmed.get(key)?;
+            if held.version? < cached {
+                return None;
+            }
+            held.written.clone()
+        };
+        serde_json::from_slice(&written).ok()
     }
 
     /// The resourceVersion to read the object at: the cached one, or the fence this process
@@ -240,14 +272,10 @@ impl Context {
     /// the cached version would then miss the fence, and the start would wait for the settle
     /// window's lookup). resourceVersions are etcd revisions, newer is larger; one that is not
     /// a number is taken as it is.
-    fn read_version(
-        &self,
-        key: &ObjectRef<GuiSession>,
-        cached: Option<String>,
-    ) -> Option<String> {
+    fn read_version(&self, key: &ObjectRef<GuiSession>, cached: Option<String>) -> Option<String> {
         let written = {
             let unconfirmed = self.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
-            unconfirmed.get(key).and_then(|held| held.written)
+            unconfirmed.get(key).and_then(|held| held.version)
         };
         let newer_written = written.filter(|ours| match cached.as_deref() {
             None => true,
@@ -298,10 +326,13 @@ impl Context {
 /// the start of every reconcile, at least as new as the cached metadata; see [`reconcile`].
 pub type CachedGuiSession = PartialObjectMeta<GuiSession>;
 
-/// An unconfirmed start and the resourceVersion of the status write that fenced it.
+/// An unconfirmed start and the status write that fenced it: the object as the apiserver
+/// answered it, as JSON without managedFields (about a kilobyte, against two for the typed
+/// object), and its resourceVersion.
 struct Held {
     start: UnconfirmedStart,
-    written: Option<u64>,
+    written: Box<[u8]>,
+    version: Option<u64>,
 }
 
 /// The key of a GuiSession, cached or read, in this process's maps: without the `extra` (uid,
@@ -324,14 +355,21 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
     let result = match meta.namespace() {
         Some(namespace) => {
             let api: Api<GuiSession> = Api::namespaced(ctx.client.clone(), &namespace);
-            // At least as new as the cache (or this process's last fence), served from the
-            // apiserver's watch cache rather than by a quorum read from etcd: a stale answer
-            // ends in a write conflict and a fresh read, never in a second start.
-            let params = match ctx.read_version(&key, meta.resource_version()) {
-                Some(rv) => GetParams::at(&rv),
-                None => GetParams::default(),
+            let read = match ctx.written_object(&key, meta.resource_version().as_deref()) {
+                Some(written) => Ok(written),
+                None => {
+                    // At least as new as the cache (or this process's last fence), served from
+                    // the apiserver's watch cache rather than by a quorum read from etcd: a
+                    // stale answer ends in a write conflict and a fresh read, never in a
+                    // second start.
+                    let params = match ctx.read_version(&key, meta.resource_version()) {
+                        Some(rv) => GetParams::at(&rv),
+                        None => GetParams::default(),
+                    };
+                    api.get_with(&meta.name_any(), &params).await
+                }
             };
-            match api.get_with(&meta.name_any(), &params).await {
+            match read {
                 // Deleted since the watch saw it: its Delete event is on the way.
                 Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 404) => {
                     Ok(Requeue::await_change())
@@ -919,6 +957,7 @@ fn secret_error(e: kube::Error) -> SecretError {
 mod tests {
     use super::*;
     use crate::crd::GuiSessionSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     fn context() -> Context {
         crate::install_crypto_provider();
@@ -986,13 +1025,17 @@ mod tests {
             account: None,
             holder: "a".into(),
         };
-        let fenced = object(
+        let mut fenced = object(
             "5",
             Some(GuiSessionStatus {
                 pending_start: Some(fence.clone()),
                 ..GuiSessionStatus::default()
             }),
         );
+        fenced.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            ..ManagedFieldsEntry::default()
+        }]);
         let start = UnconfirmedStart {
             target: Target {
                 resource_name: "vm".into(),
@@ -1024,11 +1067,33 @@ mod tests {
                 "cache at {cached:?}, fence written at 5"
             );
         }
+        // The object as written stands in for that read while the cache is not newer than it
+        // (managedFields left out); a newer or opaque cached version is read.
+        let mut slim = fenced.clone();
+        slim.metadata.managed_fields = None;
+        for (cached, stands_in) in [
+            (Some("4"), true),
+            (Some("5"), true),
+            (Some("6"), false),
+            (Some("opaque"), false),
+            (None, false),
+        ] {
+            let json = |o: Option<GuiSession>| o.map(|o| serde_json::to_value(o).expect("json"));
+            assert_eq!(
+                json(ctx.written_object(&key, cached)),
+                json(stands_in.then(|| slim.clone())),
+                "cache at {cached:?}, fence written at 5"
+            );
+        }
         // Recorded (the fence cleared): forgotten.
         let recorded = object("6", Some(GuiSessionStatus::default()));
         ctx.settle_unconfirmed(&recorded);
         assert_eq!(ctx.unconfirmed_of(&fenced), None);
-        assert_eq!(ctx.read_version(&key, Some("4".into())).as_deref(), Some("4"));
+        assert_eq!(
+            ctx.read_version(&key, Some("4".into())).as_deref(),
+            Some("4")
+        );
+        assert!(ctx.written_object(&key, Some("4")).is_none());
         // Deleted before its poll: forgotten with the object, and so is its backoff.
         ctx.keep_unconfirmed(&fenced, start);
         ctx.next_backoff(key.clone());

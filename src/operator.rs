@@ -935,6 +935,9 @@ mod tests {
         assert_eq!(seen.by_uid.len(), 2, "kept while the relist runs");
         seen.is_news(&InitDone);
         assert_eq!(seen.by_uid.len(), 1);
-        assert!(seen.by_uid.contains_key(&0x0b6e1c52_9f7a_4d0e_8a51_3f1f0e6c2a01));
+        assert!(
+            seen.by_uid
+                .contains_key(&0x0b6e1c52_9f7a_4d0e_8a51_3f1f0e6c2a01)
+        );
     }
 }
