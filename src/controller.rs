@@ -994,19 +994,7 @@ mod tests {
     }
 
     fn object(rv: &str, status: Option<GuiSessionStatus>) -> GuiSession {
-        let mut gs = GuiSession::new(
-            "gs",
-            GuiSessionSpec {
-                resource_name: "vm".into(),
-                region: None,
-                max_session_age: "1h".into(),
-                suspend: false,
-                stop_on_delete: false,
-                account_ref: None,
-                access: None,
-                schedule: None,
-            },
-        );
+        let mut gs = GuiSession::new("gs", GuiSessionSpec::for_computer("vm"));
         gs.metadata.namespace = Some("ns".into());
         gs.metadata.resource_version = Some(rv.into());
         gs.status = status;

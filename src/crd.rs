@@ -162,6 +162,23 @@ fn default_max_session_age() -> String {
     DEFAULT_MAX_SESSION_AGE.to_owned()
 }
 
+#[cfg(test)]
+impl GuiSessionSpec {
+    /// A spec naming only the computer, every policy at its default: the tests' usual object.
+    pub(crate) fn for_computer(resource_name: &str) -> Self {
+        Self {
+            resource_name: resource_name.into(),
+            region: None,
+            max_session_age: default_max_session_age(),
+            suspend: false,
+            stop_on_delete: false,
+            account_ref: None,
+            access: None,
+            schedule: None,
+        }
+    }
+}
+
 /// Observed state of a GuiSession, written by the operator.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -846,19 +846,7 @@ mod tests {
     use crate::crd::GuiSessionSpec;
 
     fn session(name: &str) -> GuiSession {
-        let mut gs = GuiSession::new(
-            name,
-            GuiSessionSpec {
-                resource_name: "vm".into(),
-                region: None,
-                max_session_age: "1h".into(),
-                suspend: false,
-                stop_on_delete: false,
-                account_ref: None,
-                access: None,
-                schedule: None,
-            },
-        );
+        let mut gs = GuiSession::new(name, GuiSessionSpec::for_computer("vm"));
         gs.metadata.namespace = Some("ns".into());
         gs
     }

@@ -23,16 +23,7 @@ fn at(n: u64) -> Timestamp {
     add(t0(), secs(n))
 }
 pub(super) fn spec() -> GuiSessionSpec {
-    GuiSessionSpec {
-        resource_name: "web-1".into(),
-        region: None,
-        max_session_age: "1h".into(),
-        suspend: false,
-        stop_on_delete: false,
-        account_ref: None,
-        access: None,
-        schedule: None,
-    }
+    GuiSessionSpec::for_computer("web-1")
 }
 pub(super) fn settings() -> Settings {
     Settings {
