@@ -562,6 +562,50 @@ fn full_values_render_every_option() {
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
 }
 
+/// A shard (`--shard KEY`) holds the Lease `<lease name>-KEY` (src/cli.rs `lease_name()`): the
+/// Lease Role must name that one, or the shard is forbidden to lead. The operator still gets the
+/// base name (it appends the key itself).
+#[test]
+fn a_shard_may_use_its_own_lease() {
+    for (args, base) in [
+        (&[][..], "lgo-lightsail-gui-operator"),
+        (&["--set", "leaderElection.leaseName=leader"][..], "leader"),
+    ] {
+        let mut shard_args = vec!["--set", "sharding.shard=blue", "--set", "crds.install=false"];
+        shard_args.extend_from_slice(args);
+        let docs = render_ok("lgo", "ops", &shard_args);
+        let lease_role = named(
+            &docs,
+            "Role",
+            "lgo-lightsail-gui-operator-leader-election",
+        );
+        assert_eq!(
+            rules_of(lease_role),
+            expected_lease_rules(&format!("{base}-blue")),
+            "{args:?}"
+        );
+        let env = env_of(&docs);
+        assert_eq!(env["LGO_LEASE_NAME"], base);
+        assert_eq!(env["LGO_SHARD"], "blue");
+
+        // The default instance keeps the base name, whatever shards it leaves to others.
+        let mut default_args = vec!["--set-json", r#"sharding.shards=["blue"]"#];
+        default_args.extend_from_slice(args);
+        let docs = render_ok("lgo", "ops", &default_args);
+        let lease_role = named(
+            &docs,
+            "Role",
+            "lgo-lightsail-gui-operator-leader-election",
+        );
+        assert_eq!(rules_of(lease_role), expected_lease_rules(base), "{args:?}");
+    }
+    // A shard key that is a valid label value but would make an invalid Lease name is refused at
+    // render time, instead of an operator that cannot create its Lease.
+    let err = render("lgo", "ops", &["--set", "sharding.shard=Blue_1"])
+        .expect_err("an invalid Lease name must be refused");
+    assert!(err.contains("is not a valid object name"), "{err}");
+}
+
 #[test]
 fn crds_can_be_left_out_and_leader_election_off() {
     let docs = render_ok(

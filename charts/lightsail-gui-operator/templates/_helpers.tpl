@@ -50,8 +50,22 @@ app.kubernetes.io/part-of: lightsail-gui-operator
 {{- end }}
 {{- end }}
 
+{{- /* The Lease name the operator is given (LGO_LEASE_NAME): leaderElection.leaseName or the full name. */}}
 {{- define "lgo.leaseName" -}}
 {{- default (include "lgo.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- /*
+The Lease the operator really holds: a shard (--shard KEY) uses `<lease name>-KEY` (src/cli.rs,
+lease_name()), so that shards and the default instance elect their leaders apart. RBAC names this
+one; granting the base name alone leaves a shard forbidden to lead.
+*/}}
+{{- define "lgo.effectiveLeaseName" -}}
+{{- if .Values.sharding.shard }}
+{{- printf "%s-%s" (include "lgo.leaseName" .) .Values.sharding.shard }}
+{{- else }}
+{{- include "lgo.leaseName" . }}
+{{- end }}
 {{- end }}
 
 {{- /*
@@ -68,6 +82,12 @@ leaves the operator time to release the Lease (at most 5 s) and exit before the 
 
 {{- /* Values a schema cannot judge with a clear message. */}}
 {{- define "lgo.validate" -}}
+{{- if .Values.leaderElection.enabled }}
+{{- $lease := include "lgo.effectiveLeaseName" . }}
+{{- if or (gt (len $lease) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$" $lease)) }}
+{{- fail (printf "the Lease name %q (leaderElection.leaseName or the release's full name, plus -<sharding.shard> for a shard) is not a valid object name: at most 253 lower-case letters, digits, '-' and '.'" $lease) }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraEnv }}
 {{- if and (has .name (list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN")) (hasKey . "value") }}
 {{- fail (printf "extraEnv: %s must not be a literal value in Helm values (they end up in the release Secret and in Git); use IRSA, EKS Pod Identity, or valueFrom.secretKeyRef" .name) }}
