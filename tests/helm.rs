@@ -127,32 +127,36 @@ fn row(group: &str, resource: &str, verbs: &str, names: &str) -> (String, String
     (group.into(), resource.into(), verbs.into(), names.into())
 }
 
-/// What the controller may do with GuiSessions and Events, wherever it watches.
+/// What the controller may do with GuiSessions, LightsailAccounts and Events, wherever it
+/// watches: exactly the verbs it uses (every status write is a patch, no status is read through
+/// the subresource, accounts are only listed and watched, Events only created).
 fn expected_watch_rules() -> BTreeSet<(String, String, String, String)> {
     let group = "lightsail.operators.dev";
     BTreeSet::from([
         row(group, "guisessions", "get,list,patch,watch", ""),
-        row(group, "guisessions/status", "get,patch,update", ""),
-        row(group, "guisessions/finalizers", "update", ""),
-        row("events.k8s.io", "events", "create,patch", ""),
-        row(group, "lightsailaccounts", "get,list,watch", ""),
-        row(group, "lightsailaccounts/status", "get,patch,update", ""),
+        row(group, "guisessions/status", "patch", ""),
+        row("events.k8s.io", "events", "create", ""),
+        row(group, "lightsailaccounts", "list,watch", ""),
+        row(group, "lightsailaccounts/status", "patch", ""),
     ])
 }
 
-/// What the controller may do cluster-wide for accounts, wherever it watches.
-fn expected_account_rules(static_keys: bool) -> BTreeSet<(String, String, String, String)> {
+/// What the controller may do cluster-wide for accounts, wherever it watches: with
+/// `kube_system` (no `accounts.clusterId`) it may read that one Namespace, whose uid is the
+/// cluster's id; with `static_keys` read Secrets cluster-wide (all namespaces watched).
+fn expected_account_rules(
+    static_keys: bool,
+    kube_system: bool,
+) -> BTreeSet<(String, String, String, String)> {
     let group = "lightsail.operators.dev";
     let mut rules = BTreeSet::from([
-        row(group, "clusterlightsailaccounts", "get,list,watch", ""),
-        row(
-            group,
-            "clusterlightsailaccounts/status",
-            "get,patch,update",
-            "",
-        ),
-        row("", "namespaces", "get,list,watch", ""),
+        row(group, "clusterlightsailaccounts", "list,watch", ""),
+        row(group, "clusterlightsailaccounts/status", "patch", ""),
+        row("", "namespaces", "list,watch", ""),
     ]);
+    if kube_system {
+        rules.insert(row("", "namespaces", "get", "kube-system"));
+    }
     if static_keys {
         rules.insert(row("", "secrets", "get", ""));
     }
@@ -384,7 +388,7 @@ fn default_values_render_the_documented_install() {
     );
     assert_eq!(
         rules_of(named(&docs, "ClusterRole", &format!("{fullname}-accounts"))),
-        expected_account_rules(false)
+        expected_account_rules(false, true)
     );
     let lease_role = named(&docs, "Role", &format!("{fullname}-leader-election"));
     assert_eq!(lease_role["metadata"]["namespace"], "ops");
@@ -472,7 +476,7 @@ fn full_values_render_every_option() {
     let cluster_roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
     assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
     assert_eq!(cluster_roles[0]["metadata"]["name"], "lgo-accounts");
-    assert_eq!(rules_of(cluster_roles[0]), expected_account_rules(true));
+    assert_eq!(rules_of(cluster_roles[0]), expected_account_rules(true, true));
     let watch_role = named(&docs, "Role", "lgo");
     assert_eq!(watch_role["metadata"]["namespace"], "research");
     // accessSecrets.enabled: Secrets too, in the watched namespace only.
@@ -1078,13 +1082,13 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
         }
     }
     let mut expected = expected_watch_rules();
-    expected.extend(expected_account_rules(false));
+    expected.extend(expected_account_rules(false, true));
     assert_eq!(
         granted_rules(&identity_client, &sessions_ns).await,
         expected
     );
     let mut in_release_ns = expected_watch_rules();
-    in_release_ns.extend(expected_account_rules(false));
+    in_release_ns.extend(expected_account_rules(false, true));
     in_release_ns.extend(expected_lease_rules(fullname));
     assert_eq!(
         granted_rules(&identity_client, &release_ns).await,
