@@ -58,6 +58,17 @@ fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", kinds(docs)))
 }
 
+/// The one `kind` named `name` in `namespace` (Roles of the same name sit in many namespaces).
+fn named_in<'a>(docs: &'a [Value], kind: &str, name: &str, namespace: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| {
+            d["kind"] == kind
+                && d["metadata"]["name"] == name
+                && d["metadata"]["namespace"] == namespace
+        })
+        .unwrap_or_else(|| panic!("no {kind} {name} in namespace {namespace}"))
+}
+
 fn container(docs: &[Value]) -> &Value {
     &the(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
 }
@@ -471,26 +482,44 @@ fn full_values_render_every_option() {
     for kind in ["PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"] {
         assert!(found.contains(kind), "{kind} missing from {found:?}");
     }
-    // watchNamespace: a Role in that namespace instead of a ClusterRole; cluster-wide only what
-    // is cluster-scoped (ClusterLightsailAccounts, namespaces, static-keys Secrets when asked).
+    // watchNamespaces: a Role in each of them instead of a ClusterRole; cluster-wide only what
+    // is cluster-scoped (ClusterLightsailAccounts, namespaces).
     let cluster_roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
     assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
     assert_eq!(cluster_roles[0]["metadata"]["name"], "lgo-accounts");
-    assert_eq!(rules_of(cluster_roles[0]), expected_account_rules(true, true));
-    let watch_role = named(&docs, "Role", "lgo");
-    assert_eq!(watch_role["metadata"]["namespace"], "research");
-    // accessSecrets.enabled: Secrets too, in the watched namespace only.
-    let mut rules = expected_watch_rules();
-    rules.insert(row("", "secrets", "create,delete,get,list,patch,watch", ""));
-    assert_eq!(rules_of(watch_role), rules);
+    assert_eq!(
+        rules_of(cluster_roles[0]),
+        expected_account_rules(false, true)
+    );
     assert_eq!(env_of(&docs)["LGO_ACCESS_SECRETS"], "true");
     assert_eq!(env_of(&docs)["LGO_SHARDS"], "blue,green");
-    let binding = named(&docs, "RoleBinding", "lgo");
-    assert_eq!(binding["metadata"]["namespace"], "research");
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "lightsail-controller", "namespace": "ops"}])
-    );
+    let subjects =
+        json!([{"kind": "ServiceAccount", "name": "lightsail-controller", "namespace": "ops"}]);
+    for namespace in ["research", "teaching"] {
+        // accessSecrets.enabled: Secrets too, in the watched namespaces only.
+        let mut rules = expected_watch_rules();
+        rules.insert(row("", "secrets", "create,delete,get,list,patch,watch", ""));
+        assert_eq!(rules_of(named_in(&docs, "Role", "lgo", namespace)), rules);
+        let binding = named_in(&docs, "RoleBinding", "lgo", namespace);
+        assert_eq!(binding["roleRef"]["name"], "lgo");
+        assert_eq!(binding["subjects"], subjects);
+    }
+    // accounts.staticKeys: Secrets are read in the watched namespaces and the release namespace
+    // only (a ClusterLightsailAccount's Secret goes there), not cluster-wide.
+    for namespace in ["research", "teaching", "ops"] {
+        let role = named_in(&docs, "Role", "lgo-static-keys", namespace);
+        assert_eq!(
+            rules_of(role),
+            BTreeSet::from([row("", "secrets", "get", "")])
+        );
+        let binding = named_in(&docs, "RoleBinding", "lgo-static-keys", namespace);
+        assert_eq!(binding["subjects"], subjects);
+    }
+    let secret_roles = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" && d["metadata"]["name"] == "lgo-static-keys")
+        .count();
+    assert_eq!(secret_roles, 3);
     // The Lease stays in the release namespace, under its configured name.
     let lease_role = named(&docs, "Role", "lgo-leader-election");
     assert_eq!(lease_role["metadata"]["namespace"], "ops");
@@ -526,7 +555,7 @@ fn full_values_render_every_option() {
     for (name, value) in [
         ("AWS_REGION", "eu-central-1"),
         ("LGO_DEFAULT_REGION", "eu-west-1"),
-        ("LGO_WATCH_NAMESPACE", "research"),
+        ("LGO_WATCH_NAMESPACE", "research,teaching"),
         ("LGO_LABEL_SELECTOR", "team=research"),
         ("LGO_MIN_SESSION_AGE", "10m"),
         ("LGO_STALLED_RETRY", "2m"),
@@ -564,6 +593,127 @@ fn full_values_render_every_option() {
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
     let policy = the(&docs, "NetworkPolicy");
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+}
+
+/// The kinds and (namespace, name)s of the Roles, ClusterRoles and their bindings.
+fn rbac_objects(docs: &[Value]) -> BTreeSet<(String, String, String)> {
+    docs.iter()
+        .filter(|d| {
+            d["kind"]
+                .as_str()
+                .is_some_and(|k| k.ends_with("Role") || k.ends_with("RoleBinding"))
+        })
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or_default().to_owned(),
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                d["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `watchNamespaces`: a Role and RoleBinding per namespace for what lives there, Secret rights
+/// only there, a ClusterRole only for what is cluster-scoped, and the list in
+/// LGO_WATCH_NAMESPACE. The deprecated `watchNamespace` is merged into the list.
+#[test]
+fn watch_namespaces_get_a_role_each_and_nothing_cluster_wide_but_cluster_objects() {
+    let object = |kind: &str, namespace: &str, name: &str| {
+        (kind.to_owned(), namespace.to_owned(), name.to_owned())
+    };
+    let fullname = "lgo-lightsail-gui-operator";
+    let accounts = format!("{fullname}-accounts");
+    let lease = format!("{fullname}-leader-election");
+    let static_keys = format!("{fullname}-static-keys");
+    for (args, watched) in [
+        (&["--set-json", r#"watchNamespaces=["a","b"]"#][..], "a,b"),
+        (&["--set", "watchNamespace=a"][..], "a"),
+        (
+            &[
+                "--set-json",
+                r#"watchNamespaces=["a","b"]"#,
+                "--set",
+                "watchNamespace=c",
+            ][..],
+            "a,b,c",
+        ),
+        (
+            &[
+                "--set-json",
+                r#"watchNamespaces=["a","b"]"#,
+                "--set",
+                "watchNamespace=b",
+            ][..],
+            "a,b",
+        ),
+    ] {
+        let mut with_secrets = args.to_vec();
+        with_secrets.extend([
+            "--set",
+            "accessSecrets.enabled=true",
+            "--set",
+            "accounts.staticKeys=true",
+        ]);
+        for (args, secrets) in [(args, false), (&with_secrets[..], true)] {
+            let docs = render_ok("lgo", "ops", args);
+            assert_eq!(env_of(&docs)["LGO_WATCH_NAMESPACE"], watched, "{args:?}");
+            let namespaces: Vec<&str> = watched.split(',').collect();
+            let mut expected = BTreeSet::from([
+                object("ClusterRole", "", &accounts),
+                object("ClusterRoleBinding", "", &accounts),
+                object("Role", "ops", &lease),
+                object("RoleBinding", "ops", &lease),
+            ]);
+            for namespace in &namespaces {
+                expected.insert(object("Role", namespace, fullname));
+                expected.insert(object("RoleBinding", namespace, fullname));
+                let mut rules = expected_watch_rules();
+                if secrets {
+                    rules.insert(row("", "secrets", "create,delete,get,list,patch,watch", ""));
+                }
+                let role = named_in(&docs, "Role", fullname, namespace);
+                assert_eq!(rules_of(role), rules, "{args:?}");
+                let binding = named_in(&docs, "RoleBinding", fullname, namespace);
+                assert_eq!(binding["roleRef"]["kind"], "Role");
+                assert_eq!(
+                    binding["subjects"],
+                    json!([{"kind": "ServiceAccount", "name": fullname, "namespace": "ops"}])
+                );
+            }
+            if secrets {
+                for namespace in namespaces.iter().copied().chain(["ops"]) {
+                    expected.insert(object("Role", namespace, &static_keys));
+                    expected.insert(object("RoleBinding", namespace, &static_keys));
+                    let role = named_in(&docs, "Role", &static_keys, namespace);
+                    assert_eq!(
+                        rules_of(role),
+                        BTreeSet::from([row("", "secrets", "get", "")])
+                    );
+                }
+            }
+            assert_eq!(
+                rbac_objects(&docs)
+                    .into_iter()
+                    .filter(|(_, _, name)| !name.ends_with("-edit") && !name.ends_with("-view"))
+                    .collect::<BTreeSet<_>>(),
+                expected,
+                "{args:?}"
+            );
+            // Nothing about Secrets cluster-wide: static keys are read in the Roles only.
+            assert_eq!(
+                rules_of(named(&docs, "ClusterRole", &accounts)),
+                expected_account_rules(false, true),
+                "{args:?}"
+            );
+        }
+    }
+    // Namespace names are checked by the schema.
+    let err = render("lgo", "ops", &["--set-json", r#"watchNamespaces=["Not_A_Name"]"#])
+        .expect_err("an invalid namespace must be refused");
+    assert!(err.contains("/watchNamespaces/0"), "{err}");
 }
 
 /// A shard (`--shard KEY`) holds the Lease `<lease name>-KEY` (src/cli.rs `lease_name()`): the

@@ -69,6 +69,19 @@ one; granting the base name alone leaves a shard forbidden to lead.
 {{- end }}
 
 {{- /*
+The namespaces watched, comma-joined (LGO_WATCH_NAMESPACE): watchNamespaces, then the deprecated
+watchNamespace when it is not listed already. Empty: all namespaces. Split it with
+`splitList "," | compact`.
+*/}}
+{{- define "lgo.watchNamespaces" -}}
+{{- $list := .Values.watchNamespaces | default list }}
+{{- with .Values.watchNamespace }}
+{{- $list = append $list . }}
+{{- end }}
+{{- $list | uniq | join "," }}
+{{- end }}
+
+{{- /*
 --shutdown-grace: controller.shutdownGrace, or else terminationGracePeriodSeconds less 10 s, which
 leaves the operator time to release the Lease (at most 5 s) and exit before the kubelet kills it.
 */}}
