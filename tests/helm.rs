@@ -595,6 +595,109 @@ fn full_values_render_every_option() {
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
 }
 
+/// People get GuiSessions and LightsailAccounts through the built-in user-facing roles: the chart's
+/// `-edit` ClusterRole carries the aggregate-to-edit and aggregate-to-admin labels, `-view` the
+/// aggregate-to-view one; ClusterLightsailAccounts and every status stay out. Nothing binds them
+/// to the operator. Checked on the rendered labels (here) and against the selectors of the
+/// apiserver's own edit/admin/view roles (`people_roles_match_the_apiservers_aggregation_selectors`):
+/// the control plane of the tests runs no kube-controller-manager, whose aggregation controller
+/// would copy the rules, so aggregation itself cannot be watched happening there.
+#[test]
+fn people_roles_aggregate_into_edit_admin_and_view() {
+    let fullname = "lgo-lightsail-gui-operator";
+    let docs = render_ok("lgo", "ops", &[]);
+    let edit = named(&docs, "ClusterRole", &format!("{fullname}-edit"));
+    let labels = &edit["metadata"]["labels"];
+    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true");
+    assert!(labels["rbac.authorization.k8s.io/aggregate-to-view"].is_null());
+    let group = "lightsail.operators.dev";
+    let all = "create,delete,deletecollection,get,list,patch,update,watch";
+    assert_eq!(
+        rules_of(edit),
+        BTreeSet::from([
+            row(group, "guisessions", all, ""),
+            row(group, "lightsailaccounts", all, ""),
+        ])
+    );
+    let view = named(&docs, "ClusterRole", &format!("{fullname}-view"));
+    let labels = &view["metadata"]["labels"];
+    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    assert!(labels["rbac.authorization.k8s.io/aggregate-to-edit"].is_null());
+    assert_eq!(
+        rules_of(view),
+        BTreeSet::from([
+            row(group, "guisessions", "get,list,watch", ""),
+            row(group, "lightsailaccounts", "get,list,watch", ""),
+        ])
+    );
+    // No binding names them: they are for people, through the built-in roles.
+    for binding in docs
+        .iter()
+        .filter(|d| d["kind"].as_str().is_some_and(|k| k.ends_with("Binding")))
+    {
+        let role = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        assert!(
+            !role.ends_with("-edit") && !role.ends_with("-view"),
+            "{binding}"
+        );
+    }
+    // Off, or without rbac.create: neither.
+    for args in [
+        &["--set", "rbac.aggregateToDefaultRoles=false"][..],
+        &["--set", "rbac.create=false"][..],
+    ] {
+        let names = rbac_objects(&render_ok("lgo", "ops", args));
+        assert!(
+            names
+                .iter()
+                .all(|(_, _, n)| !n.ends_with("-edit") && !n.ends_with("-view")),
+            "{args:?}: {names:?}"
+        );
+    }
+}
+
+/// The labels of the chart's people roles are the ones the apiserver's bootstrap `edit`, `admin`
+/// and `view` ClusterRoles aggregate by (their aggregationRule selectors), on the real apiserver.
+#[tokio::test]
+async fn people_roles_match_the_apiservers_aggregation_selectors() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let control_plane = support::control_plane();
+    let admin = control_plane.client().await;
+    let docs = render_ok("lgo", "ops", &[]);
+    let labels_of = |name: &str| -> BTreeMap<String, String> {
+        serde_json::from_value(named(&docs, "ClusterRole", name)["metadata"]["labels"].clone())
+            .expect("labels")
+    };
+    let edit = labels_of("lgo-lightsail-gui-operator-edit");
+    let view = labels_of("lgo-lightsail-gui-operator-view");
+    let roles = Api::<ClusterRole>::all(admin);
+    for (builtin, ours, selected) in [
+        ("admin", &edit, true),
+        ("edit", &edit, true),
+        ("view", &view, true),
+        ("view", &edit, false),
+        ("edit", &view, false),
+    ] {
+        let role = roles.get(builtin).await.expect("bootstrap ClusterRole");
+        let selectors = role
+            .aggregation_rule
+            .and_then(|a| a.cluster_role_selectors)
+            .unwrap_or_default();
+        assert!(!selectors.is_empty(), "{builtin} aggregates nothing");
+        let matches = selectors.iter().any(|s| {
+            s.match_expressions.as_ref().is_none_or(Vec::is_empty)
+                && s.match_labels
+                    .as_ref()
+                    .is_some_and(|m| m.iter().all(|(k, v)| ours.get(k) == Some(v)))
+        });
+        assert_eq!(
+            matches, selected,
+            "{builtin}'s selectors {selectors:?} against {ours:?}"
+        );
+    }
+}
+
 /// The kinds and (namespace, name)s of the Roles, ClusterRoles and their bindings.
 fn rbac_objects(docs: &[Value]) -> BTreeSet<(String, String, String)> {
     docs.iter()
