@@ -269,6 +269,22 @@ fn values_schema_rejects_wrong_types_with_a_clear_error() {
             &["--set-json", r#"serviceAccount.annotations={"a":1}"#],
             "got number, want string",
         ),
+        // Role ARN patterns travel comma-joined: a comma in one would split it.
+        (
+            &[
+                "--set-json",
+                r#"accounts.namespacedRoleArns=["arn:aws:iam::1:role/a,b"]"#,
+            ],
+            "at '/accounts/namespacedRoleArns/0'",
+        ),
+        (
+            &["--set", "accounts.namespacedRoleArns=arn:aws:iam::1:role/a"],
+            "at '/accounts/namespacedRoleArns': got string, want array",
+        ),
+        (
+            &["--set", "watchNamespaces=research"],
+            "at '/watchNamespaces': got string, want array",
+        ),
         // A misspelt key is an error, not a silently ignored value.
         (
             &["--set", "replica=2"],
@@ -431,6 +447,9 @@ fn default_values_render_the_documented_install() {
                 "LGO_WATCH_NAMESPACE",
                 "LGO_LABEL_SELECTOR",
                 "LGO_DEFAULT_REGION",
+                "LGO_CLUSTER_ID",
+                "LGO_NAMESPACED_ACCOUNT_ROLES",
+                "LGO_OWN_IDENTITY_NAMESPACES",
             ]
             .contains(&v.as_str())
         })
@@ -442,10 +461,18 @@ fn default_values_render_the_documented_install() {
     assert_eq!(env["LGO_LEASE_NAMESPACE"], "metadata.namespace");
     assert_eq!(env["LGO_IDENTITY"], "metadata.name");
     assert_eq!(env["LGO_HTTP_ADDR"], "0.0.0.0:8080");
-    assert!(
-        !env.contains_key("AWS_REGION"),
-        "unset unless aws.region is given"
-    );
+    for name in [
+        "AWS_REGION",
+        "LGO_WATCH_NAMESPACE",
+        "LGO_CLUSTER_ID",
+        "LGO_NAMESPACED_ACCOUNT_ROLES",
+        "LGO_OWN_IDENTITY_NAMESPACES",
+    ] {
+        assert!(
+            !env.contains_key(name),
+            "{name}: unset unless its value is given"
+        );
+    }
 
     // Probes on the named port, restricted security context, read-only root filesystem.
     assert_eq!(
@@ -487,9 +514,10 @@ fn full_values_render_every_option() {
     let cluster_roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
     assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
     assert_eq!(cluster_roles[0]["metadata"]["name"], "lgo-accounts");
+    // accounts.clusterId: the operator has no reason to read Namespace kube-system.
     assert_eq!(
         rules_of(cluster_roles[0]),
-        expected_account_rules(false, true)
+        expected_account_rules(false, false)
     );
     assert_eq!(env_of(&docs)["LGO_ACCESS_SECRETS"], "true");
     assert_eq!(env_of(&docs)["LGO_SHARDS"], "blue,green");
@@ -571,6 +599,15 @@ fn full_values_render_every_option() {
         ("LGO_LOG_FORMAT", "text"),
         ("LGO_LOG", "info,lightsail_gui_operator=debug"),
         ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
+        ("LGO_CLUSTER_ID", "prod-eu-central-1"),
+        (
+            "LGO_NAMESPACED_ACCOUNT_ROLES",
+            "arn:aws:iam::111122223333:role/lightsail-*,arn:aws:iam::*:role/research-gui-sessions",
+        ),
+        (
+            "LGO_OWN_IDENTITY_NAMESPACES",
+            "lightsail.operators.dev/own-identity=true",
+        ),
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
     }
