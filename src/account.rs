@@ -50,7 +50,7 @@ pub struct LightsailAccountSpec {
     ))]
     pub role_arn: Option<String>,
 
-    /// External id the role's trust policy requires (`sts:ExternalId`), if any.
+    /// ClusterLightsailAccount only: the external id the role's trust policy requires (`sts:ExternalId`), if any. A LightsailAccount cannot choose its external id: the operator always sends `lightsail-gui-operator:<cluster id>:<namespace>` (shown in `status.externalId`) and the session tag `kubernetes-namespace=<namespace>`, so that one namespace can never present another's id; a value set here in a LightsailAccount is not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("minLength" = 2, "maxLength" = 1224, "pattern" = r"^[\w+=,.@:/-]*$"))]
     pub external_id: Option<String>,
@@ -163,7 +163,95 @@ impl AllowedNamespaces {
     }
 }
 
-fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+/// Parses a label selector as kubectl takes it (`a=b,c!=d,e in (x,y),f notin (z),g,!h`).
+pub fn parse_label_selector(text: &str) -> Result<LabelSelector, String> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    let mut match_labels = BTreeMap::new();
+    let mut expressions = Vec::new();
+    let bad = |term: &str, why: &str| format!("invalid label selector term {term:?}: {why}");
+    let valid_key = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 317
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+    };
+    let valid_value = |v: &str| {
+        v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let mut depth = 0;
+    let mut start = 0;
+    let mut terms = Vec::new();
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&text[start..]);
+    for term in terms.into_iter().map(str::trim) {
+        if term.is_empty() {
+            return Err(bad(term, "empty term"));
+        }
+        let requirement =
+            |key: &str, operator: &str, values: Option<Vec<String>>| LabelSelectorRequirement {
+                key: key.to_owned(),
+                operator: operator.to_owned(),
+                values,
+            };
+        let set =
+            |key: &str, rest: &str, operator: &str| -> Result<LabelSelectorRequirement, String> {
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad(term, "expected a parenthesised list of values"))?;
+                let values: Vec<String> = inner.split(',').map(|v| v.trim().to_owned()).collect();
+                if values.iter().any(|v| !valid_value(v)) {
+                    return Err(bad(term, "a value is not a label value"));
+                }
+                Ok(requirement(key, operator, Some(values)))
+            };
+        let expression = if let Some((key, rest)) = term.split_once(" notin ") {
+            set(key.trim(), rest, "NotIn")?
+        } else if let Some((key, rest)) = term.split_once(" in ") {
+            set(key.trim(), rest, "In")?
+        } else if let Some((key, value)) = term.split_once("!=") {
+            if !valid_value(value.trim()) {
+                return Err(bad(term, "not a label value"));
+            }
+            requirement(key.trim(), "NotIn", Some(vec![value.trim().to_owned()]))
+        } else if let Some((key, value)) = term.split_once('=') {
+            let value = value.strip_prefix('=').unwrap_or(value).trim();
+            if !valid_key(key.trim()) || !valid_value(value) {
+                return Err(bad(term, "not a label key and value"));
+            }
+            match_labels.insert(key.trim().to_owned(), value.to_owned());
+            continue;
+        } else if let Some(key) = term.strip_prefix('!') {
+            requirement(key.trim(), "DoesNotExist", None)
+        } else {
+            requirement(term, "Exists", None)
+        };
+        if !valid_key(&expression.key) {
+            return Err(bad(term, "not a label key"));
+        }
+        expressions.push(expression);
+    }
+    Ok(LabelSelector {
+        match_labels: (!match_labels.is_empty()).then_some(match_labels),
+        match_expressions: (!expressions.is_empty()).then_some(expressions),
+    })
+}
+
+/// Whether a namespace with these labels is selected (see [`AllowedNamespaces::allows`]).
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let by_labels = selector
         .match_labels
         .iter()
@@ -196,6 +284,9 @@ pub struct AccountStatus {
     /// The identity the operator acts as in the account, for example the assumed role's session ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    /// The external id the operator sends when it assumes `roleArn`: for a LightsailAccount the one it derives for the namespace (put it in the role's trust policy), for a ClusterLightsailAccount `spec.externalId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// How many GuiSessions name this account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gui_sessions: Option<u32>,
@@ -349,12 +440,61 @@ pub struct AccountError {
     pub terminal: bool,
 }
 
+/// The STS session tag that carries the namespace of a LightsailAccount.
+pub const NAMESPACE_SESSION_TAG: &str = "kubernetes-namespace";
+
+/// What the operator, the deputy, sends when it assumes a role for an account: the external id
+/// and the session tags. A cluster-scoped account, made by a cluster admin, chooses its external
+/// id; a namespaced one never does: its id is derived from the cluster and its namespace, and its
+/// namespace is sent as a session tag, so that a tenant who copies another team's role ARN and
+/// external id still presents its own namespace, which that role's trust policy refuses.
+pub fn assume_role_identity(
+    key: &AccountKey,
+    spec: &LightsailAccountSpec,
+    cluster_id: &str,
+) -> (Option<String>, Vec<(String, String)>) {
+    match &key.namespace {
+        None => (spec.external_id.clone(), Vec::new()),
+        Some(namespace) => (
+            Some(format!("lightsail-gui-operator:{cluster_id}:{namespace}")),
+            vec![(NAMESPACE_SESSION_TAG.to_owned(), namespace.clone())],
+        ),
+    }
+}
+
+/// Whether a namespaced account may assume `role_arn`: the admin's patterns (`*` matches any
+/// run of characters) allow it, or there are none.
+pub fn role_allowed(patterns: &[String], role_arn: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| wildcard_match(p, role_arn))
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// The status after checking an account (`outcome`), used by `gui_sessions` GuiSessions. A
 /// condition keeps its lastTransitionTime while its status is unchanged.
 pub fn account_status(
     generation: Option<i64>,
     previous: Option<&AccountStatus>,
     outcome: &Result<Identity, AccountError>,
+    external_id: Option<&str>,
     gui_sessions: u32,
     now: Timestamp,
 ) -> AccountStatus {
@@ -406,6 +546,7 @@ pub fn account_status(
         arn: identity
             .map(|i| i.arn.clone())
             .or_else(|| previous.and_then(|p| p.arn.clone())),
+        external_id: external_id.map(str::to_owned),
         gui_sessions: Some(gui_sessions),
         conditions: Some(vec![
             condition("Ready", ready),
@@ -469,6 +610,42 @@ mod tests {
             }),
         };
         assert!(!unknown_operator.allows("a", &labels(&[("a", "b")])));
+    }
+
+    #[test]
+    fn label_selectors_parse_as_kubectl_takes_them() {
+        let s = parse_label_selector("team=lab, tier!=student,env in (a, b),x notin (y),ok,!gone")
+            .expect("parses");
+        assert!(selector_matches(
+            &s,
+            &labels(&[("team", "lab"), ("env", "a"), ("ok", "")])
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(&[("team", "lab"), ("env", "a"), ("ok", ""), ("gone", "1")])
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(&[("team", "lab"), ("env", "c"), ("ok", "")])
+        ));
+        assert!(!selector_matches(
+            &s,
+            &labels(&[
+                ("team", "lab"),
+                ("env", "a"),
+                ("ok", ""),
+                ("tier", "student")
+            ])
+        ));
+        let eq = parse_label_selector("lightsail.operators.dev/own-account==true").expect("==");
+        assert!(selector_matches(
+            &eq,
+            &labels(&[("lightsail.operators.dev/own-account", "true")])
+        ));
+        for bad in ["", "a=b,", "a in b", "a in (b c)", "a=b c", "a b=c"] {
+            let e = parse_label_selector(bad).expect_err(bad);
+            assert!(e.contains("invalid label selector"), "{bad}: {e}");
+        }
     }
 
     fn account(ready: Option<(&str, i64)>, generation: i64) -> LightsailAccount {
@@ -552,7 +729,7 @@ mod tests {
             account_id: "111122223333".into(),
             arn: "arn:aws:sts::111122223333:assumed-role/r/s".into(),
         });
-        let s = account_status(Some(1), None, &ok, 3, t0);
+        let s = account_status(Some(1), None, &ok, None, 3, t0);
         let by = |s: &AccountStatus, t: &str| {
             s.conditions
                 .iter()
@@ -564,7 +741,7 @@ mod tests {
         assert_eq!(by(&s, "Ready"), ("True".into(), "Verified".into(), t0));
         assert_eq!(s.account_id.as_deref(), Some("111122223333"));
         assert_eq!(s.gui_sessions, Some(3));
-        let again = account_status(Some(1), Some(&s), &ok, 3, t1);
+        let again = account_status(Some(1), Some(&s), &ok, None, 3, t1);
         assert_eq!(
             again, s,
             "nothing changed: the same status, nothing to write"
@@ -574,7 +751,7 @@ mod tests {
             message: "not authorized to perform sts:AssumeRole".into(),
             terminal: true,
         });
-        let s2 = account_status(Some(2), Some(&s), &denied, 3, t1);
+        let s2 = account_status(Some(2), Some(&s), &denied, None, 3, t1);
         assert_eq!(
             by(&s2, "Ready"),
             ("False".into(), "AccessDenied".into(), t1)
@@ -586,9 +763,64 @@ mod tests {
             message: "slow down".into(),
             terminal: false,
         });
-        let s3 = account_status(Some(2), Some(&s2), &throttled, 3, t1);
+        let s3 = account_status(Some(2), Some(&s2), &throttled, None, 3, t1);
         assert_eq!(by(&s3, "Reconciling").0, "True");
         assert_eq!(by(&s3, "Stalled").0, "False");
+    }
+
+    #[test]
+    fn the_deputy_chooses_the_external_id_of_a_namespaced_account() {
+        let mut spec = account(None, 1).spec;
+        spec.external_id = Some("teaching-2026".into());
+        let namespaced = AccountKey {
+            namespace: Some("physics".into()),
+            name: "copy".into(),
+        };
+        let (id, tags) = assume_role_identity(&namespaced, &spec, "c0ffee");
+        assert_eq!(
+            id.as_deref(),
+            Some("lightsail-gui-operator:c0ffee:physics"),
+            "the tenant's spec.externalId is never sent"
+        );
+        assert_eq!(
+            tags,
+            vec![("kubernetes-namespace".to_owned(), "physics".to_owned())]
+        );
+        let cluster = AccountKey {
+            namespace: None,
+            name: "shared".into(),
+        };
+        let (id, tags) = assume_role_identity(&cluster, &spec, "c0ffee");
+        assert_eq!(id.as_deref(), Some("teaching-2026"), "an admin's choice");
+        assert!(tags.is_empty());
+    }
+
+    #[test]
+    fn role_patterns_allow_what_they_match_and_everything_when_empty() {
+        let arn = "arn:aws:iam::111122223333:role/lab-physics";
+        assert!(role_allowed(&[], arn));
+        let patterns = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(role_allowed(
+            &patterns(&["arn:aws:iam::111122223333:role/lab-*"]),
+            arn
+        ));
+        assert!(role_allowed(
+            &patterns(&["arn:aws:iam::*:role/*-physics"]),
+            arn
+        ));
+        assert!(role_allowed(&patterns(&[arn]), arn));
+        assert!(!role_allowed(
+            &patterns(&["arn:aws:iam::444455556666:role/*"]),
+            arn
+        ));
+        assert!(!role_allowed(
+            &patterns(&["arn:aws:iam::111122223333:role/lab-"]),
+            arn
+        ));
+        assert!(!role_allowed(&patterns(&["*-chemistry"]), arn));
+        assert!(wildcard_match("a*b*c", "abc") && wildcard_match("a*b*c", "aXbYc"));
+        assert!(!wildcard_match("a*bc*c", "abc"));
+        assert!(wildcard_match("*", "") && !wildcard_match("", "x"));
     }
 
     #[test]

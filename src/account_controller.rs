@@ -19,7 +19,8 @@ use tracing::{info, warn};
 
 use crate::account::{
     AccountError, AccountKey, AccountStatus, ClusterLightsailAccount, DEFAULT_SESSION_NAME,
-    Identity, LightsailAccount, LightsailAccountSpec, account_status,
+    Identity, LightsailAccount, LightsailAccountSpec, account_status, assume_role_identity,
+    role_allowed,
 };
 use crate::controller::FIELD_MANAGER;
 use crate::crd::GuiSession;
@@ -30,15 +31,29 @@ use crate::lightsail::{AccountConfig, Lightsail, RateLimit, StaticKeys};
 #[derive(Default)]
 pub struct AccountIndex {
     inner: Mutex<IndexMaps>,
+    /// Whether GuiSessions without an account are indexed too (by namespace): only when the
+    /// operator's own identity is limited to selected namespaces, whose label changes must wake
+    /// them.
+    track_own: bool,
 }
 
 #[derive(Default)]
 struct IndexMaps {
     by_session: HashMap<ObjectRef<GuiSession>, AccountKey>,
     by_account: HashMap<AccountKey, HashSet<ObjectRef<GuiSession>>>,
+    /// GuiSessions using the operator's own identity (see `track_own`).
+    own: HashSet<ObjectRef<GuiSession>>,
 }
 
 impl AccountIndex {
+    /// An index that also keeps the GuiSessions using the operator's own identity.
+    pub fn tracking_own_identity() -> AccountIndex {
+        AccountIndex {
+            track_own: true,
+            ..AccountIndex::default()
+        }
+    }
+
     /// Records what `obj` names now; returns the accounts whose GuiSession count changed.
     pub fn apply(&self, obj: &GuiSession) -> Vec<AccountKey> {
         let key = ObjectRef::from_obj(obj);
@@ -49,6 +64,13 @@ impl AccountIndex {
             .zip(obj.namespace())
             .map(|(r, ns)| AccountKey::of(r, &ns));
         let mut maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if self.track_own {
+            if account.is_none() {
+                maps.own.insert(key.clone());
+            } else {
+                maps.own.remove(&key);
+            }
+        }
         if maps.by_session.get(&key) == account.as_ref() {
             return Vec::new();
         }
@@ -67,10 +89,9 @@ impl AccountIndex {
     /// Forgets a deleted GuiSession; returns the account it named.
     pub fn delete(&self, obj: &GuiSession) -> Option<AccountKey> {
         let key = ObjectRef::from_obj(obj);
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key)
+        let mut maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        maps.own.remove(&key);
+        maps.remove(&key)
     }
 
     /// The GuiSessions that name `account`.
@@ -84,17 +105,19 @@ impl AccountIndex {
             .unwrap_or_default()
     }
 
-    /// The GuiSessions in `namespace` that name a ClusterLightsailAccount.
-    pub fn cluster_account_sessions_in(&self, namespace: &str) -> Vec<ObjectRef<GuiSession>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_session
+    /// The GuiSessions in `namespace` whose namespace's labels decide what they may use: those
+    /// naming a ClusterLightsailAccount, and (when tracked) those using the operator's own
+    /// identity.
+    pub fn label_dependent_sessions_in(&self, namespace: &str) -> Vec<ObjectRef<GuiSession>> {
+        let maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let in_namespace = |s: &&ObjectRef<GuiSession>| s.namespace.as_deref() == Some(namespace);
+        maps.by_session
             .iter()
-            .filter(|(session, account)| {
-                account.namespace.is_none() && session.namespace.as_deref() == Some(namespace)
-            })
-            .map(|(session, _)| session.clone())
+            .filter(|(_, account)| account.namespace.is_none())
+            .map(|(session, _)| session)
+            .chain(maps.own.iter())
+            .filter(in_namespace)
+            .cloned()
             .collect()
     }
 
@@ -137,6 +160,10 @@ pub struct AccountContext {
     pub stalled_retry: Duration,
     /// How often a working account is checked again (and its GuiSession count refreshed).
     pub recheck: Duration,
+    /// This cluster's id, part of the external id of every namespaced account.
+    pub cluster_id: String,
+    /// Role ARN patterns namespaced accounts may assume (empty: any).
+    pub namespaced_roles: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,27 +245,42 @@ pub async fn reconcile<K: AccountObject>(
     ctx: Arc<AccountContext>,
 ) -> Result<Requeue, AccountReconcileError> {
     let key = obj.key();
-    let api = K::api(ctx.client.clone(), key.namespace.as_deref());
     let previous = obj.account_status().cloned();
     let generation = obj.meta().generation;
+    let spec = obj.account_spec();
+    let (external_id, session_tags) = assume_role_identity(&key, spec, &ctx.cluster_id);
     let outcome = check(
         &ctx,
         &key,
-        obj.account_spec(),
+        spec,
+        Assume {
+            external_id: external_id.clone(),
+            session_tags,
+        },
         obj.secret_namespace().as_deref(),
         current(previous.as_ref(), generation),
     )
     .await;
-    finish(
-        &ctx,
-        &api,
-        &key,
-        generation,
-        previous,
-        outcome,
-        obj.meta().deletion_timestamp.is_some(),
-    )
-    .await
+    let outcome = outcome.map_err(|mut e| {
+        if let Some(ignored) = spec.external_id.as_deref().filter(|_| key.namespace.is_some())
+            && Some(ignored) != external_id.as_deref()
+        {
+            e.message = format!(
+                "{} (a LightsailAccount does not choose its external id: the operator sends {}, see status.externalId; spec.externalId {ignored:?} is not used)",
+                e.message,
+                external_id.as_deref().unwrap_or_default()
+            );
+        }
+        e
+    });
+    let external_id = spec.role_arn.is_some().then_some(external_id).flatten();
+    finish(&ctx, obj.as_ref(), outcome, external_id).await
+}
+
+/// What the operator sends with AssumeRole for an account (see [`assume_role_identity`]).
+struct Assume {
+    external_id: Option<String>,
+    session_tags: Vec<(String, String)>,
 }
 
 /// The identity of a status that is Ready for `generation`.
@@ -273,9 +315,23 @@ async fn check(
     ctx: &AccountContext,
     key: &AccountKey,
     spec: &LightsailAccountSpec,
+    assume: Assume,
     secret_namespace: Option<&str>,
     verified: Option<Identity>,
 ) -> Result<Identity, AccountError> {
+    if key.namespace.is_some()
+        && let Some(role_arn) = &spec.role_arn
+        && !role_allowed(&ctx.namespaced_roles, role_arn)
+    {
+        return Err(AccountError {
+            reason: "RoleNotAllowed".into(),
+            message: format!(
+                "this operator lets LightsailAccounts assume only roles matching {} (its --namespaced-account-roles); {role_arn} is not one: ask a cluster admin for a ClusterLightsailAccount or for the role to be allowed",
+                ctx.namespaced_roles.join(", ")
+            ),
+            terminal: true,
+        });
+    }
     let static_keys = match &spec.credentials_secret_ref {
         None => None,
         Some(_) if !ctx.static_keys => {
@@ -348,7 +404,8 @@ async fn check(
     let config = AccountConfig {
         key: edge_key(key),
         role_arn: spec.role_arn.clone(),
-        external_id: spec.external_id.clone(),
+        external_id: assume.external_id,
+        session_tags: assume.session_tags,
         session_name: spec
             .session_name
             .clone()
@@ -389,22 +446,24 @@ async fn check(
 /// again.
 async fn finish<K: AccountObject>(
     ctx: &AccountContext,
-    api: &Api<K>,
-    key: &AccountKey,
-    generation: Option<i64>,
-    previous: Option<AccountStatus>,
+    obj: &K,
     outcome: Result<Identity, AccountError>,
-    deleting: bool,
+    external_id: Option<String>,
 ) -> Result<Requeue, AccountReconcileError> {
-    if deleting {
+    let key = &obj.key();
+    if obj.meta().deletion_timestamp.is_some() {
         ctx.lightsail.forget_account(&edge_key(key));
         wake(ctx, key);
         return Ok(Requeue::await_change());
     }
+    let api = K::api(ctx.client.clone(), key.namespace.as_deref());
+    let previous = obj.account_status().cloned();
+    let generation = obj.meta().generation;
     let status = account_status(
         generation,
         previous.as_ref(),
         &outcome,
+        external_id.as_deref(),
         ctx.index.count(key),
         Timestamp::now(),
     );

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
     ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
@@ -44,6 +43,9 @@ pub struct AccountConfig {
     pub key: String,
     pub role_arn: Option<String>,
     pub external_id: Option<String>,
+    /// STS session tags sent with AssumeRole (key, value), e.g. the namespace a LightsailAccount
+    /// serves, so that the role's trust policy can name the namespaces it serves.
+    pub session_tags: Vec<(String, String)>,
     pub session_name: String,
     pub session_duration: Duration,
     /// Instead of the operator's own identity.
@@ -145,6 +147,66 @@ impl ProvideCredentials for SharedUntilExpiry {
             *cached = Some((credentials.clone(), now));
             Ok(credentials)
         })
+    }
+}
+
+/// AssumeRole with session tags (aws-config's `AssumeRoleProvider` cannot send tags): each call
+/// assumes the role once; [`SharedUntilExpiry`] in front of it makes that once per lifetime.
+#[derive(Debug)]
+struct AssumeRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    duration: Duration,
+    external_id: Option<String>,
+    session_tags: Vec<(String, String)>,
+}
+
+impl AssumeRole {
+    async fn assume(&self) -> Result<Credentials, CredentialsError> {
+        let mut request = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .duration_seconds(i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX))
+            .set_external_id(self.external_id.clone());
+        for (key, value) in &self.session_tags {
+            let tag = aws_sdk_sts::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(CredentialsError::invalid_configuration)?;
+            request = request.tags(tag);
+        }
+        // The SDK error is kept as the source: `sts_error` finds STS's code in it.
+        let out = request
+            .send()
+            .await
+            .map_err(CredentialsError::provider_error)?;
+        let Some(credentials) = out.credentials else {
+            return Err(CredentialsError::unhandled(
+                "AssumeRole answered without credentials",
+            ));
+        };
+        let expiry =
+            SystemTime::try_from(credentials.expiration).map_err(CredentialsError::unhandled)?;
+        Ok(Credentials::new(
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            Some(credentials.session_token),
+            Some(expiry),
+            "lightsail-gui-operator-assume-role",
+        ))
+    }
+}
+
+impl ProvideCredentials for AssumeRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.assume())
     }
 }
 
@@ -310,15 +372,18 @@ impl Lightsail {
         let Some(role_arn) = &config.role_arn else {
             return Ok(source);
         };
-        let mut builder = AssumeRoleProvider::builder(role_arn.clone())
-            .session_name(config.session_name.clone())
-            .session_length(config.session_duration)
+        let sts_config = aws_sdk_sts::config::Builder::from(&self.base)
             .region(Region::new(region.to_owned()))
-            .configure(&self.base);
-        if let Some(external_id) = &config.external_id {
-            builder = builder.external_id(external_id.clone());
-        }
-        let assumed = builder.build_from_provider(source).await;
+            .credentials_provider(source)
+            .build();
+        let assumed = AssumeRole {
+            sts: aws_sdk_sts::Client::from_conf(sts_config),
+            role_arn: role_arn.clone(),
+            session_name: config.session_name.clone(),
+            duration: config.session_duration,
+            external_id: config.external_id.clone(),
+            session_tags: config.session_tags.clone(),
+        };
         Ok(SharedCredentialsProvider::new(SharedUntilExpiry {
             inner: SharedCredentialsProvider::new(assumed),
             cached: tokio::sync::Mutex::new(None),
