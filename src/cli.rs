@@ -72,6 +72,19 @@ impl CrdKind {
 pub const SHARD_LABEL: &str = "sharding.fluxcd.io/key";
 
 impl RunArgs {
+    /// The namespaces watched (`--namespace`, empty entries dropped); empty: all of them.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut namespaces: Vec<&str> = self
+            .namespace
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        namespaces
+    }
+
     /// `--shard`, unless empty (the chart always sets the variable).
     pub fn shard(&self) -> Option<&str> {
         self.shard.as_deref().filter(|s| !s.is_empty())
@@ -149,9 +162,10 @@ pub enum LogFormat {
 /// Settings of the controller.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Watch GuiSessions in this namespace only (default: all namespaces).
-    #[arg(long, env = "LGO_WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch GuiSessions (and LightsailAccounts and access Secrets) in these namespaces only,
+    /// comma-separated (default: all namespaces).
+    #[arg(long, env = "LGO_WATCH_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
 
     /// Watch only GuiSessions matching this label selector, e.g. `team=research`.
     #[arg(long, env = "LGO_LABEL_SELECTOR")]
@@ -233,6 +247,24 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_ACCOUNT_RECHECK", default_value = "1h", value_parser = duration_arg)]
     pub account_recheck: Duration,
 
+    /// This cluster's id, in the external id the operator sends for every LightsailAccount
+    /// (`lightsail-gui-operator:<cluster id>:<namespace>`). Default: the uid of the Namespace
+    /// kube-system, read once at start.
+    #[arg(long, env = "LGO_CLUSTER_ID", value_parser = cluster_id_arg)]
+    pub cluster_id: Option<String>,
+
+    /// Role ARNs that namespaced LightsailAccounts may assume, as comma-separated patterns in
+    /// which `*` matches anything (e.g. `arn:aws:iam::111122223333:role/lab-*`). Empty: any role
+    /// (the external id and session tag the operator chooses are then the guard).
+    #[arg(long, env = "LGO_NAMESPACED_ACCOUNT_ROLES", value_delimiter = ',')]
+    pub namespaced_account_roles: Vec<String>,
+
+    /// Which namespaces' GuiSessions may use the operator's own AWS identity (those without
+    /// spec.accountRef): a label selector over namespaces, e.g. `lightsail.operators.dev/own-account=true`.
+    /// Empty: every namespace. `none`: no namespace, so every GuiSession must name an account.
+    #[arg(long, env = "LGO_OWN_IDENTITY_NAMESPACES", value_parser = namespace_selector_arg)]
+    pub own_identity_namespaces: Option<NamespaceSelector>,
+
     /// Most GuiSessions reconciled at the same time.
     #[arg(long, env = "LGO_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
@@ -274,6 +306,34 @@ pub struct RunArgs {
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `lightsail_gui_operator=debug`.
     #[arg(long, env = "LGO_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// Which namespaces may use something: every one, none, or those whose labels match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamespaceSelector {
+    All,
+    None,
+    Matching(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector),
+}
+
+fn namespace_selector_arg(s: &str) -> Result<NamespaceSelector, String> {
+    match s.trim() {
+        "" => Ok(NamespaceSelector::All),
+        "none" => Ok(NamespaceSelector::None),
+        text => crate::account::parse_label_selector(text).map(NamespaceSelector::Matching),
+    }
+}
+
+fn cluster_id_arg(s: &str) -> Result<String, String> {
+    // It becomes part of an STS external id: 2 to 1224 characters of [\w+=,.@:/-].
+    let valid = s.len() <= 1100
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err("a cluster id is at most 1100 letters, digits and _+=,.@:/- (it is part of an STS external id)".into())
+    }
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {

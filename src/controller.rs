@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, GetParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, GetParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -24,9 +24,10 @@ use tracing::{debug, info, warn};
 
 use crate::account::{
     AccountFound, AccountKey, AccountRefusal, ClusterLightsailAccount, LightsailAccount,
-    check_account,
+    check_account, selector_matches,
 };
 use crate::account_controller::{edge_key, namespace_labels};
+use crate::cli::NamespaceSelector;
 use crate::crd::{AccountKind, GuiSession, GuiSessionStatus};
 use crate::decision::{
     AccessSecret, AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError,
@@ -45,11 +46,24 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const SESSION_ANNOTATION: &str = "lightsail.operators.dev/session-started-at";
 /// Annotation on an access Secret: SHA-256 of its data as written, to tell an edited Secret.
 pub const DATA_DIGEST_ANNOTATION: &str = "lightsail.operators.dev/data-sha256";
+/// The keys of an access Secret that the operator writes (and judges intact).
+const KEY_PRIMARY_URL: &str = "primaryUrl";
+const KEY_SECONDARY_URL: &str = "secondaryUrl";
+const KEY_RESOURCE_NAME: &str = "resourceName";
+const KEY_EXPIRES_AT: &str = "expiresAt";
+const OPERATOR_KEYS: &[&str] = &[
+    KEY_PRIMARY_URL,
+    KEY_SECONDARY_URL,
+    KEY_RESOURCE_NAME,
+    KEY_EXPIRES_AT,
+];
 /// Finalizer carried only by GuiSessions with `stopOnDelete`.
 pub const FINALIZER: &str = "lightsail.operators.dev/stop-session";
 
 /// Most state-machine steps in one reconcile (a lookup, a start and a first record take three).
 const MAX_STEPS: usize = 8;
+/// Longest a reconcile waits for the account caches of a new leadership term to be filled.
+const ACCOUNT_CACHE_WAIT: Duration = Duration::from_secs(30);
 /// Most write conflicts in one reconcile before it backs off.
 const MAX_CONFLICTS: u32 = 5;
 
@@ -153,6 +167,8 @@ pub struct Context {
     unconfirmed: Mutex<HashMap<ObjectRef<GuiSession>, Box<Held>>>,
     /// Shutdown was requested: no reconcile comes after the running ones.
     draining: std::sync::atomic::AtomicBool,
+    /// Which namespaces' GuiSessions may use the operator's own AWS identity.
+    pub own_identity: NamespaceSelector,
 }
 
 impl Context {
@@ -184,7 +200,14 @@ impl Context {
             failures: Mutex::default(),
             unconfirmed: Mutex::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            own_identity: NamespaceSelector::All,
         }
+    }
+
+    /// Limits the operator's own AWS identity to the namespaces `selector` selects.
+    pub fn with_own_identity(mut self, selector: NamespaceSelector) -> Self {
+        self.own_identity = selector;
+        self
     }
 
     /// Shutdown was requested: running reconciles finish what they started themselves, since no
@@ -382,6 +405,7 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
                         api,
                         secrets,
                         secret: SecretSeen::NotRead,
+                        secret_version: None,
                         account: AccountUse::Own,
                     }
                     .run()
@@ -425,7 +449,27 @@ struct Reconcile<'a> {
     secrets: Api<Secret>,
     /// The access Secret as last read or written.
     secret: SecretSeen,
+    /// Which object that was (uid and resourceVersion), when there was one: every update and
+    /// delete is made with it as a precondition, so a Secret replaced or edited since it was
+    /// judged is never written over or deleted.
+    secret_version: Option<SecretVersion>,
     account: AccountUse,
+}
+
+/// The uid and resourceVersion of an access Secret as read or written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SecretVersion {
+    uid: String,
+    resource_version: String,
+}
+
+impl SecretVersion {
+    fn of(secret: &Secret) -> Option<SecretVersion> {
+        Some(SecretVersion {
+            uid: secret.metadata.uid.clone()?,
+            resource_version: secret.metadata.resource_version.clone()?,
+        })
+    }
 }
 
 impl Reconcile<'_> {
@@ -470,12 +514,47 @@ impl Reconcile<'_> {
         }
     }
 
+    /// At the start of a leadership term the account caches are empty until their first list:
+    /// an account judged from them then would look missing. Waits (bounded) until they are
+    /// filled, when this GuiSession's account depends on them.
+    async fn wait_for_account_caches(&self) {
+        let Some(stores) = self.ctx.account_stores() else {
+            return;
+        };
+        let namespaces_matter = self.obj.spec.account_ref.is_some()
+            || matches!(self.ctx.own_identity, NamespaceSelector::Matching(_));
+        if !namespaces_matter {
+            return;
+        }
+        let filled = async {
+            let _ = stores.namespaced.wait_until_ready().await;
+            let _ = stores.cluster.wait_until_ready().await;
+            let _ = stores.namespaces.wait_until_ready().await;
+        };
+        if tokio::time::timeout(ACCOUNT_CACHE_WAIT, filled)
+            .await
+            .is_err()
+        {
+            warn!(
+                name = self.obj.name_any(),
+                "the account caches are not filled yet: judging the account from what they hold"
+            );
+        }
+    }
+
     /// The account `spec.accountRef` names, as the caches and the Lightsail edge know it.
     fn resolve_account(&self) -> AccountUse {
-        let Some(reference) = &self.obj.spec.account_ref else {
-            return AccountUse::Own;
-        };
         let namespace = self.obj.namespace().unwrap_or_default();
+        let Some(reference) = &self.obj.spec.account_ref else {
+            let labels = self
+                .ctx
+                .account_stores()
+                .map(|stores| namespace_labels(&stores.namespaces, &namespace));
+            return match own_identity_refusal(&self.ctx.own_identity, &namespace, labels) {
+                None => AccountUse::Own,
+                Some(refusal) => AccountUse::Refused(refusal),
+            };
+        };
         let key = AccountKey::of(reference, &namespace);
         let Some(stores) = self.ctx.account_stores() else {
             return AccountUse::Refused(AccountRefusal {
@@ -518,6 +597,7 @@ impl Reconcile<'_> {
     }
 
     async fn run(mut self) -> Result<Requeue, Error> {
+        self.wait_for_account_caches().await;
         self.account = self.resolve_account();
         if self.account == AccountUse::Loading {
             debug!(
@@ -526,7 +606,7 @@ impl Reconcile<'_> {
             );
             return Ok(Requeue::await_change());
         }
-        self.secret = self.read_secret().await?;
+        (self.secret, self.secret_version) = self.read_secret().await?;
         let mut input = Input::Observed;
         let mut permit: Option<Permit> = None;
         let mut conflicts = 0;
@@ -669,12 +749,14 @@ impl Reconcile<'_> {
                 },
                 Effect::WriteSecret(secret) => {
                     let result = self.write_secret(&secret).await;
-                    if result.is_ok() {
+                    if let Ok(written) = &result {
                         self.secret = SecretSeen::Ours {
                             session_started_at: Some(secret.session_started_at),
                             intact: true,
                         };
+                        self.secret_version = SecretVersion::of(written);
                     }
+                    let result = result.map(|_| ());
                     Input::SecretWritten {
                         access: secret.access,
                         result,
@@ -776,94 +858,121 @@ impl Reconcile<'_> {
     }
 
     /// Reads the Secret `spec.access` names, when there is one to read.
-    async fn read_secret(&self) -> Result<SecretSeen, Error> {
+    async fn read_secret(&self) -> Result<(SecretSeen, Option<SecretVersion>), Error> {
         let Some(access) = &self.obj.spec.access else {
-            return Ok(SecretSeen::NotRead);
+            return Ok((SecretSeen::NotRead, None));
         };
         if !self.ctx.settings.access_secrets {
-            return Ok(SecretSeen::NotRead);
+            return Ok((SecretSeen::NotRead, None));
         }
         match self
             .secrets
             .get_opt(&access.secret_name_for(&self.obj.name_any()))
             .await
         {
-            Ok(Some(secret)) => Ok(secret_seen(&secret, &self.obj)),
-            Ok(None) => Ok(SecretSeen::Missing),
+            Ok(Some(secret)) => Ok((secret_seen(&secret, &self.obj), SecretVersion::of(&secret))),
+            Ok(None) => Ok((SecretSeen::Missing, None)),
             // Not allowed to read: the write will tell the same, and the state machine shows it.
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(SecretSeen::Missing),
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok((SecretSeen::Missing, None)),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Creates or replaces the access Secret (server-side apply, owned by the GuiSession).
-    async fn write_secret(&self, secret: &AccessSecret) -> Result<(), SecretError> {
+    /// Writes the access Secret: created when it was missing (a create fails if someone else
+    /// was first, so a Secret made in between is never taken over), otherwise updated with the
+    /// resourceVersion it was judged at as a precondition (so it is still the GuiSession's own).
+    /// Only the operator's keys are written; keys others added stay.
+    async fn write_secret(&self, secret: &AccessSecret) -> Result<Secret, SecretError> {
         let mut data = BTreeMap::new();
-        data.insert("primaryUrl", secret.primary_url.expose().to_owned());
+        data.insert(KEY_PRIMARY_URL, secret.primary_url.expose().to_owned());
         if let Some(url) = &secret.secondary_url {
-            data.insert("secondaryUrl", url.expose().to_owned());
+            data.insert(KEY_SECONDARY_URL, url.expose().to_owned());
         }
-        data.insert("resourceName", secret.resource_name.clone());
-        data.insert("expiresAt", secret.expires_at.to_string());
+        data.insert(KEY_RESOURCE_NAME, secret.resource_name.clone());
+        data.insert(KEY_EXPIRES_AT, secret.expires_at.to_string());
         let data: BTreeMap<String, ByteString> = data
             .into_iter()
             .map(|(k, v)| (k.to_owned(), ByteString(v.into_bytes())))
             .collect();
-        let owner = OwnerReference {
-            api_version: GuiSession::api_version(&()).into_owned(),
-            kind: GuiSession::kind(&()).into_owned(),
-            name: self.obj.name_any(),
-            uid: self.obj.uid().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: None,
+        let annotations = BTreeMap::from([
+            (
+                SESSION_ANNOTATION.to_owned(),
+                secret.session_started_at.to_string(),
+            ),
+            (DATA_DIGEST_ANNOTATION.to_owned(), data_digest(&data)),
+        ]);
+        let labels = BTreeMap::from([(MANAGED_BY_LABEL.to_owned(), FIELD_MANAGER.to_owned())]);
+        let Some(version) = &self.secret_version else {
+            let owner = OwnerReference {
+                api_version: GuiSession::api_version(&()).into_owned(),
+                kind: GuiSession::kind(&()).into_owned(),
+                name: self.obj.name_any(),
+                uid: self.obj.uid().unwrap_or_default(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            };
+            let body = Secret {
+                metadata: ObjectMeta {
+                    name: Some(secret.name.clone()),
+                    labels: Some(labels),
+                    annotations: Some(annotations),
+                    owner_references: Some(vec![owner]),
+                    ..ObjectMeta::default()
+                },
+                type_: Some("Opaque".into()),
+                data: Some(data),
+                ..Secret::default()
+            };
+            return self
+                .secrets
+                .create(&PostParams::default(), &body)
+                .await
+                .map_err(secret_error);
         };
-        let body = Secret {
-            metadata: ObjectMeta {
-                name: Some(secret.name.clone()),
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY_LABEL.to_owned(),
-                    FIELD_MANAGER.to_owned(),
-                )])),
-                annotations: Some(BTreeMap::from([
-                    (
-                        SESSION_ANNOTATION.to_owned(),
-                        secret.session_started_at.to_string(),
-                    ),
-                    (DATA_DIGEST_ANNOTATION.to_owned(), data_digest(&data)),
-                ])),
-                owner_references: Some(vec![owner]),
-                ..ObjectMeta::default()
+        // A merge patch replaces the operator's keys and removes those of its keys this session
+        // has none of; the resourceVersion makes it conditional on the Secret judged ours.
+        let mut patch_data = serde_json::Map::new();
+        for key in OPERATOR_KEYS {
+            let value = data.get(*key).map_or(serde_json::Value::Null, |v| {
+                serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+            });
+            patch_data.insert((*key).to_owned(), value);
+        }
+        let patch = json!({
+            "metadata": {
+                "uid": version.uid,
+                "resourceVersion": version.resource_version,
+                "labels": labels,
+                "annotations": annotations,
             },
-            type_: Some("Opaque".into()),
-            data: Some(data),
-            ..Secret::default()
-        };
-        // `Secret` has no apiVersion/kind of its own in k8s-openapi: apply needs them.
-        let mut patch = serde_json::to_value(&body).map_err(|e| SecretError {
-            forbidden: false,
-            message: format!("encoding the Secret: {e}"),
-        })?;
-        patch["apiVersion"] = json!("v1");
-        patch["kind"] = json!("Secret");
+            "data": patch_data,
+        });
         self.secrets
-            .patch(
-                &secret.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
+            .patch(&secret.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map(|_| ())
             .map_err(secret_error)
     }
 
+    /// Deletes an access Secret this GuiSession owns, on the condition that it is still the
+    /// object (uid) and the version (resourceVersion) that was judged to be its own.
     async fn delete_secret(&self, name: &str) -> Result<(), SecretError> {
-        match self.secrets.get_opt(name).await {
-            // Only a Secret this GuiSession owns is ever deleted.
-            Ok(Some(s)) if secret_seen(&s, &self.obj) != SecretSeen::Foreign => {}
-            Ok(_) => return Ok(()),
+        let secret = match self.secrets.get_opt(name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(()),
             Err(e) => return Err(secret_error(e)),
+        };
+        // Only a Secret this GuiSession owns is ever deleted.
+        if secret_seen(&secret, &self.obj) == SecretSeen::Foreign {
+            return Ok(());
         }
-        match self.secrets.delete(name, &DeleteParams::default()).await {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: secret.metadata.uid.clone(),
+                resource_version: secret.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match self.secrets.delete(name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(secret_error(e)),
@@ -900,6 +1009,37 @@ impl Reconcile<'_> {
     }
 }
 
+/// Why a GuiSession in `namespace` (with these labels, when the namespaces are watched) may not
+/// use the operator's own AWS identity, if it may not.
+fn own_identity_refusal(
+    selector: &NamespaceSelector,
+    namespace: &str,
+    labels: Option<BTreeMap<String, String>>,
+) -> Option<AccountRefusal> {
+    let selector = match selector {
+        NamespaceSelector::All => return None,
+        NamespaceSelector::None => {
+            return Some(AccountRefusal {
+                reason: "OwnIdentityNotAllowed",
+                message: "this operator's own AWS identity serves no namespace (--own-identity-namespaces none): name a LightsailAccount or ClusterLightsailAccount in spec.accountRef".into(),
+                pending: false,
+            });
+        }
+        NamespaceSelector::Matching(selector) => selector,
+    };
+    let labels = labels.unwrap_or_default();
+    if selector_matches(selector, &labels) {
+        return None;
+    }
+    Some(AccountRefusal {
+        reason: "OwnIdentityNotAllowed",
+        message: format!(
+            "the namespace {namespace} is not one of those allowed to use this operator's own AWS identity (--own-identity-namespaces): name a LightsailAccount or ClusterLightsailAccount in spec.accountRef"
+        ),
+        pending: false,
+    })
+}
+
 /// What a read Secret is to `owner`: its own (for which session, edited or not) or someone else's.
 fn secret_seen(secret: &Secret, owner: &GuiSession) -> SecretSeen {
     let owned = owner.uid().is_some_and(|uid| {
@@ -912,9 +1052,16 @@ fn secret_seen(secret: &Secret, owner: &GuiSession) -> SecretSeen {
         return SecretSeen::Foreign;
     }
     let annotations = secret.annotations();
-    let empty = BTreeMap::new();
-    let intact = annotations.get(DATA_DIGEST_ANNOTATION)
-        == Some(&data_digest(secret.data.as_ref().unwrap_or(&empty)));
+    // Judged on the operator's own keys only: a key someone else added is theirs to keep, and
+    // must not make the Secret look edited (and so rewritten, with an access call, forever).
+    let ours: BTreeMap<String, ByteString> = secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(k, _)| OPERATOR_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let intact = annotations.get(DATA_DIGEST_ANNOTATION) == Some(&data_digest(&ours));
     SecretSeen::Ours {
         session_started_at: annotations
             .get(SESSION_ANNOTATION)
@@ -944,10 +1091,14 @@ fn secret_error(e: kube::Error) -> SecretError {
     match e {
         kube::Error::Api(s) => SecretError {
             forbidden: s.code == 403,
+            // AlreadyExists on a create, a failed precondition on an update or delete: someone
+            // else wrote the Secret since it was read.
+            conflict: s.code == 409,
             message: format!("{} ({})", s.message, s.code),
         },
         e => SecretError {
             forbidden: false,
+            conflict: false,
             message: e.to_string(),
         },
     }

@@ -237,6 +237,9 @@ pub struct AccessSecret {
 pub struct SecretError {
     /// The operator lacks the permission (HTTP 403): retrying will not help until RBAC changes.
     pub forbidden: bool,
+    /// Someone else created or changed the Secret since it was read (HTTP 409): it is judged
+    /// again from a fresh read, and never written over meanwhile.
+    pub conflict: bool,
     pub message: String,
 }
 
@@ -1120,7 +1123,10 @@ impl Machine<'_> {
             let wait_until = match state {
                 AccessState::Failed => add(checked, self.settings.stalled_retry),
                 AccessState::Pending => add(checked, self.access_delay(&access, checked)),
-                AccessState::Started => checked,
+                // Answered already, but the Secret needs writing again (deleted, edited, or the
+                // write failed): asked again with the same growing delay, so that a Secret
+                // someone keeps changing cannot drive access calls faster than the backoff.
+                AccessState::Started => add(checked, self.access_delay(&access, checked)),
             };
             if self.now < wait_until {
                 self.access_phase(&name, &access, state);
@@ -1288,7 +1294,14 @@ impl Machine<'_> {
                 self.status.access = Some(access);
                 self.observe()
             }
-            Err(e) => self.secret_failed(&name, e),
+            Err(e) => {
+                // The access call is recorded all the same: its time bounds the next one.
+                self.status.access = Some(AccessStatus {
+                    secret_written_at: None,
+                    ..access
+                });
+                self.secret_failed(&name, e)
+            }
         }
     }
 
@@ -1312,6 +1325,18 @@ impl Machine<'_> {
     fn secret_failed(mut self, name: &str, e: SecretError) -> Transition {
         let message = format!("access Secret {name}: {}", e.message);
         self.note(true, "AccessSecretFailed", "WriteSecret", message.clone());
+        if e.conflict {
+            // Judged again from a fresh read soon: a Secret that is someone else's now ends in
+            // AccessSecretConflict, one that is still this GuiSession's is written again.
+            self.phase(Phase::Retrying {
+                reason: "AccessSecretConflict".into(),
+                message: format!(
+                    "{message}: the Secret was created or changed by someone else since it was read; it is not written over"
+                ),
+            });
+            let after = self.settings.follow_backoff_initial;
+            return self.done(Next::After(after));
+        }
         if e.forbidden {
             self.phase(Phase::Stalled {
                 reason: "AccessSecretForbidden".into(),

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod operator;
 pub mod schedule;
 pub mod status;
+pub mod watch_scope;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;
 /// with both compiled in, rustls refuses to guess, so every entry point calls this first.

@@ -31,7 +31,7 @@ use crate::account_controller::{
     AccountContext, AccountIndex, edge_key, error_policy as account_error_policy,
     reconcile as reconcile_account,
 };
-use crate::cli::{LogFormat, RunArgs};
+use crate::cli::{LogFormat, NamespaceSelector, RunArgs};
 use crate::controller::{
     AccountStores, CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy,
     error_policy, reconcile,
@@ -42,6 +42,7 @@ use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_r
 use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
 use crate::status::state_label;
+use crate::watch_scope::WatchScope;
 
 /// Sets up logging. Nothing the operator logs carries credentials or session URLs: the URLs
 /// live in a type that redacts itself when formatted and are only ever put into the access
@@ -247,10 +248,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster config)")?;
     let client = Client::try_from(kube_config.clone())
         .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster config)")?;
-    let api: Api<GuiSession> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let scope = WatchScope::new(&args.namespaces());
     // Fail fast, with the reason, on what would otherwise be an endless watch retry: an
     // unreachable apiserver, a missing CRD, missing RBAC or a bad label selector.
     args.check_shards().map_err(anyhow::Error::msg)?;
@@ -258,10 +256,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(sel) = args.watch_selector() {
         probe = probe.labels(&sel);
     }
-    api.list_metadata(&probe).await.with_context(|| {
-        "cannot list GuiSessions: is the CRD installed (`lightsail-gui-operator crd | kubectl apply -f -`), \
-         may this identity list them, and is --selector valid?"
-    })?;
+    for api in scope.apis::<GuiSession>(&client) {
+        api.list_metadata(&probe).await.with_context(|| {
+            "cannot list GuiSessions: is the CRD installed (`lightsail-gui-operator crd | kubectl apply -f -`), \
+             may this identity list them (in every namespace of --namespace), and is --selector valid?"
+        })?;
+    }
+    let cluster_id = match &args.cluster_id {
+        Some(id) => id.clone(),
+        None => Api::<Namespace>::all(client.clone())
+            .get("kube-system")
+            .await
+            .ok()
+            .and_then(|ns| ns.metadata.uid)
+            .context(
+                "cannot read the uid of the Namespace kube-system, the default cluster id: set --cluster-id \
+                 (chart value accounts.clusterId) or let this identity get that Namespace",
+            )?,
+    };
+    info!(
+        cluster_id,
+        "cluster id (part of every LightsailAccount's external id)"
+    );
+    let args = RunArgs {
+        cluster_id: Some(cluster_id),
+        ..args
+    };
 
     let metrics = Arc::new(Metrics::default());
     let rate = RateLimit {
@@ -315,16 +335,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let gate = election
         .as_ref()
         .map_or_else(LeaderGate::always, Election::gate);
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        lightsail,
-        reporter,
-        metrics.clone(),
-        settings,
-        retry,
-        gate.clone(),
-        args.lightsail_timeout,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            lightsail,
+            reporter,
+            metrics.clone(),
+            settings,
+            retry,
+            gate.clone(),
+            args.lightsail_timeout,
+        )
+        .with_own_identity(
+            args.own_identity_namespaces
+                .clone()
+                .unwrap_or(NamespaceSelector::All),
+        ),
+    );
     let health = Arc::new(Health {
         electing: args.leader_elect,
         leader: AtomicBool::new(false),
@@ -361,7 +388,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let outcome = tokio::select! {
                 biased;
                 _ = gate.lost() => Outcome::Lost,
-                outcome = reconcile_until_shutdown(api.clone(), &args, ctx.clone(), health.clone(), &shutdown) => outcome,
+                outcome = reconcile_until_shutdown(&scope, &args, ctx.clone(), health.clone(), &shutdown) => outcome,
             };
             health.set_leading(false);
             match outcome {
@@ -385,7 +412,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         health.set_leading(true);
         if let Outcome::Ended =
-            reconcile_until_shutdown(api, &args, ctx, health.clone(), &shutdown).await
+            reconcile_until_shutdown(&scope, &args, ctx, health.clone(), &shutdown).await
         {
             warn!("controller stopped unexpectedly");
         }
@@ -436,13 +463,13 @@ async fn start_election(
 /// Runs the controller until shutdown is requested; then starts no new reconciles but lets those
 /// in flight finish, so that they record what they started, for at most `--shutdown-grace`.
 async fn reconcile_until_shutdown(
-    api: Api<GuiSession>,
+    scope: &WatchScope,
     args: &RunArgs,
     ctx: Arc<Context>,
     health: Arc<Health>,
     shutdown: &Shutdown,
 ) -> Outcome {
-    let controller = run_controller(api, args, ctx.clone(), health, shutdown.requested());
+    let controller = run_controller(scope, args, ctx.clone(), health, shutdown.requested());
     tokio::pin!(controller);
     tokio::select! {
         biased;
@@ -468,7 +495,7 @@ async fn reconcile_until_shutdown(
 }
 
 async fn run_controller(
-    api: Api<GuiSession>,
+    scope: &WatchScope,
     args: &RunArgs,
     ctx: Arc<Context>,
     health: Arc<Health>,
@@ -479,12 +506,13 @@ async fn run_controller(
         config = config.labels(&sel);
     }
     let (reader, writer) = reflector::store::<CachedGuiSession>();
-    let accounts = AccountWatches::new(&ctx, args);
+    let accounts = AccountWatches::new(&ctx, args, scope);
     // The watch delivers full objects: the account index and the state gauge take what they need
     // from them, and only their metadata is cached (every reconcile reads the object). Only
     // generation changes (spec edits, deletion) trigger a reconcile: the operator's own status
     // writes do not, and timers come from the requeues it asks for.
-    let stream = watcher(api, config)
+    let stream = scope
+        .watch::<GuiSession>(&ctx.client, config)
         .inspect_ok({
             let index = accounts.index.clone();
             let counts = accounts.counts.clone();
@@ -530,14 +558,13 @@ async fn run_controller(
     if args.access_secrets {
         // A deleted or edited access Secret is written again at once. Only the operator's own
         // Secrets are watched (by label), never every Secret in the cluster.
-        let secrets: Api<Secret> = match &args.namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
-        controller = controller.owns(
-            secrets,
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}")),
-        );
+        let secrets = scope
+            .watch::<Secret>(
+                &ctx.client,
+                watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}")),
+            )
+            .touched_objects();
+        controller = controller.owns_stream(secrets);
     }
     let controller = controller
         .trigger_backoff(api_retry_backoff())
@@ -696,9 +723,12 @@ fn receiver_stream<T: Send + 'static>(
 }
 
 impl AccountWatches {
-    fn new(ctx: &Arc<Context>, args: &RunArgs) -> AccountWatches {
+    fn new(ctx: &Arc<Context>, args: &RunArgs, scope: &WatchScope) -> AccountWatches {
         let client = ctx.client.clone();
-        let index = Arc::new(AccountIndex::default());
+        let index = Arc::new(match ctx.own_identity {
+            NamespaceSelector::Matching(_) => AccountIndex::tracking_own_identity(),
+            _ => AccountIndex::default(),
+        });
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let (count_tx, count_rx) = mpsc::unbounded_channel::<AccountKey>();
         let account_ctx = Arc::new(AccountContext {
@@ -711,11 +741,14 @@ impl AccountWatches {
             write_status: args.shard().is_none(),
             stalled_retry: args.stalled_retry,
             recheck: args.account_recheck,
+            cluster_id: args.cluster_id.clone().unwrap_or_default(),
+            namespaced_roles: args
+                .namespaced_account_roles
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
         });
-        let namespaced_api: Api<LightsailAccount> = match &args.namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
         let (namespaced, namespaced_writer) = reflector::store();
         let (cluster, cluster_writer) = reflector::store();
         let (namespaces, namespaces_writer) = reflector::store();
@@ -758,7 +791,8 @@ impl AccountWatches {
             index.clone(),
             account_ctx.wake.clone(),
         );
-        let namespaced_stream = watcher(namespaced_api, watcher::Config::default())
+        let namespaced_stream = scope
+            .watch::<LightsailAccount>(&client, watcher::Config::default())
             .default_backoff()
             .reflect(namespaced_writer)
             .inspect_ok(move |event| {
@@ -806,7 +840,7 @@ impl AccountWatches {
         .predicate_filter(predicates::labels, Default::default())
         .for_each(move |ns| {
             if let Ok(ns) = ns {
-                for session in namespace_index.cluster_account_sessions_in(&ns.name_any()) {
+                for session in namespace_index.label_dependent_sessions_in(&ns.name_any()) {
                     let _ = namespace_wake.send(session);
                 }
             }

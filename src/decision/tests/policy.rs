@@ -296,6 +296,7 @@ fn a_forbidden_secret_write_stalls_and_other_failures_retry() {
                 access: secret.access.clone(),
                 result: Err(SecretError {
                     forbidden,
+                    conflict: false,
                     message: "secrets is forbidden".into(),
                 }),
             },
