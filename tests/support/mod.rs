@@ -208,6 +208,17 @@ impl ControlPlane {
         self.client_as("admin").await
     }
 
+    /// kube-apiserver's audit log (JSON lines), next to the kubeconfig: the requests of
+    /// ServiceAccounts at level Metadata (see scripts/control-plane-up). Written as requests
+    /// complete: wait for the entries you need. A control plane reused through
+    /// LGO_TEST_KUBECONFIG has one only if it was started by that script.
+    pub fn audit_log(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .expect("the kubeconfig is in the control plane's directory")
+            .join("audit.log")
+    }
+
     pub fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.bin_dir.join("kubectl"));
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
