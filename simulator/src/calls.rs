@@ -61,13 +61,15 @@ impl CallCounter {
     }
 
     /// Counts a call; Start/Stop and STS calls also go into the log, with who signed them (as
-    /// claimed, when the signature was refused) and the wall-clock time.
+    /// claimed, when the signature was refused), the wall-clock time and, for an `AssumeRole`
+    /// whose parameters were valid, what it asked for.
     pub(crate) fn record(
         &mut self,
         action: &'static str,
         resource: Arc<str>,
         outcome: &'static str,
         who: Who<'_>,
+        assume_role: Option<AssumeRoleRequest>,
     ) {
         if LOGGED_ACTIONS.contains(&action) {
             if self.log.len() >= self.log_capacity {
@@ -83,6 +85,7 @@ impl CallCounter {
                     access_key_id: who.access_key_id.map(str::to_owned),
                     account: who.account.map(str::to_owned),
                     caller_arn: who.caller_arn.map(str::to_owned),
+                    assume_role,
                 });
             }
         }
@@ -175,6 +178,64 @@ pub struct CallLogEntry {
     /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`; none when `account` is none.
     #[serde(default)]
     pub caller_arn: Option<String>,
+    /// For an `AssumeRole` whose parameters were valid (granted or refused by the role's trust
+    /// policy): what it asked for, session tags included. None for other calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRoleRequest>,
+}
+
+/// What an `AssumeRole` call asked for, as the call log keeps it: no secrets (an external id is
+/// not one). JSON: `{"roleArn","roleSessionName","externalId","durationSeconds","tags":[{"key",
+/// "value"}],"transitiveTagKeys":[...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRoleRequest {
+    /// `RoleArn`.
+    pub role_arn: String,
+    /// `RoleSessionName`.
+    pub role_session_name: String,
+    /// `ExternalId`, when sent.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// `DurationSeconds`, when sent.
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+    /// The session tags (`Tags.member.N`), in the order sent.
+    #[serde(default)]
+    pub tags: Vec<SessionTag>,
+    /// `TransitiveTagKeys.member.N`, in the order sent.
+    #[serde(default)]
+    pub transitive_tag_keys: Vec<String>,
+}
+
+impl AssumeRoleRequest {
+    /// The value of session tag `key` (tag keys ignore case, as in IAM).
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        let key = key.to_lowercase();
+        self.tags
+            .iter()
+            .find(|tag| tag.key.to_lowercase() == key)
+            .map(|tag| tag.value.as_str())
+    }
+}
+
+/// A session tag: `{"key": "kubernetes-namespace", "value": "physics"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTag {
+    /// 1 to 128 characters.
+    pub key: String,
+    /// 0 to 256 characters.
+    pub value: String,
+}
+
+impl SessionTag {
+    /// A tag.
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
 }
 
 /// What `GET /_sim/calls/log` returns: `{"entries": [...], "dropped": N}`.
@@ -199,6 +260,17 @@ impl CallLog {
             .filter(move |e| action.is_none_or(|a| e.action == a))
             .filter(move |e| resource.is_none_or(|r| e.resource == r))
             .filter(move |e| outcome.is_none_or(|o| e.outcome == o))
+    }
+
+    /// What each `AssumeRole` call of `role_arn` that ended in `outcome` asked for (`None`
+    /// matches anything), oldest first: e.g. the session tags the operator sent.
+    pub fn assume_role_requests<'a>(
+        &'a self,
+        role_arn: Option<&'a str>,
+        outcome: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a AssumeRoleRequest> + 'a {
+        self.matching(Some("AssumeRole"), role_arn, outcome)
+            .filter_map(|e| e.assume_role.as_ref())
     }
 
     /// Entries of calls signed with credentials of `account`.
@@ -274,13 +346,26 @@ mod tests {
     fn counts_accumulate_and_render() {
         let mut counter = CallCounter::default();
         let vm: Arc<str> = Arc::from("vm-1");
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Who::default());
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, Who::default());
+        counter.record(
+            "GetOperation",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            Who::default(),
+            None,
+        );
+        counter.record(
+            "GetOperation",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            Who::default(),
+            None,
+        );
         counter.record(
             "GetOperation",
             Arc::from("odd\"name"),
             "ThrottlingException",
             Who::default(),
+            None,
         );
         let report = counter.report();
         assert_eq!(report.total, 3);
@@ -306,15 +391,34 @@ mod tests {
             access_key_id: Some(id),
             ..Who::default()
         };
-        counter.record("GetOperation", Arc::clone(&vm), OUTCOME_OK, key("AKID1"));
-        counter.record("StartGUISession", Arc::clone(&vm), OUTCOME_OK, key("AKID1"));
+        counter.record(
+            "GetOperation",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            key("AKID1"),
+            None,
+        );
+        counter.record(
+            "StartGUISession",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            key("AKID1"),
+            None,
+        );
         counter.record(
             "StopGUISession",
             Arc::clone(&vm),
             "NotFoundException",
             Who::default(),
+            None,
         );
-        counter.record("StartGUISession", Arc::clone(&vm), OUTCOME_OK, key("AKID2"));
+        counter.record(
+            "StartGUISession",
+            Arc::clone(&vm),
+            OUTCOME_OK,
+            key("AKID2"),
+            None,
+        );
         let log = counter.log();
         assert_eq!(log.dropped, 1);
         let kept: Vec<(&str, &str, Option<&str>)> = log
@@ -350,10 +454,24 @@ mod tests {
             account: Some("000000000000"),
             caller_arn: Some("arn:aws:iam::000000000000:user/lightsail-sim"),
         };
-        counter.record("AssumeRole", Arc::clone(&role), OUTCOME_OK, base);
-        counter.record("AssumeRole", Arc::clone(&role), "AccessDenied", base);
-        counter.record("GetCallerIdentity", Arc::from(""), OUTCOME_OK, base);
-        counter.record("GetOperation", Arc::from("vm-1"), OUTCOME_OK, base);
+        let asked = AssumeRoleRequest {
+            role_arn: role.to_string(),
+            role_session_name: "op-1".to_owned(),
+            external_id: Some("lab-1".to_owned()),
+            duration_seconds: None,
+            tags: vec![SessionTag::new("kubernetes-namespace", "physics")],
+            transitive_tag_keys: Vec::new(),
+        };
+        counter.record(
+            "AssumeRole",
+            Arc::clone(&role),
+            OUTCOME_OK,
+            base,
+            Some(asked.clone()),
+        );
+        counter.record("AssumeRole", Arc::clone(&role), "AccessDenied", base, None);
+        counter.record("GetCallerIdentity", Arc::from(""), OUTCOME_OK, base, None);
+        counter.record("GetOperation", Arc::from("vm-1"), OUTCOME_OK, base, None);
         let log = counter.log();
         assert_eq!(log.entries.len(), 3);
         assert_eq!(
@@ -371,6 +489,32 @@ mod tests {
                 serde_json::json!("000000000000"),
                 serde_json::json!("arn:aws:iam::000000000000:user/lightsail-sim")
             ))
+        );
+        assert_eq!(
+            json.as_ref().map(|j| j["assumeRole"].clone()),
+            Some(
+                serde_json::json!({"roleArn": "arn:aws:iam::111122223333:role/gui",
+                "roleSessionName": "op-1", "externalId": "lab-1", "durationSeconds": null,
+                "tags": [{"key": "kubernetes-namespace", "value": "physics"}],
+                "transitiveTagKeys": []})
+            )
+        );
+        assert_eq!(
+            log.assume_role_requests(Some(&role), Some(OUTCOME_OK))
+                .collect::<Vec<_>>(),
+            [&asked]
+        );
+        assert_eq!(
+            log.assume_role_requests(None, Some("AccessDenied")).count(),
+            0
+        );
+        assert_eq!(asked.tag("Kubernetes-Namespace"), Some("physics"));
+        assert_eq!(asked.tag("team"), None);
+        // Other calls have no assumeRole member.
+        let other = serde_json::to_value(&log.entries[2]).ok();
+        assert_eq!(
+            other.as_ref().map(|j| j.get("assumeRole").is_none()),
+            Some(true)
         );
         // Entries written before the account fields existed still read.
         let old = serde_json::json!({"action": "StartGUISession", "resource": "vm-1",

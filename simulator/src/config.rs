@@ -2,6 +2,7 @@
 //! can reach, the inventory of virtual computers with their per-computer behaviours, session and
 //! operation timings, the error body style, the faults and the offset of its clock.
 
+use super::trust_policy::TrustPolicy;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -324,23 +325,101 @@ impl AccountSpec {
     }
 }
 
-/// An IAM role: who may assume it (its trust policy, reduced to accounts and an optional
-/// external id) and for how long. camelCase in JSON/YAML:
-/// `{"name": "gui", "trustedAccounts": ["000000000000"], "externalId": "x1", "maxSessionDuration": "1h"}`.
+/// An IAM role: who may assume it and for how long. camelCase in JSON/YAML, in one of two forms:
+///
+/// * a **trust policy**, the JSON document an AWS admin attaches to the role (see
+///   [`RoleSpec::trust_policy`]):
+///   `{"name": "gui", "trustPolicy": {"Version": "2012-10-17", "Statement": [...]}}`;
+/// * the **legacy form**, the policy reduced to accounts and an optional external id:
+///   `{"name": "gui", "trustedAccounts": ["000000000000"], "externalId": "x1"}`.
+///
+/// Either takes `"maxSessionDuration": "1h"`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RoleDocument", into = "RoleDocument")]
 pub struct RoleSpec {
     /// Role name, `[\w+=,.@-]{1,64}`; its ARN is `arn:aws:iam::ACCOUNT:role/NAME`.
     pub name: String,
-    /// Accounts whose principals may assume it (required; `[]` trusts nobody).
+    /// Legacy form: accounts whose principals may assume it (`[]` trusts nobody). Empty with a
+    /// [`trust_policy`](Self::trust_policy).
     pub trusted_accounts: Vec<String>,
-    /// When set, `AssumeRole` must pass exactly this `ExternalId` (the trust policy's
-    /// `sts:ExternalId` condition); 2 to 1224 characters of `[\w+=,.@:/-]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Legacy form: when set, `AssumeRole` must pass exactly this `ExternalId` (the trust
+    /// policy's `sts:ExternalId` condition); 2 to 1224 characters of `[\w+=,.@:/-]`. None with a
+    /// [`trust_policy`](Self::trust_policy).
     pub external_id: Option<String>,
+    /// An IAM trust policy document, evaluated on every `AssumeRole` as IAM does: an explicit
+    /// `Deny` wins, else an `Allow` statement must match (its `Action`, `Principal` and every
+    /// `Condition`). When the request carries session tags, `sts:TagSession` must be allowed
+    /// too. Checked when the role is configured; what it may contain is described in the
+    /// simulator's crate documentation.
+    pub trust_policy: Option<serde_json::Value>,
     /// Longest `DurationSeconds` accepted: 1 h (the default) to 12 h, whole seconds.
-    #[serde(default = "default_max_session_duration", with = "duration_text")]
     pub max_session_duration: Duration,
+}
+
+/// [`RoleSpec`] as written: `trustedAccounts` is required unless there is a `trustPolicy`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RoleDocument {
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trusted_accounts: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trust_policy: Option<serde_json::Value>,
+    #[serde(default = "default_max_session_duration", with = "duration_text")]
+    max_session_duration: Duration,
+}
+
+impl TryFrom<RoleDocument> for RoleSpec {
+    type Error = String;
+
+    fn try_from(document: RoleDocument) -> Result<Self, Self::Error> {
+        let RoleDocument {
+            name,
+            trusted_accounts,
+            external_id,
+            trust_policy,
+            max_session_duration,
+        } = document;
+        if trust_policy.is_none() && trusted_accounts.is_none() {
+            return Err(format!(
+                "missing field `trustedAccounts` (or `trustPolicy`) in role {name:?}"
+            ));
+        }
+        if trust_policy.is_some() && (trusted_accounts.is_some() || external_id.is_some()) {
+            return Err(both_forms_message(&name));
+        }
+        Ok(Self {
+            name,
+            trusted_accounts: trusted_accounts.unwrap_or_default(),
+            external_id,
+            trust_policy,
+            max_session_duration,
+        })
+    }
+}
+
+impl From<RoleSpec> for RoleDocument {
+    fn from(role: RoleSpec) -> Self {
+        let trusted_accounts = (role.trust_policy.is_none() || !role.trusted_accounts.is_empty())
+            .then_some(role.trusted_accounts);
+        Self {
+            name: role.name,
+            trusted_accounts,
+            external_id: role.external_id,
+            trust_policy: role.trust_policy,
+            max_session_duration: role.max_session_duration,
+        }
+    }
+}
+
+fn both_forms_message(name: &str) -> String {
+    format!(
+        "role {name:?} has a trustPolicy and trustedAccounts or externalId: give one form only \
+         (in a trust policy, Principal says who may assume the role and a StringEquals \
+         sts:ExternalId condition the external id)"
+    )
 }
 
 fn default_max_session_duration() -> Duration {
@@ -354,19 +433,29 @@ impl RoleSpec {
             name: name.into(),
             trusted_accounts: Vec::new(),
             external_id: None,
+            trust_policy: None,
             max_session_duration: DEFAULT_MAX_SESSION_DURATION,
         }
     }
 
-    /// Lets principals of `account` assume it.
+    /// Legacy form: lets principals of `account` assume it.
     pub fn trusting(mut self, account: impl Into<String>) -> Self {
         self.trusted_accounts.push(account.into());
         self
     }
 
-    /// Requires this `ExternalId`.
+    /// Legacy form: requires this `ExternalId`.
     pub fn with_external_id(mut self, external_id: impl Into<String>) -> Self {
         self.external_id = Some(external_id.into());
+        self
+    }
+
+    /// Decides who may assume it by this IAM trust policy document (instead of
+    /// [`trusting`](Self::trusting) and [`with_external_id`](Self::with_external_id)), e.g.
+    /// `json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS":
+    /// "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]})`.
+    pub fn with_trust_policy(mut self, document: serde_json::Value) -> Self {
+        self.trust_policy = Some(document);
         self
     }
 
@@ -376,13 +465,28 @@ impl RoleSpec {
         self
     }
 
-    /// Checks the name, the trusted account ids, the external id and the maximum duration.
+    /// Checks the name, the trust policy or the trusted account ids and the external id, and
+    /// the maximum duration.
     pub fn validate(&self, account: &str) -> Result<(), ConfigError> {
         if !is_valid_role_name(&self.name) {
             return Err(ConfigError::Invalid(format!(
                 "role name {:?} in account {account} does not match [\\w+=,.@-]{{1,64}}",
                 self.name
             )));
+        }
+        if let Some(document) = &self.trust_policy {
+            if !self.trusted_accounts.is_empty() || self.external_id.is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "{} (account {account})",
+                    both_forms_message(&self.name)
+                )));
+            }
+            TrustPolicy::parse(document).map_err(|error| {
+                ConfigError::Invalid(format!(
+                    "trustPolicy of role {:?} in account {account}: {error}",
+                    self.name
+                ))
+            })?;
         }
         if let Some(bad) = self
             .trusted_accounts
@@ -1690,5 +1794,185 @@ mod tests {
                 .map(|f| f.sts_credential_lifetime),
             Some(None)
         );
+    }
+
+    /// The trust policy of docs/helm-and-gitops.md ("Other AWS accounts").
+    fn documented_trust_policy() -> serde_json::Value {
+        serde_json::json!({
+          "Version": "2012-10-17",
+          "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "AWS": "arn:aws:iam::123456789012:role/lightsail-gui-operator" },
+            "Action": "sts:AssumeRole",
+            "Condition": { "StringEquals": { "sts:ExternalId": "lab-2026-physics" } }
+          }]
+        })
+    }
+
+    #[test]
+    fn roles_take_a_trust_policy_as_written_and_read_it_back() {
+        let yaml = "id: \"111122223333\"\nroles:\n  - name: lightsail-gui-sessions\n    maxSessionDuration: 2h\n    trustPolicy:\n      Version: \"2012-10-17\"\n      Statement:\n        - Effect: Allow\n          Principal: {AWS: \"arn:aws:iam::123456789012:role/lightsail-gui-operator\"}\n          Action: sts:AssumeRole\n          Condition: {StringEquals: {\"sts:ExternalId\": lab-2026-physics}}\n";
+        let parsed: Result<AccountSpec, String> =
+            serde_yaml::from_str(yaml).map_err(|e| e.to_string());
+        let expected = AccountSpec::new("111122223333").with_role(
+            RoleSpec::new("lightsail-gui-sessions")
+                .with_trust_policy(documented_trust_policy())
+                .with_max_session_duration(Duration::from_secs(7200)),
+        );
+        assert_eq!(parsed, Ok(expected.clone()));
+        let json = serde_json::to_value(&expected).ok();
+        assert_eq!(
+            json.clone(),
+            Some(serde_json::json!({"id": "111122223333", "roles": [{
+                "name": "lightsail-gui-sessions",
+                "trustPolicy": documented_trust_policy(),
+                "maxSessionDuration": "2h"}]}))
+        );
+        let back: Option<AccountSpec> = json.and_then(|j| serde_json::from_value(j).ok());
+        assert_eq!(back, Some(expected.clone()));
+        // The trusted principals' accounts need not be configured: a policy may name anyone.
+        let config = SimConfig::default().with_account(expected);
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+    }
+
+    #[test]
+    fn bad_trust_policies_and_mixed_forms_are_refused_naming_the_role() {
+        let other = |role: RoleSpec| {
+            SimConfig::default().with_account(AccountSpec::new("111122223333").with_role(role))
+        };
+        let with_policy =
+            |policy: serde_json::Value| other(RoleSpec::new("gui").with_trust_policy(policy));
+        let statement = |statement: serde_json::Value| serde_json::json!({"Version": "2012-10-17", "Statement": [statement]});
+        for (config, complaint) in [
+            (
+                with_policy(statement(
+                    serde_json::json!({"Effect": "Allwo", "Principal": "*", "Action": "sts:AssumeRole"}),
+                )),
+                "trustPolicy of role \"gui\" in account 111122223333: Statement[0]: unknown Effect \"Allwo\"",
+            ),
+            (
+                with_policy(statement(
+                    serde_json::json!({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+                    "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}}),
+                )),
+                "trustPolicy of role \"gui\" in account 111122223333: Statement[0]: unsupported condition operator \"DateGreaterThan\"",
+            ),
+            (
+                with_policy(statement(
+                    serde_json::json!({"Effect": "Allow", "Principal": {"AWS": "111122223333:root"}, "Action": "sts:AssumeRole"}),
+                )),
+                "trustPolicy of role \"gui\" in account 111122223333: Statement[0]: malformed AWS principal \"111122223333:root\"",
+            ),
+            (
+                with_policy(serde_json::json!(["not", "a", "policy"])),
+                "trustPolicy of role \"gui\" in account 111122223333: [\"not\",\"a\",\"policy\"] is not a JSON object",
+            ),
+            (
+                other(
+                    RoleSpec::new("gui")
+                        .trusting(DEFAULT_ACCOUNT_ID)
+                        .with_trust_policy(documented_trust_policy()),
+                ),
+                "role \"gui\" has a trustPolicy and trustedAccounts or externalId: give one form only",
+            ),
+            (
+                other(
+                    RoleSpec::new("gui")
+                        .with_external_id("x1")
+                        .with_trust_policy(documented_trust_policy()),
+                ),
+                "give one form only",
+            ),
+        ] {
+            let error = config_error(&config);
+            assert!(error.contains(complaint), "{error}\n  wanted: {complaint}");
+        }
+        for (json, complaint) in [
+            (
+                r#"{"name": "gui"}"#,
+                "missing field `trustedAccounts` (or `trustPolicy`) in role \"gui\"",
+            ),
+            (
+                r#"{"name": "gui", "trustedAccounts": [], "trustPolicy": {"Statement": []}}"#,
+                "role \"gui\" has a trustPolicy and trustedAccounts or externalId",
+            ),
+            (
+                r#"{"name": "gui", "externalId": "x1", "trustPolicy": {"Statement": []}}"#,
+                "give one form only",
+            ),
+            (
+                r#"{"name": "gui", "trustpolicy": {}}"#,
+                "unknown field `trustpolicy`",
+            ),
+        ] {
+            let parsed: Result<RoleSpec, String> =
+                serde_json::from_str(json).map_err(|e| e.to_string());
+            match parsed {
+                Ok(role) => panic!("{json} was accepted: {role:?}"),
+                Err(error) => assert!(error.contains(complaint), "{json}: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn config_files_carry_trust_policies_and_name_the_file_and_role_when_bad() {
+        use crate::trust_policy::{ASSUME_ROLE, Decision, RequestContext, TrustPolicy};
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        // Unquoted account ids read as the account: with leading zeros as a string, without as
+        // a number.
+        let good = dir.path().join("policy.yaml");
+        let yaml = "accounts:\n  - id: \"111122223333\"\n    roles:\n      - name: gui\n        trustPolicy:\n          Statement:\n            - {Effect: Allow, Principal: {AWS: [000000000000, 444455556666]}, Action: \"sts:AssumeRole\"}\n";
+        assert!(std::fs::write(&good, yaml).is_ok());
+        let loaded = ConfigFile::load(&good).map_err(|e| e.to_string());
+        let document = match &loaded {
+            Ok(file) => file.accounts[0].roles[0].trust_policy.clone(),
+            Err(error) => panic!("{error}"),
+        };
+        let Some(Ok(policy)) = document.as_ref().map(TrustPolicy::parse) else {
+            panic!("{document:?}");
+        };
+        let decide = |account: &str| {
+            let arn = format!("arn:aws:iam::{account}:user/lightsail-sim");
+            policy.decide(
+                ASSUME_ROLE,
+                &RequestContext {
+                    principal_account: account,
+                    principal_arn: &arn,
+                    caller_arn: &arn,
+                    external_id: None,
+                    role_session_name: "s1",
+                    request_tags: &[],
+                    transitive_tag_keys: &[],
+                    principal_tags: &[],
+                },
+            )
+        };
+        assert_eq!(
+            [
+                decide("000000000000"),
+                decide("444455556666"),
+                decide("111122223333")
+            ],
+            [Decision::Allow, Decision::Allow, Decision::ImplicitDeny]
+        );
+
+        let bad = dir.path().join("bad-policy.yaml");
+        let yaml = "accounts:\n  - id: \"111122223333\"\n    roles:\n      - name: gui\n        trustPolicy:\n          Statement:\n            - {Effect: allow, Principal: \"*\", Action: \"sts:AssumeRole\"}\n";
+        assert!(std::fs::write(&bad, yaml).is_ok());
+        match ConfigFile::load(&bad) {
+            Ok(file) => panic!("accepted: {file:?}"),
+            Err(error) => {
+                let error = error.to_string();
+                for part in [
+                    "bad-policy.yaml",
+                    "trustPolicy of role \"gui\" in account 111122223333: Statement[0]: \
+                     unknown Effect \"allow\"",
+                ] {
+                    assert!(error.contains(part), "{error}\n  wanted: {part}");
+                }
+            }
+        }
     }
 }

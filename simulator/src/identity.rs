@@ -8,10 +8,12 @@
 //! Secrets (secret keys, session tokens) live here and in the one answer that hands them out;
 //! nothing here is `Debug`, and no view, count or log entry carries them.
 
+use super::calls::SessionTag;
 use super::config::{
     AccountSpec, ConfigError, RoleSpec, check_accounts, validate_sts_credential_lifetime,
 };
 use super::sigv4::constant_time_eq;
+use super::trust_policy::{ASSUME_ROLE, Decision, RequestContext, TAG_SESSION, TrustPolicy};
 use super::wire::{AwsError, ErrorCode};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -42,6 +44,11 @@ pub(crate) struct Caller {
     pub user_id: Arc<str>,
     /// Temporary credentials from `AssumeRole` (role chaining limits what they may assume).
     pub assumed_role: bool,
+    /// What trust policies see as `aws:PrincipalArn`: the base user's ARN, or for a role
+    /// session its role's `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub principal_arn: Arc<str>,
+    /// A role session's tags (`aws:PrincipalTag/KEY`); none for the base user.
+    pub session_tags: Arc<[SessionTag]>,
 }
 
 /// Temporary credentials as issued.
@@ -61,6 +68,9 @@ pub(crate) struct AssumeRoleInput<'a> {
     pub session_name: &'a str,
     pub external_id: Option<&'a str>,
     pub duration_seconds: Option<u32>,
+    /// Session tags, checked for syntax and unique keys.
+    pub tags: Vec<SessionTag>,
+    pub transitive_tag_keys: Vec<String>,
 }
 
 /// What `AssumeRole` answers. Holds secrets: rendered into the answer and dropped.
@@ -76,9 +86,12 @@ pub(crate) struct IssuedCredentials {
 /// Why `AssumeRole` said no.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// The role does not exist, does not trust the caller's account, or the external id is
-    /// missing or wrong: AWS does not say which.
+    /// The role does not exist, or its trust policy does not allow the caller `sts:AssumeRole`
+    /// (the legacy form: does not trust the caller's account, or the external id is missing
+    /// or wrong): AWS does not say which.
     AccessDenied,
+    /// The request carries session tags and the trust policy does not allow `sts:TagSession`.
+    TagSessionDenied,
     /// `DurationSeconds` longer than the role (or role chaining) allows.
     Duration(&'static str),
 }
@@ -89,6 +102,8 @@ pub(crate) struct Identities {
     base_secret_access_key: String,
     base: Caller,
     accounts: BTreeMap<String, AccountSpec>,
+    /// The trust policies of the roles that have one, checked, by (account, role name).
+    trust_policies: HashMap<(String, String), TrustPolicy>,
     issued: HashMap<String, Issued>,
     /// Access key ids in the order issued, to forget the oldest past the cap.
     issue_order: VecDeque<String>,
@@ -104,24 +119,49 @@ impl Identities {
         accounts: &[AccountSpec],
         credential_lifetime: Option<Duration>,
     ) -> Self {
+        let arn: Arc<str> = Arc::from(format!("arn:aws:iam::{base_account}:user/{BASE_USER_NAME}"));
         let base = Caller {
             account: Arc::from(base_account),
-            arn: Arc::from(format!("arn:aws:iam::{base_account}:user/{BASE_USER_NAME}")),
+            arn: Arc::clone(&arn),
             user_id: Arc::from(stable_id("AIDA", &[base_account, BASE_USER_NAME])),
             assumed_role: false,
+            principal_arn: arn,
+            session_tags: Arc::from([]),
         };
-        Self {
+        let mut identities = Self {
             base_access_key_id: access_key_id.to_owned(),
             base_secret_access_key: secret_access_key.to_owned(),
             base,
-            accounts: accounts
-                .iter()
-                .map(|account| (account.id.clone(), account.clone()))
-                .collect(),
+            accounts: BTreeMap::new(),
+            trust_policies: HashMap::new(),
             issued: HashMap::new(),
             issue_order: VecDeque::new(),
             credential_lifetime,
+        };
+        for account in accounts {
+            identities.insert_account(account.clone());
         }
+        identities
+    }
+
+    /// Keeps an account (already checked), compiling its roles' trust policies; `true` when it
+    /// is new.
+    fn insert_account(&mut self, account: AccountSpec) -> bool {
+        self.trust_policies.retain(|(id, _), _| *id != account.id);
+        for role in &account.roles {
+            let Some(document) = &role.trust_policy else {
+                continue;
+            };
+            match TrustPolicy::parse(document) {
+                Ok(policy) => {
+                    self.trust_policies
+                        .insert((account.id.clone(), role.name.clone()), policy);
+                }
+                // Unreachable after validation; such a role stays closed (it trusts no account).
+                Err(error) => tracing::error!(role = %role.name, %error, "trust policy refused"),
+            }
+        }
+        self.accounts.insert(account.id.clone(), account).is_none()
     }
 
     pub(crate) fn base_account(&self) -> &str {
@@ -149,7 +189,7 @@ impl Identities {
             .collect();
         all.push(account.clone());
         check_accounts(&self.base.account, &all, &[])?;
-        Ok(self.accounts.insert(account.id.clone(), account).is_none())
+        Ok(self.insert_account(account))
     }
 
     pub(crate) fn credential_lifetime(&self) -> Option<Duration> {
@@ -233,26 +273,12 @@ impl Identities {
             tracing::debug!(role = input.role_arn, "AssumeRole denied: no such role");
             Refusal::AccessDenied
         })?;
-        if !role
-            .trusted_accounts
-            .iter()
-            .any(|trusted| trusted.as_str() == &*caller.account)
-        {
-            tracing::debug!(
-                role = input.role_arn,
-                account = &*caller.account,
-                "AssumeRole denied: the role does not trust the caller's account"
-            );
-            return Err(Refusal::AccessDenied);
-        }
-        if let Some(required) = &role.external_id
-            && input.external_id != Some(required.as_str())
-        {
-            tracing::debug!(
-                role = input.role_arn,
-                "AssumeRole denied: external id missing or wrong"
-            );
-            return Err(Refusal::AccessDenied);
+        let policy = self
+            .trust_policies
+            .get(&(input.account.to_owned(), input.role_name.to_owned()));
+        match policy {
+            Some(policy) => authorize(policy, caller, input)?,
+            None => trusts_legacy(role, caller, input)?,
         }
         let requested = input.duration_seconds.unwrap_or(DEFAULT_DURATION_SECONDS);
         if caller.assumed_role && requested > ROLE_CHAINING_LIMIT_SECONDS {
@@ -291,6 +317,8 @@ impl Identities {
                 arn: Arc::clone(&assumed_role_arn),
                 user_id: Arc::clone(&assumed_role_id),
                 assumed_role: true,
+                principal_arn: Arc::from(super::config::role_arn(account, input.role_name)),
+                session_tags: Arc::from(input.tags.as_slice()),
             },
         };
         if self.issue_order.len() >= MAX_ISSUED_CREDENTIALS
@@ -317,6 +345,80 @@ impl Identities {
             .iter()
             .find(|role| role.name == name)
     }
+}
+
+/// Whether a role's trust policy lets `caller` make this request: `sts:AssumeRole`, and with
+/// session tags `sts:TagSession` too, as AWS authorizes both.
+fn authorize(
+    policy: &TrustPolicy,
+    caller: &Caller,
+    input: &AssumeRoleInput<'_>,
+) -> Result<(), Refusal> {
+    let request = RequestContext {
+        principal_account: &caller.account,
+        principal_arn: &caller.principal_arn,
+        caller_arn: &caller.arn,
+        external_id: input.external_id,
+        role_session_name: input.session_name,
+        request_tags: &input.tags,
+        transitive_tag_keys: &input.transitive_tag_keys,
+        principal_tags: &caller.session_tags,
+    };
+    let decision = policy.decide(ASSUME_ROLE, &request);
+    if decision != Decision::Allow {
+        tracing::debug!(
+            role = input.role_arn,
+            caller = &*caller.arn,
+            ?decision,
+            "AssumeRole denied by the trust policy"
+        );
+        return Err(Refusal::AccessDenied);
+    }
+    if !input.tags.is_empty() {
+        let decision = policy.decide(TAG_SESSION, &request);
+        if decision != Decision::Allow {
+            tracing::debug!(
+                role = input.role_arn,
+                caller = &*caller.arn,
+                ?decision,
+                "AssumeRole with session tags denied: the trust policy does not allow \
+                 sts:TagSession"
+            );
+            return Err(Refusal::TagSessionDenied);
+        }
+    }
+    Ok(())
+}
+
+/// The legacy form of a role: the caller's account must be trusted and the external id, when
+/// the role wants one, right. Session tags are not checked.
+fn trusts_legacy(
+    role: &RoleSpec,
+    caller: &Caller,
+    input: &AssumeRoleInput<'_>,
+) -> Result<(), Refusal> {
+    if !role
+        .trusted_accounts
+        .iter()
+        .any(|trusted| trusted.as_str() == &*caller.account)
+    {
+        tracing::debug!(
+            role = input.role_arn,
+            account = &*caller.account,
+            "AssumeRole denied: the role does not trust the caller's account"
+        );
+        return Err(Refusal::AccessDenied);
+    }
+    if let Some(required) = &role.external_id
+        && input.external_id != Some(required.as_str())
+    {
+        tracing::debug!(
+            role = input.role_arn,
+            "AssumeRole denied: external id missing or wrong"
+        );
+        return Err(Refusal::AccessDenied);
+    }
+    Ok(())
 }
 
 /// `time` without its fraction of a second (STS writes expirations to the second).
@@ -399,6 +501,8 @@ mod tests {
             session_name: "s1",
             external_id,
             duration_seconds: duration,
+            tags: Vec::new(),
+            transitive_tag_keys: Vec::new(),
         }
     }
 
@@ -538,6 +642,116 @@ mod tests {
             AccountSpec::new("555555555555").with_role(RoleSpec::new("r").trusting("999999999999"));
         assert!(ids.upsert_account(stranger).is_err());
         assert_eq!(ids.accounts().len(), 2);
+    }
+
+    /// Account OTHER's roles decided by trust policies: "tenant" admits the base account
+    /// with a namespace tag, "plain" allows only `sts:AssumeRole`, "hop" the sessions of
+    /// "tenant" only.
+    fn policy_identities() -> Identities {
+        let allow = |principal: serde_json::Value,
+                     actions: serde_json::Value,
+                     condition: serde_json::Value| {
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": principal, "Action": actions, "Condition": condition}]})
+        };
+        Identities::new(
+            BASE,
+            "AKIDBASE",
+            "base-secret",
+            &[AccountSpec::new(OTHER)
+                .with_role(RoleSpec::new("tenant").with_trust_policy(allow(
+                    serde_json::json!({"AWS": BASE}),
+                    serde_json::json!(["sts:AssumeRole", "sts:TagSession"]),
+                    serde_json::json!({"StringEquals":
+                        {"aws:RequestTag/kubernetes-namespace": "physics"}}),
+                )))
+                .with_role(RoleSpec::new("plain").with_trust_policy(allow(
+                    serde_json::json!({"AWS": format!("arn:aws:iam::{BASE}:root")}),
+                    serde_json::json!("sts:AssumeRole"),
+                    serde_json::json!({}),
+                )))
+                .with_role(RoleSpec::new("hop").with_trust_policy(allow(
+                    serde_json::json!({"AWS": role_arn(OTHER, "tenant")}),
+                    serde_json::json!("sts:AssumeRole"),
+                    serde_json::json!({}),
+                )))
+                .with_role(RoleSpec::new("gui").trusting(BASE))],
+            None,
+        )
+    }
+
+    fn tagged<'a>(name: &'a str, tags: &[(&str, &str)]) -> AssumeRoleInput<'a> {
+        AssumeRoleInput {
+            tags: tags.iter().map(|(k, v)| SessionTag::new(*k, *v)).collect(),
+            ..input(name, None, None)
+        }
+    }
+
+    #[test]
+    fn trust_policies_decide_with_session_tags_and_tag_session() {
+        let mut ids = policy_identities();
+        let base = ids.base.clone();
+        let now = at(1_000_000);
+        let physics = [("kubernetes-namespace", "physics")];
+        let Ok(issued) = ids.assume_role(&base, &tagged("tenant", &physics), now) else {
+            panic!("the tenant role refused its namespace");
+        };
+        for (role, tags, refusal) in [
+            (
+                "tenant",
+                &[("kubernetes-namespace", "chemistry")][..],
+                Refusal::AccessDenied,
+            ),
+            ("tenant", &[][..], Refusal::AccessDenied),
+            ("plain", &physics[..], Refusal::TagSessionDenied),
+            ("hop", &[][..], Refusal::AccessDenied),
+        ] {
+            assert_eq!(
+                ids.assume_role(&base, &tagged(role, tags), now).err(),
+                Some(refusal),
+                "{role} {tags:?}"
+            );
+        }
+        assert!(ids.assume_role(&base, &tagged("plain", &[]), now).is_ok());
+        // The legacy form ignores tags, as before.
+        assert!(
+            ids.assume_role(&base, &tagged("gui", &physics), now)
+                .is_ok()
+        );
+
+        // The session keeps its tags, and is the tenant role's session to "hop".
+        let Some(session) = ids.caller_of(&issued.access_key_id) else {
+            panic!("issued caller");
+        };
+        assert_eq!(
+            session.session_tags.to_vec(),
+            [SessionTag::new("kubernetes-namespace", "physics")]
+        );
+        assert_eq!(&*session.principal_arn, role_arn(OTHER, "tenant"));
+        assert!(ids.assume_role(&session, &tagged("hop", &[]), now).is_ok());
+        assert!(matches!(
+            ids.assume_role(&session, &input("hop", None, Some(3601)), now),
+            Err(Refusal::Duration(m)) if m.contains("role chaining")
+        ));
+        let Ok(plain) = ids.assume_role(&base, &tagged("plain", &[]), now) else {
+            panic!("plain");
+        };
+        let Some(plain) = ids.caller_of(&plain.access_key_id) else {
+            panic!("plain caller");
+        };
+        assert_eq!(
+            ids.assume_role(&plain, &tagged("hop", &[]), now).err(),
+            Some(Refusal::AccessDenied)
+        );
+
+        // Replacing the account replaces its policies: "tenant" becomes a legacy role.
+        let replaced = AccountSpec::new(OTHER).with_role(RoleSpec::new("tenant").trusting(BASE));
+        assert_eq!(ids.upsert_account(replaced).ok(), Some(false));
+        assert!(ids.assume_role(&base, &tagged("tenant", &[]), now).is_ok());
+        assert_eq!(
+            ids.assume_role(&base, &tagged("plain", &[]), now).err(),
+            Some(Refusal::AccessDenied)
+        );
     }
 
     #[test]

@@ -140,9 +140,13 @@ mod server;
 mod sigv4;
 mod state;
 mod sts;
+mod trust_policy;
 mod wire;
 
-pub use calls::{CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK};
+pub use calls::{
+    AssumeRoleRequest, CALL_LOG_CAPACITY, CallCount, CallLog, CallLogEntry, CallReport, OUTCOME_OK,
+    SessionTag,
+};
 pub use cli::SimArgs;
 pub use config::{
     AccessFailure, AccessFailureStatus, AccountSpec, ComputerSpec, ConfigError, ConfigFile,

@@ -1,7 +1,7 @@
 //! HTTP routes: the AWS protocols on `POST /` (Lightsail's awsJson1_1, and STS's awsQuery told
 //! apart by its form-encoded body) and the control endpoint under `/_sim/`.
 
-use super::calls::{CallCounter, CallLog, CallReport, OUTCOME_OK, Who};
+use super::calls::{AssumeRoleRequest, CallCounter, CallLog, CallReport, OUTCOME_OK, Who};
 use super::clock::SimClock;
 use super::config::{
     AccountSpec, ComputerSpec, ConfigError, ErrorStyle, Faults, LightsailException,
@@ -103,7 +103,8 @@ impl Shared {
             account,
             caller_arn: caller.map(|c| &*c.arn),
         };
-        lock(&self.calls).record(call.action, resource, outcome, who);
+        let assume_role = call.assume_role.clone();
+        lock(&self.calls).record(call.action, resource, outcome, who, assume_role);
     }
 
     /// The resource a call is about, for counting calls that fail before reaching the world.
@@ -225,6 +226,8 @@ struct CallContext<'a> {
     /// Who signed it, once the signature holds.
     caller: Option<Caller>,
     request_id: &'a str,
+    /// What an `AssumeRole` asked for, once its parameters hold (for the call log).
+    assume_role: Option<AssumeRoleRequest>,
 }
 
 /// One AWS call, answered with AWS's `Date` (the shifted clock), as AWS does on every answer:
@@ -267,6 +270,7 @@ async fn answer_aws_call(
         access_key_id: claimed_access_key_id(headers),
         caller: None,
         request_id: &request_id,
+        assume_role: None,
     };
     let fields = RequestFields::parse(&body);
 
@@ -366,6 +370,7 @@ fn answer_sts_call(
         access_key_id: claimed_access_key_id(headers),
         caller: None,
         request_id: &request_id,
+        assume_role: None,
     };
     // AssumeRole calls are counted (and logged) by the role they ask for.
     let resource: Arc<str> = match action {
@@ -388,6 +393,7 @@ fn answer_sts_call(
     let answer = match action {
         StsAction::GetCallerIdentity => Ok(sts::caller_identity_xml(&caller, &request_id)),
         StsAction::AssumeRole => sts::assume_role_input(&form).and_then(|input| {
+            call.assume_role = Some(sts::logged_request(&input));
             let issued = lock(&shared.identities).assume_role(&caller, &input, shared.clock.now());
             issued
                 .map(|issued| sts::assume_role_xml(&issued, &request_id))

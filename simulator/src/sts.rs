@@ -3,12 +3,14 @@
 //! `https://sts.amazonaws.com/doc/2011-06-15/` namespace. What the actions do is in
 //! [`identity`](super::identity); the routing is in [`server`](super::server).
 
+use super::calls::{AssumeRoleRequest, SessionTag};
 use super::config::{is_valid_external_id, is_valid_role_session_name};
 use super::identity::{AssumeRoleInput, Caller, IssuedCredentials, Refusal, parse_role_arn};
 use super::wire::{AwsError, ErrorCode};
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
@@ -20,6 +22,11 @@ const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// Shortest and longest `DurationSeconds` the API model allows.
 const DURATION_RANGE: std::ops::RangeInclusive<i64> = 900..=43_200;
+/// Most session tags, and most transitive tag keys, one `AssumeRole` may carry.
+const MAX_SESSION_TAGS: usize = 50;
+/// Longest session tag key and value, in characters.
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
 
 /// Whether a request is for STS: awsQuery requests are form-encoded, Lightsail's are JSON.
 pub(crate) fn is_sts_request(headers: &HeaderMap) -> bool {
@@ -89,6 +96,39 @@ impl Form {
             .find(|(name, _)| name == key)
             .map(|(_, value)| value.as_str())
     }
+
+    /// The members of an awsQuery list, `PREFIXN` and `PREFIXN.FIELD` (N from 1), by N and
+    /// field (empty for `PREFIXN`); the first value of each wins. Names with another N (not a
+    /// positive number) are ignored, as other unknown parameters are.
+    fn list(&self, prefix: &str) -> BTreeMap<u32, BTreeMap<&str, &str>> {
+        let mut members: BTreeMap<u32, BTreeMap<&str, &str>> = BTreeMap::new();
+        for (name, value) in &self.pairs {
+            let Some(rest) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            let (index, field) = rest.split_once('.').unwrap_or((rest, ""));
+            let Some(index) = index.parse::<u32>().ok().filter(|n| *n >= 1) else {
+                continue;
+            };
+            members
+                .entry(index)
+                .or_default()
+                .entry(field)
+                .or_insert(value.as_str());
+        }
+        members
+    }
+}
+
+/// The characters of a session tag key or value: `[\p{L}\p{Z}\p{N}_.:/=+\-@]`. Letters are
+/// Rust's alphabetic characters, which also takes the few combining marks Unicode counts as
+/// alphabetic.
+fn is_session_tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        // White space that is not a control character is exactly Unicode's separators (Z).
+        || (c.is_whitespace() && !c.is_control())
+        || "_.:/=+-@".contains(c)
 }
 
 fn decode_component(bytes: &[u8]) -> String {
@@ -137,11 +177,16 @@ impl StsError {
     /// AWS's answer when a role does not exist, does not trust the caller, or wants another
     /// external id: it does not say which.
     pub(crate) fn access_denied(caller: &Caller, role_arn: &str) -> Self {
+        Self::not_authorized(caller, "sts:AssumeRole", role_arn)
+    }
+
+    /// `AccessDenied` naming the action refused (`sts:AssumeRole`, `sts:TagSession`).
+    fn not_authorized(caller: &Caller, action: &str, role_arn: &str) -> Self {
         Self::new(
             "AccessDenied",
             StatusCode::FORBIDDEN,
             format!(
-                "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                "User: {} is not authorized to perform: {action} on resource: {role_arn}",
                 caller.arn
             ),
         )
@@ -154,6 +199,7 @@ impl StsError {
     pub(crate) fn refused(refusal: Refusal, caller: &Caller, role_arn: &str) -> Self {
         match refusal {
             Refusal::AccessDenied => Self::access_denied(caller, role_arn),
+            Refusal::TagSessionDenied => Self::not_authorized(caller, "sts:TagSession", role_arn),
             Refusal::Duration(message) => Self::validation(message),
         }
     }
@@ -308,6 +354,64 @@ pub(crate) fn assume_role_input(form: &Form) -> Result<AssumeRoleInput<'_>, StsE
             Ok(value) => duration_seconds = u32::try_from(value).ok(),
         }
     }
+    let tag_members = form.list("Tags.member.");
+    if tag_members.len() > MAX_SESSION_TAGS {
+        let keys: Vec<&str> = tag_members
+            .values()
+            .filter_map(|fields| fields.get("Key").copied())
+            .collect();
+        violation(
+            Some(format!("[{}]", keys.join(", ")).as_str()),
+            "tags",
+            format!("Member must have length less than or equal to {MAX_SESSION_TAGS}"),
+        );
+    }
+    let mut tags = Vec::new();
+    for (n, fields) in &tag_members {
+        let key = fields.get("Key").copied();
+        let value = fields.get("Value").copied();
+        let key_constraint = key.map_or(Some("Member must not be null".to_owned()), |key| {
+            tag_text_constraint(key, 1, MAX_TAG_KEY_CHARS)
+        });
+        if let Some(constraint) = key_constraint {
+            violation(key, &format!("tags.{n}.member.key"), constraint);
+        }
+        let value_constraint = value.map_or(Some("Member must not be null".to_owned()), |value| {
+            tag_text_constraint(value, 0, MAX_TAG_VALUE_CHARS)
+        });
+        if let Some(constraint) = value_constraint {
+            violation(value, &format!("tags.{n}.member.value"), constraint);
+        }
+        if let (Some(key), Some(value)) = (key, value) {
+            tags.push(SessionTag::new(key, value));
+        }
+    }
+    let transitive_members = form.list("TransitiveTagKeys.member.");
+    if transitive_members.len() > MAX_SESSION_TAGS {
+        let keys: Vec<&str> = transitive_members
+            .values()
+            .filter_map(|fields| fields.get("").copied())
+            .collect();
+        violation(
+            Some(format!("[{}]", keys.join(", ")).as_str()),
+            "transitiveTagKeys",
+            format!("Member must have length less than or equal to {MAX_SESSION_TAGS}"),
+        );
+    }
+    let mut transitive_tag_keys = Vec::new();
+    for (n, fields) in &transitive_members {
+        let Some(key) = fields.get("").copied() else {
+            continue;
+        };
+        match tag_text_constraint(key, 1, MAX_TAG_KEY_CHARS) {
+            Some(constraint) => violation(
+                Some(key),
+                &format!("transitiveTagKeys.{n}.member"),
+                constraint,
+            ),
+            None => transitive_tag_keys.push(key.to_owned()),
+        }
+    }
     if !errors.is_empty() {
         let count = errors.len();
         let plural = if count == 1 { "" } else { "s" };
@@ -321,6 +425,12 @@ pub(crate) fn assume_role_input(form: &Form) -> Result<AssumeRoleInput<'_>, StsE
             "RoleArn and RoleSessionName are required",
         ));
     };
+    let mut seen = HashSet::new();
+    if !tags.iter().all(|tag| seen.insert(tag.key.to_lowercase())) {
+        return Err(StsError::validation(
+            "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+        ));
+    }
     let Some((account, role_name)) = parse_role_arn(role_arn) else {
         return Err(StsError::validation(format!(
             "Request ARN is invalid: {role_arn} is not arn:aws:iam::ACCOUNT:role/NAME"
@@ -333,7 +443,42 @@ pub(crate) fn assume_role_input(form: &Form) -> Result<AssumeRoleInput<'_>, StsE
         session_name,
         external_id,
         duration_seconds,
+        tags,
+        transitive_tag_keys,
     })
+}
+
+/// The constraint a session tag key (`min` 1, `max` 128) or value (0, 256) breaks, if any.
+fn tag_text_constraint(text: &str, min: usize, max: usize) -> Option<String> {
+    let chars = text.chars().count();
+    if chars < min {
+        Some(format!(
+            "Member must have length greater than or equal to {min}"
+        ))
+    } else if chars > max {
+        Some(format!(
+            "Member must have length less than or equal to {max}"
+        ))
+    } else if !text.chars().all(is_session_tag_char) {
+        let repeat = if min == 0 { '*' } else { '+' };
+        Some(format!(
+            "Member must satisfy regular expression pattern: [\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]{repeat}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// What the call log keeps of an `AssumeRole` (no secrets: it has none).
+pub(crate) fn logged_request(input: &AssumeRoleInput<'_>) -> AssumeRoleRequest {
+    AssumeRoleRequest {
+        role_arn: input.role_arn.to_owned(),
+        role_session_name: input.session_name.to_owned(),
+        external_id: input.external_id.map(str::to_owned),
+        duration_seconds: input.duration_seconds,
+        tags: input.tags.clone(),
+        transitive_tag_keys: input.transitive_tag_keys.clone(),
+    }
 }
 
 /// Escapes text for XML element content and attributes. Characters XML 1.0 cannot carry at all
@@ -505,6 +650,8 @@ mod tests {
             arn: Arc::from("arn:aws:sts::111122223333:assumed-role/gui/s<1>"),
             user_id: Arc::from("AROAEXAMPLE:s<1>"),
             assumed_role: true,
+            principal_arn: Arc::from("arn:aws:iam::111122223333:role/gui"),
+            session_tags: Arc::from([]),
         }
     }
 
@@ -661,6 +808,124 @@ mod tests {
         assert!(
             input_error("RoleArn=arn:aws:iam::111122223333:user/gui&RoleSessionName=s1")
                 .starts_with("Request ARN is invalid")
+        );
+    }
+
+    #[test]
+    fn session_tags_and_transitive_keys_are_read_and_checked_like_sts() {
+        let arn = "RoleArn=arn:aws:iam::111122223333:role/gui&RoleSessionName=op-1";
+        let valid = form(&format!(
+            "{arn}&Tags.member.2.Key=Cl%C3%A9+du+lab&Tags.member.2.Value=\
+             &Tags.member.1.Key=kubernetes-namespace&Tags.member.1.Value=physics\
+             &TransitiveTagKeys.member.1=kubernetes-namespace&Tags.member.x.Key=ignored"
+        ));
+        let Ok(input) = assume_role_input(&valid) else {
+            panic!("valid tags refused");
+        };
+        assert_eq!(
+            input.tags,
+            [
+                SessionTag::new("kubernetes-namespace", "physics"),
+                SessionTag::new("Clé du lab", ""),
+            ]
+        );
+        assert_eq!(input.transitive_tag_keys, ["kubernetes-namespace"]);
+        let logged = logged_request(&input);
+        assert_eq!(
+            (
+                logged.role_session_name.as_str(),
+                logged.tag("KUBERNETES-namespace")
+            ),
+            ("op-1", Some("physics"))
+        );
+        let untagged = form(arn);
+        let Ok(untagged) = assume_role_input(&untagged) else {
+            panic!("no tags refused");
+        };
+        assert!(untagged.tags.is_empty() && untagged.transitive_tag_keys.is_empty());
+
+        let many: String = (1..=51)
+            .map(|n| format!("&Tags.member.{n}.Key=k{n}&Tags.member.{n}.Value=v"))
+            .collect();
+        let long_key = "k".repeat(129);
+        let long_value = "v".repeat(257);
+        for (extra, complaint) in [
+            (
+                "&Tags.member.1.Key=team".to_owned(),
+                "Value null at 'tags.1.member.value' failed to satisfy constraint: Member must not \
+                 be null",
+            ),
+            (
+                "&Tags.member.1.Value=x".to_owned(),
+                "Value null at 'tags.1.member.key' failed to satisfy constraint: Member must not be null",
+            ),
+            (
+                "&Tags.member.1.Key=&Tags.member.1.Value=x".to_owned(),
+                "Value '' at 'tags.1.member.key' failed to satisfy constraint: Member must have \
+                 length greater than or equal to 1",
+            ),
+            (
+                format!("&Tags.member.1.Key={long_key}&Tags.member.1.Value=x"),
+                "Member must have length less than or equal to 128",
+            ),
+            (
+                format!("&Tags.member.1.Key=k&Tags.member.1.Value={long_value}"),
+                "at 'tags.1.member.value' failed to satisfy constraint: Member must have length \
+                 less than or equal to 256",
+            ),
+            (
+                "&Tags.member.1.Key=a%23b&Tags.member.1.Value=x".to_owned(),
+                "Value 'a#b' at 'tags.1.member.key' failed to satisfy constraint: Member must \
+                 satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+",
+            ),
+            (
+                "&Tags.member.1.Key=k&Tags.member.1.Value=tab%09".to_owned(),
+                "regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+            ),
+            (
+                many,
+                "at 'tags' failed to satisfy constraint: Member must have length less than or \
+                 equal to 50",
+            ),
+            (
+                "&TransitiveTagKeys.member.1=a%26b".to_owned(),
+                "Value 'a&b' at 'transitiveTagKeys.1.member' failed to satisfy constraint",
+            ),
+        ] {
+            let message = input_error(&format!("{arn}{extra}"));
+            assert!(message.contains(complaint), "{extra}: {message}");
+            assert!(
+                message.starts_with("1 validation error detected: "),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            input_error(&format!(
+                "{arn}&Tags.member.1.Key=Team&Tags.member.1.Value=a\
+                 &Tags.member.2.Key=team&Tags.member.2.Value=b"
+            )),
+            "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+        );
+    }
+
+    #[test]
+    fn a_refused_tag_session_names_sts_tag_session() {
+        let role = "arn:aws:iam::111122223333:role/gui";
+        let denied = StsError::refused(Refusal::TagSessionDenied, &caller(), role);
+        assert_eq!(
+            (denied.code, denied.status, denied.message.as_str()),
+            (
+                "AccessDenied",
+                StatusCode::FORBIDDEN,
+                "User: arn:aws:sts::111122223333:assumed-role/gui/s<1> is not authorized to \
+                 perform: sts:TagSession on resource: arn:aws:iam::111122223333:role/gui"
+            )
+        );
+        let denied = StsError::refused(Refusal::AccessDenied, &caller(), role);
+        assert!(
+            denied.message.contains("perform: sts:AssumeRole on"),
+            "{}",
+            denied.message
         );
     }
 
