@@ -73,7 +73,7 @@ pub struct LightsailAccountSpec {
     #[schemars(extend("pattern" = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", "maxLength" = 32))]
     pub region: Option<String>,
 
-    /// Client-side limit on Lightsail requests in this account, per Region. When unset, the operator's `--rate-limit` and `--rate-burst`. Lightsail's own limits are per account, so accounts shared by many GuiSessions may need a lower one.
+    /// Client-side limit on Lightsail requests, per Region. In a ClusterLightsailAccount it is the limit of its AWS account, shared by every account object naming that AWS account (the lowest wins when several cluster accounts set one); without one, the operator's `--rate-limit` and `--rate-burst` are. In a LightsailAccount it is only this account's own share, taken within that shared limit: it can lower, never raise, what the namespace may send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<AccountRateLimit>,
 

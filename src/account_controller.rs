@@ -413,6 +413,7 @@ async fn check(
         session_duration: spec.session_duration(),
         static_keys,
         region: spec.region.clone(),
+        cluster_scoped: key.namespace.is_none(),
         rate: spec.rate_limit.and_then(|r| {
             Some(RateLimit {
                 per_second: std::num::NonZeroU32::new(r.requests_per_second)?,

@@ -550,6 +550,10 @@ pub struct RateLimit {
     pub burst: NonZeroU32,
 }
 
+fn quota(rate: RateLimit) -> Quota {
+    Quota::per_second(rate.per_second).allow_burst(rate.burst)
+}
+
 /// One rate-limit token for one call in one Region (see [`Lightsail::permit`]).
 pub struct Permit {
     client: Client,
@@ -558,7 +562,32 @@ pub struct Permit {
 
 struct RegionClient {
     client: Client,
+    /// The limit of the AWS account in this Region, shared by every account object naming it.
     limiter: Arc<DefaultDirectRateLimiter>,
+    /// A namespaced account's own share (its `rateLimit`), taken before the shared one.
+    own_share: Option<DefaultDirectRateLimiter>,
+}
+
+/// Most clients (account object × Region) and limiters (AWS account × Region) kept; past it,
+/// those not in use are dropped, so that made-up Regions cannot grow memory without bound.
+const MAX_CLIENTS: usize = 512;
+
+/// The shape of an AWS Region name (`eu-central-1`, `us-gov-west-1`): what admission allows
+/// for `spec.region`, checked again at the edge.
+pub fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let lower = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
+    match parts.as_slice() {
+        [first, middle @ .., last] if !middle.is_empty() => {
+            region.len() <= 32
+                && first.len() == 2
+                && lower(first)
+                && middle.iter().all(lower)
+                && !last.is_empty()
+                && last.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
 }
 
 /// A client's account key (`None`: the operator's own identity) and Region.
@@ -594,6 +623,8 @@ pub struct Lightsail {
     /// limits are per account, whatever object names it.
     limiters: Mutex<HashMap<(String, String), Arc<DefaultDirectRateLimiter>>>,
     accounts: Mutex<accounts::Accounts>,
+    /// The limits cluster-scoped accounts set for their AWS accounts.
+    account_limits: Mutex<accounts::AccountLimits>,
     metrics: Arc<Metrics>,
     call_timeout: Duration,
 }
@@ -631,6 +662,7 @@ impl Lightsail {
             clients: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
+            account_limits: Mutex::new(HashMap::new()),
             metrics,
             call_timeout: DEFAULT_CALL_TIMEOUT,
         }
@@ -666,6 +698,17 @@ impl Lightsail {
                 answered: true,
             });
         };
+        if !is_region_name(region) {
+            return Err(LightsailError {
+                action,
+                code: "InvalidRegion".into(),
+                message: format!(
+                    "{region:?} is not an AWS Region name (like eu-central-1): check spec.region or the account's region"
+                ),
+                class: ErrorClass::Terminal,
+                answered: true,
+            });
+        }
         let key = (scope.account.map(str::to_owned), region.to_owned());
         if let Some(c) = self
             .clients
@@ -675,10 +718,10 @@ impl Lightsail {
         {
             return Ok(c.clone());
         }
-        let (credentials, rate, account_id) = match scope.account {
-            None => (None, self.rate, String::new()),
+        let (credentials, own_share, account_id) = match scope.account {
+            None => (None, None, String::new()),
             Some(account) => match self.account_client_parts(account) {
-                Some((provider, rate, id)) => (Some(provider), rate, id),
+                Some((provider, own_share, id)) => (Some(provider), own_share, id),
                 None => {
                     return Err(LightsailError {
                         action,
@@ -713,24 +756,31 @@ impl Lightsail {
                     .build(),
             )
             .build();
-        let limiter = self
-            .limiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((account_id, region.to_owned()))
-            .or_insert_with(|| {
-                let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
-                Arc::new(RateLimiter::direct(quota))
-            })
-            .clone();
+        let rate = if account_id.is_empty() {
+            self.rate
+        } else {
+            self.shared_rate(&account_id)
+        };
+        let limiter = {
+            let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+            if limiters.len() >= MAX_CLIENTS {
+                limiters.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            limiters
+                .entry((account_id, region.to_owned()))
+                .or_insert_with(|| Arc::new(RateLimiter::direct(quota(rate))))
+                .clone()
+        };
         let c = Arc::new(RegionClient {
             client: Client::from_conf(config),
             limiter,
+            own_share: own_share.map(|r| RateLimiter::direct(quota(r))),
         });
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, c.clone());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_CLIENTS {
+            clients.retain(|_, c| Arc::strong_count(c) > 1);
+        }
+        clients.insert(key, c.clone());
         Ok(c)
     }
 
@@ -738,6 +788,9 @@ impl Lightsail {
     /// last steps (the fenced status write before a start) after the wait, right before the call.
     pub async fn permit(&self, scope: Scope<'_>, action: Action) -> Result<Permit, LightsailError> {
         let rc = self.region_client(scope, action)?;
+        if let Some(own) = &rc.own_share {
+            own.until_ready().await;
+        }
         rc.limiter.until_ready().await;
         Ok(Permit {
             client: rc.client.clone(),
@@ -915,6 +968,7 @@ mod tests {
             Arc::new(RegionClient {
                 client,
                 limiter: Arc::new(RateLimiter::direct(quota)),
+                own_share: None,
             }),
         );
         l
@@ -1198,6 +1252,139 @@ mod tests {
             rate(),
             metrics(),
         )
+    }
+
+    fn account(key: &str, cluster_scoped: bool, rate: Option<(u32, u32)>) -> AccountConfig {
+        AccountConfig {
+            key: key.into(),
+            role_arn: Some(lightsail_sim::role_arn(LAB, "gui")),
+            external_id: None,
+            session_tags: Vec::new(),
+            session_name: "tests".into(),
+            session_duration: Duration::from_secs(3600),
+            static_keys: None,
+            region: Some(REGION.into()),
+            rate: rate.and_then(|(per_second, burst)| {
+                Some(RateLimit {
+                    per_second: NonZeroU32::new(per_second)?,
+                    burst: NonZeroU32::new(burst)?,
+                })
+            }),
+            cluster_scoped,
+        }
+    }
+
+    const LAB: &str = "111122223333";
+
+    /// How many calls a limiter lets through at once.
+    fn burst(limiter: &DefaultDirectRateLimiter) -> usize {
+        (0..20_000).take_while(|_| limiter.check().is_ok()).count()
+    }
+
+    #[tokio::test]
+    async fn the_limit_of_an_aws_account_is_the_admins_and_a_namespace_only_lowers_its_own_share() {
+        use lightsail_sim::{AccountSpec, DEFAULT_ACCOUNT_ID, RoleSpec};
+        let sim = simulator(SimConfig::default().with_account(
+            AccountSpec::new(LAB).with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID)),
+        ))
+        .await;
+        let l = lightsail_for(&sim);
+        // A tenant's LightsailAccount asks for a huge limit on the shared AWS account first.
+        let greedy = account("LightsailAccount t/greedy", false, Some((1000, 10_000)));
+        l.check_account(greedy.clone()).await.expect("checked");
+        let scope = |key: &'static str| Scope {
+            account: Some(key),
+            region: Some(REGION),
+        };
+        let tenant = l
+            .region_client(scope("LightsailAccount t/greedy"), Action::StartGuiSession)
+            .expect("client");
+        let flags = rate().burst.get() as usize;
+        assert_eq!(
+            burst(&tenant.limiter),
+            flags,
+            "the operator's flags hold, whatever a tenant asks"
+        );
+        assert_eq!(burst(tenant.own_share.as_ref().expect("own share")), 10_000);
+        // A cluster admin sets the AWS account's limit: every client of it is rebuilt with it.
+        let admin = account("ClusterLightsailAccount shared", true, Some((1, 3)));
+        l.check_account(admin).await.expect("checked");
+        let tenant = l
+            .region_client(scope("LightsailAccount t/greedy"), Action::StartGuiSession)
+            .expect("client");
+        let shared = l
+            .region_client(
+                scope("ClusterLightsailAccount shared"),
+                Action::StartGuiSession,
+            )
+            .expect("client");
+        assert!(
+            Arc::ptr_eq(&tenant.limiter, &shared.limiter),
+            "one limiter per AWS account"
+        );
+        assert_eq!(burst(&shared.limiter), 3);
+        assert!(shared.own_share.is_none());
+        // A modest tenant's share is its own, within the shared limit.
+        let modest = account("LightsailAccount t/modest", false, Some((1, 1)));
+        l.check_account(modest).await.expect("checked");
+        let modest = l
+            .region_client(scope("LightsailAccount t/modest"), Action::StartGuiSession)
+            .expect("client");
+        assert_eq!(burst(modest.own_share.as_ref().expect("own share")), 1);
+        // The admin's account goes: the flags hold again.
+        l.forget_account("ClusterLightsailAccount shared");
+        let tenant = l
+            .region_client(scope("LightsailAccount t/greedy"), Action::StartGuiSession)
+            .expect("client");
+        assert_eq!(burst(&tenant.limiter), flags);
+        sim.shutdown().await.expect("shutdown");
+    }
+
+    #[test]
+    fn region_names_are_checked_and_made_up_regions_cannot_grow_the_cache() {
+        for good in [
+            "eu-central-1",
+            "us-gov-west-1",
+            "ap-southeast-3",
+            "cn-north-1",
+        ] {
+            assert!(is_region_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "eu",
+            "eu-central",
+            "EU-central-1",
+            "eu--1",
+            "e-central-1",
+            "eu-central-x",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+        let l = Lightsail::from_sdk_config(
+            SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .credentials_provider(signing_as("a", "b"))
+                .build(),
+            Some(REGION.into()),
+            rate(),
+            metrics(),
+        );
+        let refused = l
+            .region_client(Scope::own(Some("not a region")), Action::StartGuiSession)
+            .err()
+            .expect("refused");
+        assert_eq!(
+            (refused.code.as_str(), refused.class),
+            ("InvalidRegion", ErrorClass::Terminal)
+        );
+        for i in 0..(3 * MAX_CLIENTS) {
+            let region = format!("xx-made-up-{i}");
+            l.region_client(Scope::own(Some(&region)), Action::StartGuiSession)
+                .expect("client");
+        }
+        assert!(l.clients.lock().expect("lock").len() <= MAX_CLIENTS);
+        assert!(l.limiters.lock().expect("lock").len() <= MAX_CLIENTS);
     }
 
     async fn start(l: &Lightsail, name: &str) -> Result<Vec<Operation>, LightsailError> {

@@ -4,7 +4,7 @@
 //! Building a provider per call or per reconcile would assume the role again each time and run
 //! into STS throttling.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,8 +52,12 @@ pub struct AccountConfig {
     pub static_keys: Option<StaticKeys>,
     /// Region for STS (the account's default Region, else the operator's).
     pub region: Option<String>,
-    /// Instead of the operator's `--rate-limit` / `--rate-burst`.
+    /// The account's `rateLimit`. A cluster-scoped account's (set by a cluster admin) is the
+    /// limit of its AWS account, shared by every account object naming that AWS account; a
+    /// namespaced account's is only its own share, within that limit.
     pub rate: Option<RateLimit>,
+    /// A ClusterLightsailAccount.
+    pub cluster_scoped: bool,
 }
 
 /// Who an account's credentials turned out to be (GetCallerIdentity).
@@ -289,6 +293,11 @@ impl Lightsail {
         if replaced {
             self.drop_clients(&config.key);
         }
+        self.set_account_limit(
+            &config.key,
+            Some(&identity.account_id),
+            config.rate.filter(|_| config.cluster_scoped),
+        );
         Ok(identity)
     }
 
@@ -319,6 +328,7 @@ impl Lightsail {
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
         self.drop_clients(key);
+        self.set_account_limit(key, None, None);
     }
 
     pub(super) fn account_credentials(&self, key: &str) -> Option<Arc<AccountCredentials>> {
@@ -390,20 +400,90 @@ impl Lightsail {
         }))
     }
 
-    /// The credentials and rate limit of a client for `account`, and the key its rate limiter
-    /// is shared under (the AWS account id).
+    /// The credentials of a client for `account`, the limit of its own share (a namespaced
+    /// account's `rateLimit`), and the AWS account id its shared limiter is kept under.
     pub(super) fn account_client_parts(
         &self,
         account: &str,
-    ) -> Option<(SharedCredentialsProvider, RateLimit, String)> {
+    ) -> Option<(SharedCredentialsProvider, Option<RateLimit>, String)> {
         let creds = self.account_credentials(account)?;
         let account_id = creds.account_id.clone()?;
-        Some((
-            creds.provider.clone(),
-            creds.config.rate.unwrap_or(self.rate),
-            account_id,
-        ))
+        let own_share = creds.config.rate.filter(|_| !creds.config.cluster_scoped);
+        Some((creds.provider.clone(), own_share, account_id))
     }
+
+    /// Records the limit a cluster-scoped account sets for its AWS account (or that `key` sets
+    /// none any more). When the limit of that AWS account changes, its limiters and the clients
+    /// holding them are dropped, to be rebuilt with the new limit.
+    fn set_account_limit(&self, key: &str, account_id: Option<&str>, rate: Option<RateLimit>) {
+        let mut limits = self
+            .account_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let before: HashMap<String, Option<RateLimit>> = limits
+            .keys()
+            .map(|id| (id.clone(), account_limit(&limits, id)))
+            .collect();
+        for by_key in limits.values_mut() {
+            by_key.remove(key);
+        }
+        if let (Some(id), Some(rate)) = (account_id, rate) {
+            limits
+                .entry(id.to_owned())
+                .or_default()
+                .insert(key.to_owned(), rate);
+        }
+        let changed: Vec<String> = before
+            .keys()
+            .chain(account_id.map(str::to_owned).iter())
+            .filter(|id| before.get(*id).copied().flatten() != account_limit(&limits, id))
+            .cloned()
+            .collect();
+        limits.retain(|_, by_key| !by_key.is_empty());
+        drop(limits);
+        for id in changed {
+            self.drop_account_limiters(&id);
+        }
+    }
+
+    /// The limit of AWS account `account_id`: the lowest a cluster-scoped account sets, or the
+    /// operator's flags.
+    pub(super) fn shared_rate(&self, account_id: &str) -> RateLimit {
+        let limits = self
+            .account_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        account_limit(&limits, account_id).unwrap_or(self.rate)
+    }
+
+    fn drop_account_limiters(&self, account_id: &str) {
+        self.limiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _), _| id != account_id);
+        let keys: Vec<String> = self
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, c)| c.account_id.as_deref() == Some(account_id))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.drop_clients(&key);
+        }
+    }
+}
+
+/// The limits cluster-scoped accounts set, by AWS account id and account key.
+pub(super) type AccountLimits = HashMap<String, BTreeMap<String, RateLimit>>;
+
+fn account_limit(limits: &AccountLimits, account_id: &str) -> Option<RateLimit> {
+    limits
+        .get(account_id)?
+        .values()
+        .copied()
+        .min_by_key(|r| (r.per_second, r.burst))
 }
 
 /// Accounts by key, held by [`Lightsail`].
