@@ -1226,6 +1226,14 @@ fn bad_account_flags_and_files_give_clear_errors() {
             write("typo.yaml", "acounts: []\n"),
             "unknown field `acounts`",
         ),
+        (
+            write(
+                "policy.yaml",
+                "accounts:\n  - id: \"111122223333\"\n    roles:\n      - name: gui\n        trustPolicy: {Statement: [{Effect: Allow, Principal: \"*\", Action: \"sts:AssumeRole\", Condition: {NumericEquals: {\"sts:ExternalId\": \"1\"}}}]}\n",
+            ),
+            "trustPolicy of role \"gui\" in account 111122223333: Statement[0]: unsupported \
+             condition operator \"NumericEquals\"",
+        ),
     ] {
         let (status, stdout, stderr) = run_binary(&["--listen", "127.0.0.1:0", "--config", &path]);
         assert_eq!(status.code(), Some(1), "{path}: {stderr}");
@@ -1365,4 +1373,546 @@ async fn secrets_never_show_in_views_counts_metrics_or_logs() {
     // The access key id is no secret: the call log names it.
     let (_, call_log) = &shown[1];
     assert!(call_log.contains(credentials.access_key_id()), "{call_log}");
+}
+
+// Trust policy documents and session tags.
+
+/// The trust policy docs/helm-and-gitops.md shows for other accounts ("Other AWS accounts"),
+/// with the operator's role `operator` in `account`.
+fn documented_trust_policy(account: &str) -> serde_json::Value {
+    json!({
+      "Version": "2012-10-17",
+      "Statement": [{
+        "Effect": "Allow",
+        "Principal": { "AWS": format!("arn:aws:iam::{account}:role/lightsail-gui-operator") },
+        "Action": "sts:AssumeRole",
+        "Condition": { "StringEquals": { "sts:ExternalId": "lab-2026-physics" } }
+      }]
+    })
+}
+
+fn allowing(
+    principal: serde_json::Value,
+    action: serde_json::Value,
+    condition: serde_json::Value,
+) -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": principal,
+        "Action": action, "Condition": condition}]})
+}
+
+/// Account A holds the operator's role (`lightsail-gui-operator`) and another one, both
+/// assumable by the base user in the legacy form; account B the tenants' roles, each with a
+/// trust policy.
+fn tenant_roles() -> SimConfig {
+    let operator = role_arn(A, "lightsail-gui-operator");
+    SimConfig::default()
+        .with_account(
+            AccountSpec::new(A)
+                .with_role(RoleSpec::new("lightsail-gui-operator").trusting(BASE))
+                .with_role(RoleSpec::new("other").trusting(BASE)),
+        )
+        .with_account(
+            AccountSpec::new(B)
+                .with_role(
+                    RoleSpec::new("lightsail-gui-sessions")
+                        .with_trust_policy(documented_trust_policy(A)),
+                )
+                .with_role(RoleSpec::new("namespaced").with_trust_policy(allowing(
+                    json!({"AWS": BASE}),
+                    json!(["sts:AssumeRole", "sts:TagSession"]),
+                    json!({"StringEquals": {"aws:RequestTag/kubernetes-namespace": "physics"}}),
+                )))
+                .with_role(RoleSpec::new("untaggable").with_trust_policy(allowing(
+                    json!({"AWS": format!("arn:aws:iam::{BASE}:root")}),
+                    json!("sts:AssumeRole"),
+                    json!({}),
+                )))
+                .with_role(RoleSpec::new("deny-wins").with_trust_policy(json!({
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Principal": {"AWS": [BASE, A]}, "Action": "sts:*"},
+                        {"Effect": "Deny", "Principal": {"AWS": operator}, "Action": "sts:AssumeRole"}
+                    ]
+                })))
+                .with_role(RoleSpec::new("needs-id").with_trust_policy(allowing(
+                    json!({"AWS": BASE}),
+                    json!(["sts:AssumeRole", "sts:TagSession"]),
+                    json!({"Null": {"sts:ExternalId": "false", "aws:TagKeys": "true"}}),
+                ))),
+        )
+}
+
+/// `AssumeRole` with session tags and transitive tag keys, through the SDK's fluent builder.
+async fn assume_tagged(
+    sts: &aws_sdk_sts::Client,
+    role: &str,
+    external_id: Option<&str>,
+    tags: &[(&str, &str)],
+    transitive: &[&str],
+) -> Result<AssumeRoleOutput, SdkError<AssumeRoleError>> {
+    let mut request = sts
+        .assume_role()
+        .role_arn(role)
+        .role_session_name("op-1")
+        .set_external_id(external_id.map(str::to_owned));
+    for (key, value) in tags {
+        let tag = aws_sdk_sts::types::Tag::builder()
+            .key(*key)
+            .value(*value)
+            .build()
+            .expect("a tag has a key and a value");
+        request = request.tags(tag);
+    }
+    for key in transitive {
+        request = request.transitive_tag_keys(*key);
+    }
+    request.send().await
+}
+
+/// What `refusal` sees when the trust policy refuses `action` to `caller` on `role`.
+fn not_authorized(caller: &str, action: &str, role: &str) -> (String, String, u16) {
+    (
+        "AccessDenied".to_owned(),
+        format!("User: {caller} is not authorized to perform: {action} on resource: {role}"),
+        403,
+    )
+}
+
+/// An STS client for a session of `role` (a legacy role the base user may assume).
+async fn session_of(sim: &RunningSimulator, role: &str) -> aws_sdk_sts::Client {
+    let url = sim.endpoint_url();
+    let granted = assumed(&sts(&url, base_credentials(sim)), role, "op-1", None).await;
+    sts(&url, temporary(&granted))
+}
+
+#[tokio::test]
+async fn a_trust_policy_external_id_condition_refuses_a_wrong_or_missing_id() {
+    let sim = start(tenant_roles()).await;
+    let operator = session_of(&sim, &role_arn(A, "lightsail-gui-operator")).await;
+    let role = role_arn(B, "lightsail-gui-sessions");
+    let caller = "arn:aws:sts::111122223333:assumed-role/lightsail-gui-operator/op-1";
+    for external_id in [None, Some("lab-2026-PHYSICS"), Some("lab-2026-physic")] {
+        let seen = refusal(assume_tagged(&operator, &role, external_id, &[], &[]).await);
+        assert_eq!(
+            seen,
+            not_authorized(caller, "sts:AssumeRole", &role),
+            "{external_id:?}"
+        );
+    }
+    let granted = assume_tagged(&operator, &role, Some("lab-2026-physics"), &[], &[]).await;
+    let Ok(granted) = granted else {
+        panic!("{:?}", granted.map_err(|e| e.into_service_error()));
+    };
+    let tenant = sts(&sim.endpoint_url(), temporary(&granted));
+    let them = tenant.get_caller_identity().send().await;
+    assert_eq!(
+        them.ok()
+            .and_then(|t| t.arn().map(str::to_owned))
+            .as_deref(),
+        Some("arn:aws:sts::444455556666:assumed-role/lightsail-gui-sessions/op-1")
+    );
+    // The call log keeps the external id each call sent (it is no secret).
+    let log = sim.call_log();
+    let asked: Vec<(&str, Option<&str>)> = log
+        .matching(Some("AssumeRole"), Some(&role), None)
+        .map(|e| {
+            let external_id = e
+                .assume_role
+                .as_ref()
+                .and_then(|a| a.external_id.as_deref());
+            (e.outcome.as_str(), external_id)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("AccessDenied", None),
+            ("AccessDenied", Some("lab-2026-PHYSICS")),
+            ("AccessDenied", Some("lab-2026-physic")),
+            ("ok", Some("lab-2026-physics")),
+        ]
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn a_role_arn_principal_admits_that_roles_sessions_only() {
+    let sim = start(tenant_roles()).await;
+    let url = sim.endpoint_url();
+    let role = role_arn(B, "lightsail-gui-sessions");
+    let id = Some("lab-2026-physics");
+    // Neither the base user nor a session of another role of the operator's account.
+    let base = sts(&url, base_credentials(&sim));
+    let seen = refusal(assume_tagged(&base, &role, id, &[], &[]).await);
+    assert_eq!(seen, not_authorized(BASE_USER_ARN, "sts:AssumeRole", &role));
+    let other = session_of(&sim, &role_arn(A, "other")).await;
+    let seen = refusal(assume_tagged(&other, &role, id, &[], &[]).await);
+    assert_eq!(
+        seen,
+        not_authorized(
+            "arn:aws:sts::111122223333:assumed-role/other/op-1",
+            "sts:AssumeRole",
+            &role
+        )
+    );
+    // Any session of the named role: two session names, one principal.
+    let granted = assumed(&base, &role_arn(A, "lightsail-gui-operator"), "op-2", None).await;
+    let operator = sts(&url, temporary(&granted));
+    let hopped = assume_tagged(&operator, &role, id, &[], &[]).await;
+    let Ok(hopped) = hopped else {
+        panic!("{:?}", hopped.map_err(|e| e.into_service_error()));
+    };
+    // Role chaining keeps its one-hour limit.
+    assert!((3595..=3600).contains(&seconds_until(&hopped)));
+    let chained = operator
+        .assume_role()
+        .role_arn(&role)
+        .role_session_name("op-2")
+        .external_id("lab-2026-physics")
+        .duration_seconds(3601)
+        .send()
+        .await;
+    let (code, message, _) = refusal(chained);
+    assert_eq!(code, "ValidationError");
+    assert!(message.contains("role chaining"), "{message}");
+    let operator = session_of(&sim, &role_arn(A, "lightsail-gui-operator")).await;
+    assert!(assume_tagged(&operator, &role, id, &[], &[]).await.is_ok());
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn a_request_tag_condition_admits_that_namespace_only_and_the_log_shows_the_tags() {
+    let sim = start(tenant_roles()).await;
+    let base = sts(&sim.endpoint_url(), base_credentials(&sim));
+    let role = role_arn(B, "namespaced");
+    let physics = ("kubernetes-namespace", "physics");
+    let granted = assume_tagged(&base, &role, None, &[physics, ("team", "lab 1")], &["team"]).await;
+    assert!(
+        granted.is_ok(),
+        "{:?}",
+        granted.map_err(|e| e.into_service_error())
+    );
+    for tags in [
+        &[("kubernetes-namespace", "chemistry")][..],
+        &[("kubernetes-namespace", "Physics")][..],
+        &[("namespace", "physics")][..],
+        &[][..],
+    ] {
+        let seen = refusal(assume_tagged(&base, &role, None, tags, &[]).await);
+        assert_eq!(
+            seen,
+            not_authorized(BASE_USER_ARN, "sts:AssumeRole", &role),
+            "{tags:?}"
+        );
+    }
+    // Bad tags are ValidationErrors, as in STS, before any policy is read.
+    let (code, message, status) = refusal(
+        assume_tagged(
+            &base,
+            &role,
+            None,
+            &[physics, ("Kubernetes-Namespace", "x")],
+            &[],
+        )
+        .await,
+    );
+    assert_eq!((code.as_str(), status), ("ValidationError", 400));
+    assert_eq!(
+        message,
+        "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+    );
+    let (code, message, _) = refusal(assume_tagged(&base, &role, None, &[("a#b", "x")], &[]).await);
+    assert_eq!(code, "ValidationError");
+    assert!(
+        message.contains("Value 'a#b' at 'tags.1.member.key' failed to satisfy constraint"),
+        "{message}"
+    );
+
+    // What the operator sent, per call: the granted one and the refused ones (not the invalid).
+    let log = sim.call_log();
+    let sent: Vec<(&str, Vec<(&str, &str)>)> = log
+        .matching(Some("AssumeRole"), Some(&role), None)
+        .filter_map(|e| {
+            let asked = e.assume_role.as_ref()?;
+            let tags = asked.tags.iter().map(|t| (&*t.key, &*t.value)).collect();
+            Some((e.outcome.as_str(), tags))
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("ok", vec![physics, ("team", "lab 1")]),
+            ("AccessDenied", vec![("kubernetes-namespace", "chemistry")]),
+            ("AccessDenied", vec![("kubernetes-namespace", "Physics")]),
+            ("AccessDenied", vec![("namespace", "physics")]),
+            ("AccessDenied", vec![]),
+        ]
+    );
+    let Some(first) = log.assume_role_requests(Some(&role), Some("ok")).next() else {
+        panic!("no granted AssumeRole in {log:?}");
+    };
+    assert_eq!(first.tag("kubernetes-namespace"), Some("physics"));
+    assert_eq!(first.transitive_tag_keys, ["team"]);
+    assert_eq!(first.role_session_name, "op-1");
+    assert_eq!(
+        log.matching(Some("AssumeRole"), Some(&role), Some("ValidationError"))
+            .filter(|e| e.assume_role.is_some())
+            .count(),
+        0
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn session_tags_need_sts_tag_session_in_the_trust_policy() {
+    let sim = start(tenant_roles()).await;
+    let base = sts(&sim.endpoint_url(), base_credentials(&sim));
+    let role = role_arn(B, "untaggable");
+    assert!(assume_tagged(&base, &role, None, &[], &[]).await.is_ok());
+    let tag = [("kubernetes-namespace", "physics")];
+    let seen = refusal(assume_tagged(&base, &role, None, &tag, &[]).await);
+    assert_eq!(seen, not_authorized(BASE_USER_ARN, "sts:TagSession", &role));
+    // A role in the legacy form takes tags as before.
+    let legacy = role_arn(A, "other");
+    assert!(assume_tagged(&base, &legacy, None, &tag, &[]).await.is_ok());
+    let calls = sim.calls();
+    assert_eq!(calls.count(Some("AssumeRole"), Some(&role), Some("ok")), 1);
+    assert_eq!(
+        calls.count(Some("AssumeRole"), Some(&role), Some("AccessDenied")),
+        1
+    );
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn an_explicit_deny_wins_over_an_allow() {
+    let sim = start(tenant_roles()).await;
+    let role = role_arn(B, "deny-wins");
+    let base = sts(&sim.endpoint_url(), base_credentials(&sim));
+    assert!(assume_tagged(&base, &role, None, &[], &[]).await.is_ok());
+    // Account A is allowed, but its operator role is denied.
+    let other = session_of(&sim, &role_arn(A, "other")).await;
+    assert!(assume_tagged(&other, &role, None, &[], &[]).await.is_ok());
+    let operator = session_of(&sim, &role_arn(A, "lightsail-gui-operator")).await;
+    let seen = refusal(assume_tagged(&operator, &role, None, &[], &[]).await);
+    assert_eq!(
+        seen,
+        not_authorized(
+            "arn:aws:sts::111122223333:assumed-role/lightsail-gui-operator/op-1",
+            "sts:AssumeRole",
+            &role
+        )
+    );
+    // `sts:*` allows tagging, and the Deny is of AssumeRole only: tags pass for the others.
+    let tag = [("kubernetes-namespace", "physics")];
+    assert!(assume_tagged(&base, &role, None, &tag, &[]).await.is_ok());
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn null_conditions_test_whether_a_key_is_present() {
+    let sim = start(tenant_roles()).await;
+    let role = role_arn(B, "needs-id");
+    let base = sts(&sim.endpoint_url(), base_credentials(&sim));
+    // "sts:ExternalId": "false": some external id, any; "aws:TagKeys": "true": no tags.
+    let seen = refusal(assume_tagged(&base, &role, None, &[], &[]).await);
+    assert_eq!(seen, not_authorized(BASE_USER_ARN, "sts:AssumeRole", &role));
+    for id in ["any-id", "another"] {
+        assert!(
+            assume_tagged(&base, &role, Some(id), &[], &[])
+                .await
+                .is_ok(),
+            "{id}"
+        );
+    }
+    let seen = refusal(assume_tagged(&base, &role, Some("any-id"), &[("k", "v")], &[]).await);
+    assert_eq!(seen, not_authorized(BASE_USER_ARN, "sts:AssumeRole", &role));
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn bad_trust_policies_are_refused_with_clear_errors() {
+    let sim = start(tenant_roles()).await;
+    let url = sim.endpoint_url();
+    let statement =
+        |statement: serde_json::Value| json!({"Version": "2012-10-17", "Statement": [statement]});
+    for (policy, complaint) in [
+        (
+            statement(json!({"Effect": "Allows", "Principal": "*", "Action": "sts:AssumeRole"})),
+            "trustPolicy of role \"gui\" in account 444455556666: Statement[0]: unknown Effect \
+             \"Allows\" (expected \"Allow\" or \"Deny\")",
+        ),
+        (
+            statement(
+                json!({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+                "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}),
+            ),
+            "trustPolicy of role \"gui\" in account 444455556666: Statement[0]: unsupported \
+             condition operator \"IpAddress\"",
+        ),
+        (
+            statement(
+                json!({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/ops/*"},
+                "Action": "sts:AssumeRole"}),
+            ),
+            "trustPolicy of role \"gui\" in account 444455556666: Statement[0]: AWS principal \
+             \"arn:aws:iam::111122223333:role/ops/*\" has a wildcard",
+        ),
+        (
+            statement(
+                json!({"Effect": "Allow", "Principal": {"AWS": "111122223333:role/ops"},
+                "Action": "sts:AssumeRole"}),
+            ),
+            "Statement[0]: malformed AWS principal \"111122223333:role/ops\"",
+        ),
+    ] {
+        let account =
+            AccountSpec::new(B).with_role(RoleSpec::new("gui").with_trust_policy(policy.clone()));
+        match sim.upsert_account(account) {
+            Ok(created) => panic!("{policy} was accepted (created: {created})"),
+            Err(error) => {
+                let error = error.to_string();
+                assert!(error.contains(complaint), "{error}\n  wanted: {complaint}");
+            }
+        }
+        let body = json!({"id": B, "roles": [{"name": "gui", "trustPolicy": policy}]});
+        let reply = control(Method::POST, &format!("{url}/_sim/accounts"), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+        let error = reply.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.contains(complaint), "{error}\n  wanted: {complaint}");
+    }
+    let mixed = json!({"id": B, "roles": [{"name": "gui", "trustedAccounts": [BASE],
+        "trustPolicy": documented_trust_policy(A)}]});
+    let reply = control(Method::POST, &format!("{url}/_sim/accounts"), Some(mixed)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let error = reply.json()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains(
+            "role \"gui\" has a trustPolicy and trustedAccounts or externalId: give one form only"
+        ),
+        "{error}"
+    );
+    // The refused documents changed nothing: B's roles still decide as before.
+    let base = sts(&url, base_credentials(&sim));
+    assert!(
+        assume_tagged(&base, &role_arn(B, "untaggable"), None, &[], &[])
+            .await
+            .is_ok()
+    );
+    let accounts = sim.accounts();
+    let b = accounts.accounts.iter().find(|account| account.id == B);
+    assert_eq!(b.map(|account| account.roles.len()), Some(5));
+    stop(sim).await;
+}
+
+#[tokio::test]
+async fn trust_policies_come_from_config_files_and_the_log_view_shows_session_tags() {
+    // The documented setup: the operator's role in its own account (the base one here), the
+    // tenant's role in another with the documented trust policy, as JSON written by hand.
+    let operator_account = "123456789012";
+    let config = json!({
+        "accountId": operator_account,
+        "accounts": [
+            {"id": operator_account, "roles": [
+                {"name": "lightsail-gui-operator", "trustedAccounts": [operator_account]}]},
+            {"id": A, "roles": [
+                {"name": "lightsail-gui-sessions",
+                 "trustPolicy": documented_trust_policy(operator_account),
+                 "maxSessionDuration": "2h"}]}
+        ]
+    });
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("tenants.json");
+    std::fs::write(&path, config.to_string()).expect("config written");
+    let path = path.display().to_string();
+    let mut process = SimProcess::start(&["--config", &path]);
+    let url = process.endpoint.clone();
+    let base = sts(
+        &url,
+        Credentials::new(
+            lightsail_sim::DEFAULT_ACCESS_KEY_ID,
+            lightsail_sim::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "base",
+        ),
+    );
+    let source = assumed(
+        &base,
+        &role_arn(operator_account, "lightsail-gui-operator"),
+        "op-1",
+        None,
+    )
+    .await;
+    let operator = sts(&url, temporary(&source));
+    let role = role_arn(A, "lightsail-gui-sessions");
+    let id = Some("lab-2026-physics");
+    // The documented policy does not allow sts:TagSession: tags are refused.
+    let tags = [("kubernetes-namespace", "physics")];
+    let seen = refusal(assume_tagged(&operator, &role, id, &tags, &[]).await);
+    assert_eq!(
+        seen,
+        not_authorized(
+            "arn:aws:sts::123456789012:assumed-role/lightsail-gui-operator/op-1",
+            "sts:TagSession",
+            &role
+        )
+    );
+    let granted = assume_tagged(&operator, &role, id, &[], &[]).await;
+    let Ok(granted) = granted else {
+        panic!("{:?}", granted.map_err(|e| e.into_service_error()));
+    };
+    let credentials = temporary(&granted);
+
+    let log = control(Method::GET, &format!("{url}/_sim/calls/log"), None).await;
+    assert_eq!(log.status, StatusCode::OK);
+    let asked: Vec<serde_json::Value> = log.json()["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["resource"] == json!(role))
+        .map(|e| json!([e["outcome"], e["assumeRole"]]))
+        .collect();
+    let request = |tags: serde_json::Value| {
+        json!({"roleArn": role, "roleSessionName": "op-1", "externalId": "lab-2026-physics",
+            "durationSeconds": null, "tags": tags, "transitiveTagKeys": []})
+    };
+    assert_eq!(
+        asked,
+        [
+            json!([
+                "AccessDenied",
+                request(json!([{"key": "kubernetes-namespace", "value": "physics"}]))
+            ]),
+            json!(["ok", request(json!([]))]),
+        ]
+    );
+    let text = log.text();
+    for secret in [
+        credentials.secret_access_key(),
+        credentials.session_token().unwrap_or("no token"),
+        lightsail_sim::DEFAULT_SECRET_ACCESS_KEY,
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the call log shows a secret: {text}"
+        );
+    }
+    // The accounts view gives the policy back as written.
+    let accounts = control(Method::GET, &format!("{url}/_sim/accounts"), None).await;
+    let roles = &accounts.json()["accounts"];
+    let shown = roles
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|account| account["id"] == json!(A))
+        .map(|account| account["roles"][0]["trustPolicy"].clone());
+    assert_eq!(shown, Some(documented_trust_policy(operator_account)));
+    assert!(process.terminate().success());
 }
