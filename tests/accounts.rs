@@ -235,19 +235,23 @@ async fn fixing_a_broken_account_brings_its_sessions_back_without_polling() {
     let _one = ONE_AT_A_TIME.lock().await;
     let env = env("accounts-fix", accounts_sim()).await;
     let op = env.operator(with_sts(&env));
-    let accounts: Api<LightsailAccount> = Api::namespaced(env.client.clone(), &env.namespace);
+    // Only a cluster-scoped account chooses its external id (a LightsailAccount's is the
+    // operator's), so the account a cluster admin mistypes and fixes is a cluster one.
+    let accounts: Api<ClusterLightsailAccount> = Api::all(env.client.clone());
+    let name = format!("lab-b-{}", env.namespace);
     let account = |external_id: &str| {
-        json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "LightsailAccount",
-               "metadata": {"name": "lab-b"},
-               "spec": {"roleArn": role_arn(LAB_B, "gui"), "externalId": external_id}})
+        json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "ClusterLightsailAccount",
+               "metadata": {"name": name},
+               "spec": {"roleArn": role_arn(LAB_B, "gui"), "externalId": external_id,
+                        "namespaces": {"names": [env.namespace]}}})
     };
-    apply_json(&accounts, "lab-b", account("wrong-external-id")).await;
+    apply_json(&accounts, &name, account("wrong-external-id")).await;
     apply(
         &env.api,
         guisession(
             "b",
             json!({"resourceName": "vm-b",
-                   "accountRef": {"kind": "LightsailAccount", "name": "lab-b"}}),
+                   "accountRef": {"kind": "ClusterLightsailAccount", "name": name}}),
         ),
     )
     .await;
@@ -260,7 +264,7 @@ async fn fixing_a_broken_account_brings_its_sessions_back_without_polling() {
     .await;
     let stalled = condition(&gs, "Stalled").expect("Stalled");
     assert_eq!(stalled.reason, "AccountNotReady");
-    let broken = accounts.get("lab-b").await.expect("account");
+    let broken = accounts.get(&name).await.expect("account");
     let ready = broken
         .status
         .as_ref()
@@ -287,10 +291,14 @@ async fn fixing_a_broken_account_brings_its_sessions_back_without_polling() {
     );
 
     // Fixed: Ready within seconds, no restart.
-    apply_json(&accounts, "lab-b", account("lab-b-external-id")).await;
+    apply_json(&accounts, &name, account("lab-b-external-id")).await;
     wait_for(&env.api, "b", WAIT, "Ready", ready_fn).await;
     assert_eq!(env.starts("vm-b"), 1);
     assert!(!op_log_has_secrets(&op));
+    accounts
+        .delete(&name, &Default::default())
+        .await
+        .expect("delete the cluster account");
 }
 
 fn ready_fn(gs: &GuiSession) -> bool {
