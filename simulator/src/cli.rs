@@ -26,9 +26,17 @@ Config file (--config; YAML, or JSON when named *.json):
     - id: \"111122223333\"         # 12 digits
       roles:
         - name: gui              # [\\w+=,.@-]{1,64}; ARN arn:aws:iam::111122223333:role/gui
-          trustedAccounts: [\"000000000000\"]   # required; who may assume it ([] = nobody)
-          externalId: ext-1      # optional: AssumeRole must pass this ExternalId
+          trustPolicy:           # an IAM trust policy document, evaluated as IAM does
+            Version: \"2012-10-17\"
+            Statement:
+              - Effect: Allow
+                Principal: {AWS: \"arn:aws:iam::000000000000:root\"}
+                Action: [sts:AssumeRole, sts:TagSession]   # TagSession: to pass session tags
+                Condition: {StringEquals: {sts:ExternalId: ext-1}}
           maxSessionDuration: 1h # longest DurationSeconds, 1h (default) to 12h
+        - name: legacy           # the legacy form instead of trustPolicy:
+          trustedAccounts: [\"000000000000\"]   # who may assume it ([] = nobody)
+          externalId: ext-1      # optional: AssumeRole must pass this ExternalId
   computers:
     - name: vm-1                 # \\w[\\w\\-]*\\w; unique across all accounts
       region: us-west-2          # default us-east-1
@@ -62,8 +70,10 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
                                         is counted by the RoleArn asked for
   GET  /_sim/calls/log                  every Start/StopGUISession, AssumeRole and GetCallerIdentity
                                         call: action, resource (RoleArn for AssumeRole), outcome,
-                                        wall-clock time, accessKeyId, account, callerArn;
-                                        {\"entries\":[...],\"dropped\":N}
+                                        wall-clock time, accessKeyId, account, callerArn, and for
+                                        AssumeRole assumeRole: {roleArn, roleSessionName,
+                                        externalId, durationSeconds, tags:[{key,value}],
+                                        transitiveTagKeys}; {\"entries\":[...],\"dropped\":N}
   GET  /_sim/metrics                    the same counts in Prometheus text
   POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
                                         bucket; issued STS credentials stay valid either way)
@@ -303,6 +313,44 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         SimArgs::command().debug_assert();
+    }
+
+    /// The config file example in `--help` is a file the simulator accepts, trust policy and
+    /// all.
+    #[test]
+    fn the_config_file_example_in_the_help_loads() {
+        let example: String = AFTER_HELP
+            .lines()
+            .skip_while(|line| !line.starts_with("Config file"))
+            .skip(1)
+            .take_while(|line| !line.is_empty())
+            .map(|line| format!("{}\n", line.strip_prefix("  ").unwrap_or(line)))
+            .collect();
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        let path = dir.path().join("example.yaml");
+        assert!(std::fs::write(&path, &example).is_ok());
+        let file = match ConfigFile::load(&path) {
+            Ok(file) => file,
+            Err(error) => panic!("{error}\n{example}"),
+        };
+        let roles = &file.accounts[0].roles;
+        assert_eq!(roles.len(), 2, "{example}");
+        let condition = roles[0]
+            .trust_policy
+            .as_ref()
+            .map(|policy| policy["Statement"][0]["Condition"]["StringEquals"].clone());
+        assert_eq!(
+            condition,
+            Some(serde_json::json!({"sts:ExternalId": "ext-1"})),
+            "{example}"
+        );
+        assert_eq!(roles[1].external_id.as_deref(), Some("ext-1"));
+        assert!(
+            file.check_references(&path, DEFAULT_ACCOUNT_ID).is_ok(),
+            "{example}"
+        );
     }
 
     #[test]

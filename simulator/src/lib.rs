@@ -14,16 +14,21 @@
 //! * **Accounts and STS** — the base key pair belongs to the base account
 //!   ([`SimConfig::account_id`], default [`DEFAULT_ACCOUNT_ID`]; its principal is
 //!   `arn:aws:iam::ACCOUNT:user/lightsail-sim`). Other accounts ([`AccountSpec`]) have IAM roles
-//!   ([`RoleSpec`]: trusted accounts, an optional external id, a maximum session duration), and
-//!   each computer belongs to one account ([`ComputerSpec::account`], default the base one).
+//!   ([`RoleSpec`]: an IAM trust policy document, or in the legacy form trusted accounts and an
+//!   optional external id; a maximum session duration; see *Trust policies* below), and each
+//!   computer belongs to one account ([`ComputerSpec::account`], default the base one).
 //!   The same listener answers STS (awsQuery: `POST /` with a form-encoded body,
 //!   `Action=AssumeRole|GetCallerIdentity&Version=2011-06-15`, SigV4 service `sts`, XML answers),
 //!   so one URL serves as both `AWS_ENDPOINT_URL_LIGHTSAIL` and `AWS_ENDPOINT_URL_STS`.
 //!   `AssumeRole` checks `RoleArn` (`arn:aws:iam::ACCOUNT:role/NAME`), `RoleSessionName`
 //!   (2–64 of `[\w+=,.@-]`), `ExternalId`, `DurationSeconds` (900 to the role's maximum; at most
-//!   1 h for role chaining) as STS does (`ValidationError`, 400), answers `AccessDenied` (403)
-//!   when the role does not exist, does not trust the caller's account or wants another
-//!   external id, and otherwise issues `ASIA…` credentials with a session token. Lightsail calls
+//!   1 h for role chaining) and the session tags (`Tags.member.N.Key`/`.Value`: at most 50,
+//!   keys 1–128 and values 0–256 characters of `[\p{L}\p{Z}\p{N}_.:/=+\-@]`, keys unique
+//!   regardless of case; `TransitiveTagKeys.member.N`) as STS does (`ValidationError`, 400),
+//!   answers `AccessDenied` (403) when the role does not exist or its trust policy does not
+//!   allow the caller (`… is not authorized to perform: sts:AssumeRole on resource: ROLE`, or
+//!   `sts:TagSession` when only the tags are refused), and otherwise issues `ASIA…` credentials
+//!   with a session token; a session keeps its tags. Lightsail calls
 //!   signed with them need the matching `X-Amz-Security-Token` (else `InvalidClientTokenId`,
 //!   403) and see only their account's computers and operations: another account's are
 //!   `NotFoundException`, exactly as missing ones. Past their `Expiration` they are refused with
@@ -38,6 +43,29 @@
 //!   apply to Lightsail calls only. Secret keys and session tokens appear in the `AssumeRole`
 //!   answer only: never in the counts, the call log, the metrics, the `/_sim/` views or the
 //!   simulator's logs (even at trace level).
+//! * **Trust policies** — a role's `trustPolicy` is the JSON document an AWS admin attaches
+//!   (`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "…"},
+//!   "Action": "sts:AssumeRole", "Condition": {…}}]}`), checked when the role is configured
+//!   (an unknown `Effect`, an unsupported operator or a malformed principal is an error naming
+//!   the role) and evaluated as IAM does: an explicit `Deny` wins, otherwise some `Allow`
+//!   statement must match its `Action` (`*`/`?` wildcards, any case), its `Principal` and every
+//!   `Condition`. When the request carries session tags, `sts:TagSession` must be allowed as
+//!   well. Principals: `"*"`, and under `AWS` `"*"`, an account id or
+//!   `arn:aws:iam::ACCOUNT:root` (any principal of it), `arn:aws:iam::ACCOUNT:user/NAME`,
+//!   `arn:aws:iam::ACCOUNT:role/NAME` (that role's sessions) or
+//!   `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`; `Service` and `Federated` principals load
+//!   but never match. Operators: `StringEquals`, `StringNotEquals`, `StringEqualsIgnoreCase`,
+//!   `StringNotEqualsIgnoreCase`, `StringLike`, `StringNotLike`, `ArnEquals`, `ArnNotEquals`,
+//!   `ArnLike`, `ArnNotLike` (the ARN ones take wildcards, as in IAM), each also with `IfExists`
+//!   and a `ForAnyValue:`/`ForAllValues:` prefix, and `Null`. Keys: `sts:ExternalId`,
+//!   `sts:RoleSessionName`, `sts:TransitiveTagKeys`, `aws:RequestTag/KEY`, `aws:TagKeys`,
+//!   `aws:PrincipalAccount`, `aws:PrincipalArn` (a session's role ARN) and
+//!   `aws:PrincipalTag/KEY` (the calling session's tags); key names ignore case. A key the
+//!   request lacks is absent: `String…`/`Arn…` operators are then false, their `Not` forms
+//!   true, `Null` tells. The multi-valued keys (`aws:TagKeys`, `sts:TransitiveTagKeys`) need a
+//!   set prefix. Not modelled: `NotPrincipal` and `NotAction` (refused), policy variables, and
+//!   the transitive tags a chained session would inherit. Roles without `trustPolicy` keep the
+//!   legacy check (the caller's account trusted, the external id exact; tags not checked).
 //! * **Behaviour** — sessions go notStarted → starting → started → startExpired (after the
 //!   session lifetime), stopping → stopped; each Start/Stop makes an operation that is `Started`
 //!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
@@ -70,7 +98,11 @@
 //!   `GetCallerIdentity` calls are kept in the same log, an `AssumeRole` with the `RoleArn` asked
 //!   for as its resource: `call_log().matching(Some("AssumeRole"), Some(&role_arn(..)),
 //!   Some("ok")).count()` counts a role's assumptions, [`CallLog::from_account`] the calls of an
-//!   account. The counts have them too (`AssumeRole` by role ARN).
+//!   account. An `AssumeRole` whose parameters were valid (granted or refused) also keeps what
+//!   it asked for, [`AssumeRoleRequest`]: session name, external id, duration, session tags and
+//!   transitive tag keys (`assumeRole` in JSON); [`CallLog::assume_role_requests`] lists them,
+//!   e.g. to assert which tags the operator sent. The counts have them too (`AssumeRole` by role
+//!   ARN).
 //!
 //! # Settings
 //!
@@ -96,7 +128,7 @@
 //! | method and path | does |
 //! | --- | --- |
 //! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
-//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId","account","callerArn"}],"dropped"}`: Start/Stop and STS calls, oldest first |
+//! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId","account","callerArn","assumeRole"}],"dropped"}`: Start/Stop and STS calls, oldest first; `assumeRole` (AssumeRole only) is `{"roleArn","roleSessionName","externalId","durationSeconds","tags":[{"key","value"}],"transitiveTagKeys"}` |
 //! | `GET /_sim/metrics` | the counts as Prometheus text (`lightsail_sim_calls_total`) |
 //! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket (issued STS credentials stay valid) |
 //! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
@@ -107,7 +139,7 @@
 //! | `GET /_sim/computers/{name}`, `DELETE …` | one computer |
 //! | `POST /_sim/computers/{name}/release` | clears `holdStartResponse`, sending the held responses |
 //! | `GET /_sim/accounts` | [`AccountsView`] `{"accountId","baseUserArn","accounts":[`[`AccountSpec`]`]}` |
-//! | `POST /_sim/accounts` | an [`AccountSpec`]: adds an account (201) or replaces its roles (200); its roles may trust only known accounts |
+//! | `POST /_sim/accounts` | an [`AccountSpec`]: adds an account (201) or replaces its roles (200); legacy roles may trust only known accounts, trust policies are checked |
 //! | `GET /_sim/sts` | `{"credentialLifetime":"20s"\|null,"issuedCredentials":N}` (a count: no secrets) |
 //! | `PUT /_sim/sts` | `{"credentialLifetime":"20s"}` or `null`: the knob, for credentials issued from then on |
 //!

@@ -1264,6 +1264,8 @@ fn help_documents_accounts_sts_and_the_lifetime_knob() {
         "stsCredentialLifetime:",
         "accounts:",
         "trustedAccounts:",
+        "trustPolicy:",
+        "sts:TagSession",
         "externalId:",
         "maxSessionDuration:",
         "account: ",
@@ -1271,6 +1273,7 @@ fn help_documents_accounts_sts_and_the_lifetime_knob() {
         "/_sim/accounts",
         "/_sim/sts",
         "callerArn",
+        "assumeRole: {roleArn, roleSessionName,",
         "ExpiredTokenException",
     ] {
         assert!(
