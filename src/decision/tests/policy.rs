@@ -312,6 +312,83 @@ fn a_forbidden_secret_write_stalls_and_other_failures_retry() {
     }
 }
 
+#[test]
+fn a_secret_someone_else_made_first_is_a_conflict_judged_again_never_overwritten() {
+    let (mut o, _) = with_access(t0());
+    let t = o.step(access_answer(details("started", 100, true)), t0());
+    let Effect::WriteSecret(secret) = t.effect else {
+        panic!("no write");
+    };
+    // The create failed: someone created a Secret of that name after it was read missing.
+    let t = o.step(
+        Input::SecretWritten {
+            access: secret.access.clone(),
+            result: Err(SecretError {
+                forbidden: false,
+                conflict: true,
+                message: "secrets \"desktop\" already exists (409)".into(),
+            }),
+        },
+        t0(),
+    );
+    assert_eq!(
+        o.condition("Ready"),
+        ("False".into(), "AccessSecretConflict".into())
+    );
+    assert_eq!(
+        t.effect,
+        Effect::Done(Next::After(secs(2))),
+        "read again soon"
+    );
+    // The fresh read finds someone else's Secret: Stalled, nothing written or deleted.
+    o.secret = SecretSeen::Foreign;
+    let t = o.observe(at(1));
+    assert_eq!(
+        o.condition("Stalled"),
+        ("True".into(), "AccessSecretConflict".into())
+    );
+    assert!(matches!(t.effect, Effect::Done(_)), "{:?}", t.effect);
+}
+
+#[test]
+fn a_secret_that_keeps_changing_cannot_drive_access_calls_faster_than_the_backoff() {
+    let (mut o, t) = with_access(t0());
+    assert_eq!(t.effect, Effect::Access(target()));
+    let t = o.step(access_answer(details("started", 100, true)), t0());
+    write_secret(&mut o, &t, t0());
+    // Someone edits one of the operator's keys again and again; each time the Secret is judged
+    // edited. Count the access calls the machine asks for over ten minutes of such edits, one
+    // every 100 ms.
+    let mut calls = 0;
+    let mut last_call = None;
+    for tenth in 1..=6000u64 {
+        let now = t0() + Duration::from_millis(100 * tenth);
+        o.secret = SecretSeen::Ours {
+            session_started_at: o.status.session_started_at,
+            intact: false,
+        };
+        let t = o.observe(now);
+        if t.effect == Effect::Access(target()) {
+            if let Some(last) = last_call {
+                assert!(
+                    until(last, now) >= secs(1),
+                    "two access calls {:?} apart",
+                    until(last, now)
+                );
+            }
+            calls += 1;
+            last_call = Some(now);
+            let t = o.step(access_answer(details("started", 100, true)), now);
+            write_secret(&mut o, &t, now);
+        }
+    }
+    assert!(
+        calls <= 20,
+        "{calls} access calls in 10 minutes of edits: the delay grows with the session's age"
+    );
+    assert!(calls >= 2, "an edited Secret is still written again");
+}
+
 fn schedule(windows: &[(&str, &str)], exclusions: &[(&str, &str)], stop: bool) -> SessionSchedule {
     SessionSchedule {
         time_zone: "UTC".into(),
