@@ -375,6 +375,17 @@ pub enum AccountFound<'a> {
     Cluster(&'a ClusterLightsailAccount, bool),
 }
 
+/// Whether `status` says Ready for `generation`.
+fn was_ready_for(status: Option<&AccountStatus>, generation: Option<i64>) -> bool {
+    status.is_some_and(|s| {
+        s.observed_generation == generation
+            && s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
 /// Whether a GuiSession may use the account `key`: it exists, its namespace is allowed, and it
 /// is Ready for its current spec. `Ok` carries the account's spec.
 pub fn check_account<'a>(
@@ -403,16 +414,21 @@ pub fn check_account<'a>(
         }
         Some(AccountFound::Namespaced(a)) => (&a.spec, a.status.as_ref(), a.metadata.generation),
     };
-    let ready = status
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let find = |type_: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+    };
+    let ready = find("Ready");
+    // Still being checked (a retryable error): a wait, never an error of the GuiSession's.
+    let reconciling = find("Reconciling").is_some_and(|c| c.status == "True");
     let current = status.and_then(|s| s.observed_generation) == generation;
     match ready {
         Some(c) if c.status == "True" && current => Ok(spec),
         Some(c) if current => Err(AccountRefusal {
             reason: "AccountNotReady",
             message: format!("{key} is not ready: {}: {}", c.reason, c.message),
-            pending: false,
+            pending: reconciling,
         }),
         _ => Err(AccountRefusal {
             reason: "AccountNotReady",
@@ -516,6 +532,18 @@ pub fn account_status(
             "True",
             e.reason.clone(),
             e.message.clone(),
+        ),
+        // A transient failure of a recheck: the credentials checked before stay in use until
+        // they expire, so the account stays Ready (and its GuiSessions go on) while it retries.
+        Err(e) if was_ready_for(previous, generation) => (
+            "True",
+            "True",
+            "False",
+            e.reason.clone(),
+            format!(
+                "the last check failed ({}: {}); retrying, and the credentials checked before are used until they expire",
+                e.reason, e.message
+            ),
         ),
         Err(e) => (
             "False",
@@ -766,6 +794,13 @@ mod tests {
         let s3 = account_status(Some(2), Some(&s2), &throttled, None, 3, t1);
         assert_eq!(by(&s3, "Reconciling").0, "True");
         assert_eq!(by(&s3, "Stalled").0, "False");
+        assert_eq!(by(&s3, "Ready").0, "False", "never checked for this spec");
+        // A recheck of a working account that fails transiently: still Ready (the credentials
+        // checked before are used until they expire), and Reconciling while it retries.
+        let s4 = account_status(Some(1), Some(&s), &throttled, None, 3, t1);
+        assert_eq!(by(&s4, "Ready"), ("True".into(), "Throttling".into(), t0));
+        assert_eq!(by(&s4, "Reconciling").0, "True");
+        assert_eq!(by(&s4, "Stalled").0, "False");
     }
 
     #[test]

@@ -433,7 +433,11 @@ async fn check(
             arn: identity.arn,
         }),
         Err(e) => {
-            ctx.lightsail.forget_account(&edge_key(key));
+            // Only a definite refusal drops the credentials; after a transient failure (STS
+            // throttled or unreachable) the last good ones serve until they expire.
+            if e.terminal {
+                ctx.lightsail.forget_account(&edge_key(key));
+            }
             Err(AccountError {
                 reason: e.code,
                 message: e.message,

@@ -492,6 +492,23 @@ impl Machine<'_> {
             (false, true) => Some(false),
             _ => None,
         };
+        if let AccountView::Refused(refusal) = self.view.account {
+            // Nothing can be done in an account that cannot be used; the account's next change
+            // wakes this object (no polling meanwhile). Judged before the target: without its
+            // account the target's Region is unknown, and a session must never be forgotten
+            // because its account is momentarily unusable.
+            if self.view.spec.suspend {
+                self.phase(Phase::Suspended);
+            } else if refusal.pending {
+                self.waiting(refusal.message.clone());
+            } else {
+                self.phase(Phase::Stalled {
+                    reason: refusal.reason.to_owned(),
+                    message: refusal.message.clone(),
+                });
+            }
+            return self.done(Next::Change);
+        }
         let target = self.target();
         match Target::recorded(&self.status) {
             Some(recorded) if recorded != target => self.forget_session(&recorded, &target),
@@ -510,19 +527,6 @@ impl Machine<'_> {
         }
         if self.view.spec.suspend {
             self.phase(Phase::Suspended);
-            return self.done(Next::Change);
-        }
-        if let AccountView::Refused(refusal) = self.view.account {
-            // Nothing can be done in an account that cannot be used; the account's next change
-            // wakes this object (no polling meanwhile).
-            if refusal.pending {
-                self.waiting(refusal.message.clone());
-            } else {
-                self.phase(Phase::Stalled {
-                    reason: refusal.reason.to_owned(),
-                    message: refusal.message.clone(),
-                });
-            }
             return self.done(Next::Change);
         }
         match self.window() {
@@ -597,16 +601,24 @@ impl Machine<'_> {
         })
     }
 
-    /// The end of the wait after a terminal error, unless the spec changed since.
+    /// The end of the wait after a terminal error, unless the spec changed since. A session that
+    /// was live when the error happened is renewed when it expires, whatever the wait: an
+    /// error on a side call (access details, a poll) must not let it lapse.
     fn stalled_until(&self) -> Option<Timestamp> {
         if self.spec_changed() || condition_true(&self.status, "Stalled").is_none() {
             return None;
         }
-        let at = add(
-            self.status.last_error.as_ref()?.time?,
-            self.settings.stalled_retry,
-        );
+        let failed_at = self.status.last_error.as_ref()?.time?;
+        let at = self.capped_at_expiry(failed_at, add(failed_at, self.settings.stalled_retry));
         (self.now < at).then_some(at)
+    }
+
+    /// `at`, or the session's expiry when a session live at `since` expires before `at`.
+    fn capped_at_expiry(&self, since: Timestamp, at: Timestamp) -> Timestamp {
+        match self.session_expiry() {
+            Some(expiry) if since < expiry && expiry < at => expiry,
+            _ => at,
+        }
     }
 
     fn record_target(&mut self, target: &Target) {
@@ -822,6 +834,10 @@ impl Machine<'_> {
             self.status.last_error = None;
             if op.finished() {
                 self.status.operation = Some(op);
+                if self.stops_at_a_closed_window() {
+                    // Recorded after its window closed: stopped now, not left for an hour.
+                    return self.observe();
+                }
                 return self.active(expires_at);
             } else {
                 if self.was_ready() {
@@ -838,6 +854,17 @@ impl Machine<'_> {
         };
         self.status.operation = Some(op);
         self.done(next)
+    }
+
+    /// `stopAtWindowEnd` is set and no window is open now.
+    fn stops_at_a_closed_window(&mut self) -> bool {
+        let stop = self
+            .view
+            .spec
+            .schedule
+            .as_ref()
+            .is_some_and(|s| s.stop_at_window_end);
+        stop && matches!(self.window(), Ok(Some(WindowState::Closed { .. })))
     }
 
     /// How long to wait before polling a running operation again: as long as it has been
@@ -905,6 +932,11 @@ impl Machine<'_> {
         };
         let pending = self.status.pending_start.take();
         let Some(op) = self.adoptable(&operations, pending.as_ref()).cloned() else {
+            if self.stops_at_a_closed_window() {
+                // Looked up to stop what a start at the close made: nothing came of it, and
+                // nothing starts outside the window.
+                return self.observe();
+            }
             // Nothing to adopt: start, taking the fence over from a writer that did not finish.
             self.status.pending_start = pending;
             return self.start(target);
@@ -1014,13 +1046,27 @@ impl Machine<'_> {
             .schedule
             .as_ref()
             .is_some_and(|s| s.stop_at_window_end);
-        let running = self
-            .status
-            .session_expires_at
-            .is_some_and(|at| self.now < at);
+        if stop && let Some(pending) = self.status.pending_start.clone() {
+            // A start fenced before the close and answered after it: record its session first
+            // (this replica's answer, or a lookup once its writer's call has surely landed), so
+            // that it is stopped too, not left running outside the window.
+            let target = Target::pending(&pending);
+            if let Some(operation_id) = self.own_unconfirmed().and_then(|s| s.operation.id.clone())
+            {
+                return self.finish(Effect::Poll {
+                    target,
+                    operation_id,
+                });
+            }
+            let settle_end = self.settle_end(&pending);
+            if self.now < settle_end {
+                return self.done(Next::At(settle_end));
+            }
+            return self.finish(Effect::Lookup(target));
+        }
+        let running = self.session_expiry().is_some_and(|at| self.now < at);
         if stop
             && running
-            && self.status.pending_start.is_none()
             && let Some(target) = Target::recorded(&self.status)
         {
             return self.finish(Effect::Stop(target));
@@ -1342,7 +1388,7 @@ impl Machine<'_> {
                 reason: "AccessSecretForbidden".into(),
                 message,
             });
-            let at = add(self.now, self.settings.stalled_retry);
+            let at = self.capped_at_expiry(self.now, add(self.now, self.settings.stalled_retry));
             self.done(Next::At(at))
         } else {
             self.phase(Phase::Retrying {
@@ -1365,6 +1411,17 @@ impl Machine<'_> {
         let target = Target::recorded(&self.status)
             .or_else(|| self.status.pending_start.as_ref().map(Target::pending))
             .unwrap_or_else(|| self.target());
+        if let AccountView::Refused(refusal) = self.view.account
+            && refusal.pending
+        {
+            // Being checked (a transient STS error, a new leader's first check): its next change
+            // wakes this object, and the stop goes out then.
+            self.waiting(format!(
+                "stopping once the account can be used: {}",
+                refusal.message
+            ));
+            return self.done(Next::Change);
+        }
         // Holding the object until someone fixes its account would hold its namespace too.
         let skip = match self.view.account {
             AccountView::Refused(refusal) => Some(refusal.message.clone()),
@@ -1479,7 +1536,8 @@ impl Machine<'_> {
                     time: Some(self.stamp()),
                 });
                 self.phase(Phase::Stalled { reason, message });
-                let at = add(self.now, self.settings.stalled_retry);
+                let at =
+                    self.capped_at_expiry(self.now, add(self.now, self.settings.stalled_retry));
                 self.done(Next::At(at))
             }
             ErrorClass::Retryable => {

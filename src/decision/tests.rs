@@ -4,6 +4,7 @@ use crate::lightsail::Action;
 
 mod model;
 mod policy;
+mod review;
 
 /// When the lookups of these tests were made: after every settle window they meet.
 const LOOKED_UP_AT: Timestamp = Timestamp::MAX;

@@ -276,9 +276,15 @@ impl Lightsail {
             arn: out.arn().unwrap_or_default().to_owned(),
         };
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        let replaced = accounts
-            .get(&config.key)
-            .is_some_and(|c| c.config != config);
+        let previous = accounts.get(&config.key);
+        let replaced = previous.is_some_and(|c| c.config != config);
+        // A recheck of the same credentials is no news: the GuiSessions that were told the
+        // account can be used are not woken again.
+        let announced = previous.is_some_and(|c| {
+            c.config == config
+                && c.account_id.as_deref() == Some(identity.account_id.as_str())
+                && c.announced.load(Ordering::SeqCst)
+        });
         accounts.insert(
             config.key.clone(),
             Arc::new(AccountCredentials {
@@ -286,7 +292,7 @@ impl Lightsail {
                 provider,
                 account_id: Some(identity.account_id.clone()),
                 checked_at: Instant::now(),
-                announced: AtomicBool::new(false),
+                announced: AtomicBool::new(announced),
             }),
         );
         drop(accounts);
