@@ -4,11 +4,14 @@
 //! RBAC that is enough for the real operator binary and nothing more.
 mod support;
 
-use support::{chart_dir, documents, helm};
+use support::chart::{
+    apply, client_from, container, env_of, kinds, named, named_in, operator_env, render, render_ok,
+    service_account_kubeconfig, the,
+};
+use support::{chart_dir, helm};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use clap::ValueEnum;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -18,77 +21,6 @@ use kube::api::{Api, PostParams};
 use lightsail_gui_operator::cli::CrdKind;
 use lightsail_gui_operator::crd::GuiSession;
 use serde_json::{Value, json};
-
-/// `helm template RELEASE CHART -n NAMESPACE ARGS...`: the manifests, or helm's error output.
-fn render(release: &str, namespace: &str, args: &[&str]) -> Result<String, String> {
-    let out = helm()
-        .args(["template", release])
-        .arg(chart_dir())
-        .args(["--namespace", namespace])
-        .args(args)
-        .output()
-        .expect("run helm");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-fn render_ok(release: &str, namespace: &str, args: &[&str]) -> Vec<Value> {
-    let text = render(release, namespace, args).unwrap_or_else(|e| panic!("helm template: {e}"));
-    documents(&text)
-}
-
-fn kinds(docs: &[Value]) -> BTreeSet<String> {
-    docs.iter()
-        .map(|d| d["kind"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
-fn the<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    let found: Vec<_> = docs.iter().filter(|d| d["kind"] == kind).collect();
-    assert_eq!(found.len(), 1, "expected one {kind}, got {}", found.len());
-    found[0]
-}
-
-fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", kinds(docs)))
-}
-
-/// The one `kind` named `name` in `namespace` (Roles of the same name sit in many namespaces).
-fn named_in<'a>(docs: &'a [Value], kind: &str, name: &str, namespace: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| {
-            d["kind"] == kind
-                && d["metadata"]["name"] == name
-                && d["metadata"]["namespace"] == namespace
-        })
-        .unwrap_or_else(|| panic!("no {kind} {name} in namespace {namespace}"))
-}
-
-fn container(docs: &[Value]) -> &Value {
-    &the(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-}
-
-/// The container's env as name -> value (or the fieldRef path for downward-API values).
-fn env_of(docs: &[Value]) -> BTreeMap<String, String> {
-    let env = container(docs)["env"].as_array().expect("env list");
-    env.iter()
-        .map(|e| {
-            let value = e["value"]
-                .as_str()
-                .or(e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
-                .unwrap_or_else(|| panic!("env {e} has neither value nor fieldRef"));
-            (
-                e["name"].as_str().expect("name").to_owned(),
-                value.to_owned(),
-            )
-        })
-        .collect()
-}
 
 /// Rules as sorted (apiGroup, resource, verbs, resourceNames) rows, for exact comparison.
 fn rules_of(role: &Value) -> BTreeSet<(String, String, String, String)> {
@@ -645,8 +577,14 @@ fn people_roles_aggregate_into_edit_admin_and_view() {
     let docs = render_ok("lgo", "ops", &[]);
     let edit = named(&docs, "ClusterRole", &format!("{fullname}-edit"));
     let labels = &edit["metadata"]["labels"];
-    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
-    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-admin"], "true");
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-edit"],
+        "true"
+    );
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-admin"],
+        "true"
+    );
     assert!(labels["rbac.authorization.k8s.io/aggregate-to-view"].is_null());
     let group = "lightsail.operators.dev";
     let all = "create,delete,deletecollection,get,list,patch,update,watch";
@@ -659,7 +597,10 @@ fn people_roles_aggregate_into_edit_admin_and_view() {
     );
     let view = named(&docs, "ClusterRole", &format!("{fullname}-view"));
     let labels = &view["metadata"]["labels"];
-    assert_eq!(labels["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    assert_eq!(
+        labels["rbac.authorization.k8s.io/aggregate-to-view"],
+        "true"
+    );
     assert!(labels["rbac.authorization.k8s.io/aggregate-to-edit"].is_null());
     assert_eq!(
         rules_of(view),
@@ -750,7 +691,10 @@ fn rbac_objects(docs: &[Value]) -> BTreeSet<(String, String, String)> {
                     .as_str()
                     .unwrap_or_default()
                     .to_owned(),
-                d["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect()
@@ -851,8 +795,12 @@ fn watch_namespaces_get_a_role_each_and_nothing_cluster_wide_but_cluster_objects
         }
     }
     // Namespace names are checked by the schema.
-    let err = render("lgo", "ops", &["--set-json", r#"watchNamespaces=["Not_A_Name"]"#])
-        .expect_err("an invalid namespace must be refused");
+    let err = render(
+        "lgo",
+        "ops",
+        &["--set-json", r#"watchNamespaces=["Not_A_Name"]"#],
+    )
+    .expect_err("an invalid namespace must be refused");
     assert!(err.contains("/watchNamespaces/0"), "{err}");
 }
 
@@ -865,14 +813,15 @@ fn a_shard_may_use_its_own_lease() {
         (&[][..], "lgo-lightsail-gui-operator"),
         (&["--set", "leaderElection.leaseName=leader"][..], "leader"),
     ] {
-        let mut shard_args = vec!["--set", "sharding.shard=blue", "--set", "crds.install=false"];
+        let mut shard_args = vec![
+            "--set",
+            "sharding.shard=blue",
+            "--set",
+            "crds.install=false",
+        ];
         shard_args.extend_from_slice(args);
         let docs = render_ok("lgo", "ops", &shard_args);
-        let lease_role = named(
-            &docs,
-            "Role",
-            "lgo-lightsail-gui-operator-leader-election",
-        );
+        let lease_role = named(&docs, "Role", "lgo-lightsail-gui-operator-leader-election");
         assert_eq!(
             rules_of(lease_role),
             expected_lease_rules(&format!("{base}-blue")),
@@ -886,11 +835,7 @@ fn a_shard_may_use_its_own_lease() {
         let mut default_args = vec!["--set-json", r#"sharding.shards=["blue"]"#];
         default_args.extend_from_slice(args);
         let docs = render_ok("lgo", "ops", &default_args);
-        let lease_role = named(
-            &docs,
-            "Role",
-            "lgo-lightsail-gui-operator-leader-election",
-        );
+        let lease_role = named(&docs, "Role", "lgo-lightsail-gui-operator-leader-election");
         assert_eq!(rules_of(lease_role), expected_lease_rules(base), "{args:?}");
     }
     // A shard key that is a valid label value but would make an invalid Lease name is refused at
@@ -917,41 +862,6 @@ fn crds_can_be_left_out_and_leader_election_off() {
     // Without leader election the Lease Role goes too; only the watch rules remain.
     assert!(!found.contains("Role"), "{found:?}");
     assert_eq!(env_of(&docs)["LGO_LEADER_ELECT"], "false");
-}
-
-/// Applies rendered manifests server-side, as `helm install` would create them; returns kubectl's
-/// warnings (stderr).
-fn apply(control_plane: &support::ControlPlane, manifests: &str) -> String {
-    let mut child = control_plane
-        .kubectl()
-        .args([
-            "apply",
-            "--server-side",
-            "--field-manager",
-            "helm-chart-test",
-        ])
-        // The CRD is cluster-wide and shared by every test of this binary.
-        .args(["--force-conflicts", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(manifests.as_bytes())
-            .expect("write manifests");
-    }
-    let out = child.wait_with_output().expect("kubectl apply");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl apply failed:\n{stderr}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    stderr
 }
 
 fn pod_from_template(deployment: &Deployment, name: &str) -> Pod {
@@ -1125,55 +1035,6 @@ fn operator_binary_needs_only_what_distroless_cc_debian12_ships() {
     }
 }
 
-/// A kubeconfig that authenticates as ServiceAccount `name` of `namespace` with a token from the
-/// TokenRequest API, against the same server and CA as the admin kubeconfig.
-async fn service_account_kubeconfig(
-    control_plane: &support::ControlPlane,
-    admin: &kube::Client,
-    namespace: &str,
-    name: &str,
-    dir: &std::path::Path,
-) -> PathBuf {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let request: TokenRequest = serde_json::from_value(json!({
-        "spec": {"audiences": [], "expirationSeconds": 3600}
-    }))
-    .expect("token request");
-    let token = Api::<ServiceAccount>::namespaced(admin.clone(), namespace)
-        .create_token_request(name, &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest for the chart's ServiceAccount")
-        .status
-        .expect("token status")
-        .token;
-    let admin_config: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(&control_plane.kubeconfig).expect("admin kubeconfig"),
-    )
-    .expect("kubeconfig parses");
-    let cluster = &admin_config["clusters"][0]["cluster"];
-    let config = json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": cluster}],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "local", "user": name, "namespace": namespace}}],
-        "current-context": name,
-    });
-    let path = dir.join("service-account.kubeconfig");
-    std::fs::write(&path, serde_yaml::to_string(&config).expect("yaml")).expect("write kubeconfig");
-    path
-}
-
-async fn client_from(kubeconfig: &std::path::Path) -> kube::Client {
-    lightsail_gui_operator::install_crypto_provider();
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("kubeconfig");
-    kube::Client::try_from(config).expect("client")
-}
-
 /// What `identity` may do in `namespace` according to the apiserver itself, less the grants every
 /// authenticated user has (self-reviews), as rows comparable with the chart's rules.
 async fn granted_rules(
@@ -1221,7 +1082,7 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
     let manifests =
         render("rbac", &release_ns, &[]).unwrap_or_else(|e| panic!("helm template: {e}"));
     apply(control_plane, &manifests);
-    let docs = documents(&manifests);
+    let docs = support::documents(&manifests);
     assert_eq!(
         container(&docs)["args"],
         json!(["run"]),
@@ -1247,17 +1108,7 @@ async fn chart_service_account_runs_the_operator_and_may_do_nothing_else() {
     let mut options = OperatorOptions::new("", &sim_url);
     options.args.clear();
     options.kubeconfig = Some(kubeconfig.clone());
-    options.env = env_of(&docs)
-        .into_iter()
-        .filter(|(name, _)| {
-            !["LGO_HTTP_ADDR", "LGO_LOG_FORMAT", "LGO_LOG"].contains(&name.as_str())
-        })
-        .map(|(name, value)| match name.as_str() {
-            "LGO_LEASE_NAMESPACE" => (name, release_ns.clone()),
-            "LGO_IDENTITY" => (name, identity.to_owned()),
-            _ => (name, value),
-        })
-        .collect();
+    options.env = operator_env(&docs, &release_ns, identity);
     let operator = Operator::start(control_plane, options);
     eventually(Duration::from_secs(60), "ready (/readyz 200)", || {
         operator.http_get("/readyz").0 == 200

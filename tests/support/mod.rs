@@ -7,6 +7,8 @@
 //! stops etcd and kube-apiserver and removes its temp dir.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod audit;
+pub mod chart;
 pub mod env;
 pub mod operator;
 
