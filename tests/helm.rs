@@ -217,6 +217,11 @@ fn values_schema_rejects_wrong_types_with_a_clear_error() {
             &["--set", "watchNamespaces=research"],
             "at '/watchNamespaces': got string, want array",
         ),
+        // The cluster id becomes part of an STS external id.
+        (
+            &["--set", "accounts.clusterId=prod cluster"],
+            "at '/accounts/clusterId'",
+        ),
         // A misspelt key is an error, not a silently ignored value.
         (
             &["--set", "replica=2"],
@@ -543,6 +548,16 @@ fn full_values_render_every_option() {
     ] {
         assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
     }
+    // Every LGO_* variable the chart sets is one the operator reads (no typo goes unnoticed).
+    let known = operator_env_vars();
+    let unknown: Vec<&String> = env
+        .keys()
+        .filter(|name| name.starts_with("LGO_") && !known.contains(*name))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the chart sets what the operator does not read: {unknown:?}"
+    );
     assert_eq!(
         c["volumeMounts"],
         json!([{"name": "tmp", "mountPath": "/tmp"}])
