@@ -234,13 +234,13 @@ pub struct RunArgs {
     /// Let GuiSessions with `spec.access` have their access URLs written into Secrets. Needs
     /// permission to read and write Secrets (chart value `accessSecrets.enabled`); off, such
     /// GuiSessions keep their sessions alive and report AccessSecretsDisabled.
-    #[arg(long, env = "LGO_ACCESS_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "LGO_ACCESS_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub access_secrets: bool,
 
     /// Let LightsailAccount / ClusterLightsailAccount objects name a Secret of static AWS keys
     /// (credentialsSecretRef). Needs permission to read Secrets (chart value
     /// `accounts.staticKeys`); off, such accounts report StaticKeysDisabled.
-    #[arg(long, env = "LGO_ACCOUNT_STATIC_KEYS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "LGO_ACCOUNT_STATIC_KEYS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub account_static_keys: bool,
 
     /// How often a working account's credentials are checked again (GetCallerIdentity).
@@ -270,7 +270,7 @@ pub struct RunArgs {
     pub concurrency: u16,
 
     /// Elect a leader through a Lease so that only one replica reconciles. Turn off for local runs.
-    #[arg(long, env = "LGO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "LGO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: bool,
 
     /// Name of the leader-election Lease.
@@ -423,6 +423,23 @@ mod tests {
         };
         assert_eq!(run.min_session_age, Duration::from_secs(3));
         assert!(!run.leader_elect);
+    }
+
+    #[test]
+    fn switches_take_the_bare_form_and_an_explicit_value() {
+        let run = |args: &[&str]| parse(args).expect("parses").run;
+        let bare = run(&[
+            "--access-secrets",
+            "--account-static-keys",
+            "--leader-elect",
+        ]);
+        assert!(bare.access_secrets && bare.account_static_keys && bare.leader_elect);
+        let set = run(&["--access-secrets=true", "--leader-elect=false"]);
+        assert!(set.access_secrets && !set.leader_elect);
+        let spaced = run(&["--leader-elect", "false", "--access-secrets", "true"]);
+        assert!(!spaced.leader_elect && spaced.access_secrets);
+        let e = parse(&["--access-secrets=maybe"]).expect_err("not a bool");
+        assert!(e.to_string().contains("maybe"), "{e}");
     }
 
     #[test]
