@@ -37,7 +37,7 @@ use crate::controller::{
     error_policy, reconcile,
 };
 use crate::crd::GuiSession;
-use crate::decision::Settings;
+use crate::decision::{SKIP_STOP_ANNOTATION, Settings};
 use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
 use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
@@ -584,9 +584,10 @@ async fn run_controller(
 }
 
 /// What the cache keeps of a watch event: the metadata that is read from it, the name and
-/// namespace to reconcile, the resourceVersion to read the object at, and the uid and
-/// generation that decide whether an event is news ([`Generations`]). The rest (managedFields,
-/// kubectl's last-applied copy, finalizers, labels) is read with the object when reconciled.
+/// namespace to reconcile, the resourceVersion to read the object at, and the uid, generation
+/// and skip-stop annotation that decide whether an event is news ([`Generations`]). The rest
+/// (managedFields, kubectl's last-applied copy, finalizers, labels) is read with the object when
+/// reconciled.
 pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGuiSession> {
     let meta = |obj: GuiSession| {
         let ObjectMeta {
@@ -595,8 +596,13 @@ pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGu
             uid,
             resource_version,
             generation,
+            annotations,
             ..
         } = obj.metadata;
+        // Only the one annotation that changes a decision, and only where it is set.
+        let annotations = annotations
+            .and_then(|mut a| a.remove_entry(SKIP_STOP_ANNOTATION))
+            .map(|entry| std::collections::BTreeMap::from([entry]));
         PartialObjectMeta {
             types: None,
             metadata: ObjectMeta {
@@ -605,6 +611,7 @@ pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGu
                 uid,
                 resource_version,
                 generation,
+                annotations,
                 ..ObjectMeta::default()
             },
             _phantom: std::marker::PhantomData,
@@ -620,13 +627,15 @@ pub fn metadata_of(event: watcher::Event<GuiSession>) -> watcher::Event<CachedGu
 }
 
 /// The generation of every watched GuiSession, by uid: an applied object is news (and
-/// triggers a reconcile) when it is new to this process or its generation moved (a spec edit,
-/// a deletion starting), as with kube's `predicates::generation` filter; the operator's own
-/// status writes are not. 24 bytes per object where kube's filter copies three strings, and a
-/// deleted object's entry goes with its Delete event or, if the watch missed that, with the
-/// next relist.
+/// triggers a reconcile) when it is new to this process, its generation moved (a spec edit, a
+/// deletion starting), as with kube's `predicates::generation` filter, or the skip-stop
+/// annotation changed (metadata only, but it decides whether a deletion stops the session); the
+/// operator's own status writes are not. 24 bytes per object where kube's filter copies three
+/// strings, and a deleted object's entry goes with its Delete event or, if the watch missed
+/// that, with the next relist.
 #[derive(Default)]
 struct Generations {
+    /// The generation, doubled, plus one when the skip-stop annotation is `true`.
     by_uid: HashMap<u128, i64>,
     /// A relist in progress: it replaces `by_uid` once complete.
     relisting: Option<HashMap<u128, i64>>,
@@ -636,7 +645,14 @@ impl Generations {
     fn key(obj: &CachedGuiSession) -> Option<(u128, i64)> {
         let uid = obj.metadata.uid.as_deref()?;
         let uid = u128::from_str_radix(&uid.replace('-', ""), 16).ok()?;
-        Some((uid, obj.metadata.generation?))
+        let skip_stop = obj
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SKIP_STOP_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        let generation = obj.metadata.generation?;
+        Some((uid, generation.saturating_mul(2) + i64::from(skip_stop)))
     }
 
     /// Records the event; whether it should trigger a reconcile (events that apply no object
@@ -944,6 +960,42 @@ mod tests {
         no_uid.metadata.uid = None;
         assert!(news(Apply(no_uid.clone())));
         assert!(news(Apply(no_uid)));
+    }
+
+    #[test]
+    fn the_skip_stop_annotation_triggers_a_reconcile_and_other_annotations_do_not() {
+        use watcher::Event::Apply;
+        const A: &str = "0b6e1c52-9f7a-4d0e-8a51-3f1f0e6c2a01";
+        let annotated = |pairs: &[(&str, &str)]| {
+            let mut obj = session("a");
+            obj.metadata.uid = Some(A.into());
+            obj.metadata.generation = Some(3);
+            obj.metadata.annotations = Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+            match metadata_of(Apply(obj)) {
+                Apply(meta) => meta,
+                _ => unreachable!("metadata_of keeps the event's kind"),
+            }
+        };
+        let mut seen = Generations::default();
+        assert!(seen.is_news(&Apply(annotated(&[]))));
+        assert!(
+            !seen.is_news(&Apply(annotated(&[("team", "lab")]))),
+            "an unrelated annotation"
+        );
+        let skip = annotated(&[(SKIP_STOP_ANNOTATION, "true"), ("team", "lab")]);
+        assert_eq!(
+            skip.metadata.annotations.as_ref().map(|a| a.len()),
+            Some(1),
+            "only the annotation that decides is cached"
+        );
+        assert!(seen.is_news(&Apply(skip.clone())), "skip-stop set");
+        assert!(!seen.is_news(&Apply(skip)));
+        assert!(seen.is_news(&Apply(annotated(&[]))), "skip-stop removed");
     }
 
     #[test]
