@@ -219,6 +219,13 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_START_SETTLE", default_value = "60s", value_parser = duration_arg)]
     pub start_settle: Duration,
 
+    /// Largest difference between the clocks of the operator's replicas (NTP keeps nodes within
+    /// milliseconds). A start is sent only while it can end inside the settle window as every
+    /// replica's clock sees it: --start-settle must exceed --lightsail-timeout plus a second
+    /// plus this.
+    #[arg(long, env = "LGO_MAX_CLOCK_SKEW", default_value = "1s", value_parser = duration_or_zero_arg)]
+    pub max_clock_skew: Duration,
+
     /// Longest a Lightsail call may take, connecting included.
     #[arg(long, env = "LGO_LIGHTSAIL_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
     pub lightsail_timeout: Duration,
@@ -334,6 +341,10 @@ fn cluster_id_arg(s: &str) -> Result<String, String> {
     } else {
         Err("a cluster id is at most 1100 letters, digits and _+=,.@:/- (it is part of an STS external id)".into())
     }
+}
+
+fn duration_or_zero_arg(s: &str) -> Result<Duration, String> {
+    parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {

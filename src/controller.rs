@@ -155,8 +155,10 @@ pub struct Context {
     /// Checked right before every Lightsail mutation.
     pub leader: LeaderGate,
     /// Longest time from deciding to start (the fence's `requestedAt`) to sending
-    /// StartGUISession: the settle window less the longest a call can take (and a second for
-    /// the whole-second `requestedAt`). A start that could not go out within it is not sent.
+    /// StartGUISession: the settle window less the longest a call can take, a second for the
+    /// whole-second `requestedAt`, and the largest clock difference between replicas (the
+    /// others judge the settle window on their own clocks). A start that could not go out
+    /// within it is not sent.
     pub start_budget: Duration,
     /// The account caches of the current leadership term; `None` when accounts are not watched.
     accounts: std::sync::RwLock<Option<AccountStores>>,
@@ -182,11 +184,9 @@ impl Context {
         retry: RetryPolicy,
         leader: LeaderGate,
         call_timeout: Duration,
+        max_clock_skew: Duration,
     ) -> Self {
-        let start_budget = settings
-            .start_settle
-            .saturating_sub(call_timeout)
-            .saturating_sub(Duration::from_secs(1));
+        let start_budget = start_budget(settings.start_settle, call_timeout, max_clock_skew);
         Context {
             client,
             lightsail,
@@ -1009,6 +1009,19 @@ impl Reconcile<'_> {
     }
 }
 
+/// How long after its fence a start may still be sent (see [`Context::start_budget`]); zero
+/// when the settings leave no time at all (the operator refuses such settings at start).
+pub fn start_budget(
+    settle: Duration,
+    call_timeout: Duration,
+    max_clock_skew: Duration,
+) -> Duration {
+    settle
+        .saturating_sub(call_timeout)
+        .saturating_sub(Duration::from_secs(1))
+        .saturating_sub(max_clock_skew)
+}
+
 /// Why a GuiSession in `namespace` (with these labels, when the namespaces are watched) may not
 /// use the operator's own AWS identity, if it may not.
 fn own_identity_refusal(
@@ -1141,6 +1154,7 @@ mod tests {
             },
             LeaderGate::always(),
             Duration::from_secs(30),
+            Duration::from_secs(1),
         )
     }
 

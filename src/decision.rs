@@ -477,6 +477,14 @@ impl Machine<'_> {
         add(pending.requested_at, self.settings.start_settle)
     }
 
+    /// When the second (last) lookup of a pending start is made: a quarter of the settle window
+    /// after its end. A StartGUISession that timed out at the client can still be processed by
+    /// Lightsail after the client gave up; the first lookup, at the settle end, may read before
+    /// it is recorded.
+    fn late_landing_end(&self, pending: &PendingStart) -> Timestamp {
+        add(self.settle_end(pending), self.settings.start_settle / 4)
+    }
+
     fn session_expiry(&self) -> Option<Timestamp> {
         self.status
             .session_started_at
@@ -930,6 +938,15 @@ impl Machine<'_> {
             Ok(operations) => operations,
             Err(error) => return self.failed(error, false),
         };
+        if let Some(pending) = &self.status.pending_start
+            && self.adoptable(&operations, Some(pending)).is_none()
+            && looked_at < self.late_landing_end(pending)
+        {
+            // A call that timed out at the client may still reach Lightsail a little after the
+            // settle window: a pending start gets a second lookup before anyone starts anew.
+            let again = self.late_landing_end(pending);
+            return self.done(Next::At(again));
+        }
         let pending = self.status.pending_start.take();
         let Some(op) = self.adoptable(&operations, pending.as_ref()).cloned() else {
             if self.stops_at_a_closed_window() {

@@ -1288,9 +1288,22 @@ mod tests {
             AccountSpec::new(LAB).with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID)),
         ))
         .await;
-        let l = lightsail_for(&sim);
+        // One token a second: nothing refills while a test counts a burst.
+        let flags = RateLimit {
+            per_second: NonZeroU32::new(1).expect("non-zero"),
+            burst: NonZeroU32::new(50).expect("non-zero"),
+        };
+        let l = Lightsail::from_sdk_config(
+            sdk_config(
+                &sim.endpoint_url(),
+                signing_as(sim.access_key_id(), sim.secret_access_key()),
+            ),
+            Some(REGION.into()),
+            flags,
+            metrics(),
+        );
         // A tenant's LightsailAccount asks for a huge limit on the shared AWS account first.
-        let greedy = account("LightsailAccount t/greedy", false, Some((1000, 10_000)));
+        let greedy = account("LightsailAccount t/greedy", false, Some((1, 10_000)));
         l.check_account(greedy.clone()).await.expect("checked");
         let scope = |key: &'static str| Scope {
             account: Some(key),
@@ -1299,7 +1312,7 @@ mod tests {
         let tenant = l
             .region_client(scope("LightsailAccount t/greedy"), Action::StartGuiSession)
             .expect("client");
-        let flags = rate().burst.get() as usize;
+        let flags = flags.burst.get() as usize;
         assert_eq!(
             burst(&tenant.limiter),
             flags,

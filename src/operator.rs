@@ -34,7 +34,7 @@ use crate::account_controller::{
 use crate::cli::{LogFormat, NamespaceSelector, RunArgs};
 use crate::controller::{
     AccountStores, CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy,
-    error_policy, reconcile,
+    error_policy, reconcile, start_budget,
 };
 use crate::crd::GuiSession;
 use crate::decision::{SKIP_STOP_ANNOTATION, Settings};
@@ -290,12 +290,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         per_second: NonZeroU32::new(args.rate_limit).context("--rate-limit must be > 0")?,
         burst: NonZeroU32::new(args.rate_burst).context("--rate-burst must be > 0")?,
     };
-    if args.start_settle <= args.lightsail_timeout + std::time::Duration::from_secs(1) {
+    if start_budget(
+        args.start_settle,
+        args.lightsail_timeout,
+        args.max_clock_skew,
+    )
+    .is_zero()
+    {
         bail!(
-            "--start-settle ({:?}) must be longer than --lightsail-timeout ({:?}) plus a second: \
-             a start must be able to finish inside the settle window",
+            "--start-settle ({:?}) must be longer than --lightsail-timeout ({:?}) plus a second \
+             plus --max-clock-skew ({:?}): a start must be able to finish inside the settle \
+             window as every replica's clock sees it",
             args.start_settle,
-            args.lightsail_timeout
+            args.lightsail_timeout,
+            args.max_clock_skew
         );
     }
     let lightsail = Arc::new(
@@ -347,6 +355,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             retry,
             gate.clone(),
             args.lightsail_timeout,
+            args.max_clock_skew,
         )
         .with_own_identity(
             args.own_identity_namespaces

@@ -21,6 +21,8 @@ struct Stored {
 struct Sent {
     id: String,
     sent_at: Timestamp,
+    /// When Lightsail has it recorded (a call that timed out at the client may land later).
+    visible_at: Timestamp,
     /// The fence (`pendingStart.requestedAt`) it was sent under.
     fence: Timestamp,
     fails: bool,
@@ -42,6 +44,8 @@ struct Replica {
     view: Stored,
     step: Step,
     settings: Settings,
+    /// This replica's clock minus the world's, within [`MAX_CLOCK_SKEW`].
+    clock: i64,
     /// The start held in memory after [`Effect::Confirm`]; a crash loses it.
     unconfirmed: Option<UnconfirmedStart>,
 }
@@ -57,6 +61,8 @@ enum Fault {
     ServerError,
     /// No answer; the session was started.
     TimeoutAfterStart,
+    /// No answer; the session is started at Lightsail after the client gave up.
+    TimeoutLandsLate,
     /// The operation is made, then fails.
     OperationFails,
     /// A terminal answer (AccessDenied).
@@ -70,6 +76,9 @@ enum Act {
     Step(usize, Fault),
     Crash(usize),
     ToggleSuspend,
+    /// The account of the GuiSession is momentarily unusable (a retryable STS error being
+    /// retried) or usable again.
+    ToggleAccount,
 }
 
 struct World {
@@ -80,14 +89,21 @@ struct World {
     /// Lightsail's clock minus ours.
     skew: i64,
     budget: Duration,
+    /// Whether the account is being checked again after a transient error.
+    account_checking: bool,
 }
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The operator's `--max-clock-skew` default: replicas' clocks differ by at most this.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(1);
+/// Longest a StartGUISession that timed out at the client takes to land at Lightsail after the
+/// client gave up: a quarter of the settle window, the margin the second lookup allows.
+const LATE_LANDING: u64 = 15;
 /// How long a started operation stays `Started`.
 const SETTLE_TIME: Duration = Duration::from_secs(2);
 
 impl World {
-    fn new(replicas: usize, skew: i64) -> World {
+    fn new(replicas: usize, skew: i64, clocks: &[i64]) -> World {
         let stored = Stored {
             rv: 1,
             spec: spec(),
@@ -103,6 +119,7 @@ impl World {
                     identity: format!("replica-{i}"),
                     ..settings()
                 },
+                clock: clocks.get(i).copied().unwrap_or(0),
             })
             .collect();
         let s = settings();
@@ -112,8 +129,16 @@ impl World {
             sent: Vec::new(),
             now: t0(),
             skew,
-            budget: s.start_settle - CALL_TIMEOUT - secs(1),
+            budget: crate::controller::start_budget(s.start_settle, CALL_TIMEOUT, MAX_CLOCK_SKEW),
+            account_checking: false,
         }
+    }
+
+    /// Replica `r`'s clock.
+    fn clock(&self, r: usize) -> Timestamp {
+        self.now
+            .checked_add(jiff::SignedDuration::from_secs(self.replicas[r].clock))
+            .unwrap_or(self.now)
     }
 
     fn lightsail_time(&self, t: Timestamp) -> Timestamp {
@@ -121,6 +146,11 @@ impl World {
             t.checked_add(jiff::SignedDuration::from_secs(self.skew))
                 .unwrap_or(t),
         )
+    }
+
+    /// The operations Lightsail has recorded by now.
+    fn visible(&self) -> impl Iterator<Item = &Sent> {
+        self.sent.iter().filter(|s| s.visible_at <= self.now)
     }
 
     fn operation(&self, sent: &Sent) -> Operation {
@@ -149,7 +179,9 @@ impl World {
             Fault::ServerError | Fault::ServerErrorAfterStart => {
                 Some(e("Service", ErrorClass::Retryable, false))
             }
-            Fault::TimeoutAfterStart => Some(e("Timeout", ErrorClass::Retryable, false)),
+            Fault::TimeoutAfterStart | Fault::TimeoutLandsLate => {
+                Some(e("Timeout", ErrorClass::Retryable, false))
+            }
             Fault::Denied => Some(e("AccessDenied", ErrorClass::Terminal, true)),
             Fault::None | Fault::OperationFails => None,
         }
@@ -170,6 +202,7 @@ impl World {
                 self.stored.generation += 1;
                 self.stored.rv += 1;
             }
+            Act::ToggleAccount => self.account_checking = !self.account_checking,
             Act::Step(r, fault) => self.step(r, fault),
         }
     }
@@ -183,13 +216,18 @@ impl World {
                 effect,
                 decided_at,
                 fence,
-            } => self.call(effect, decided_at, fence, fault),
+            } => self.call(r, effect, decided_at, fence, fault),
         };
     }
 
     fn decide(&mut self, r: usize, input: Input) -> Step {
         let trace = std::env::var_os("MODEL_TRACE").is_some();
         let replica = &self.replicas[r];
+        let refusal = crate::account::AccountRefusal {
+            reason: "AccountNotReady",
+            message: "being checked again".into(),
+            pending: true,
+        };
         let view = View {
             name: "gs",
             spec: &replica.view.spec,
@@ -199,10 +237,15 @@ impl World {
             has_finalizer: false,
             skip_stop: false,
             access_secret: SecretSeen::NotRead,
-            account: AccountView::Own,
+            account: if self.account_checking {
+                AccountView::Refused(&refusal)
+            } else {
+                AccountView::Own
+            },
             unconfirmed: replica.unconfirmed.as_ref(),
         };
-        let t = transition(&view, input.clone(), self.now, &replica.settings);
+        let now = self.clock(r);
+        let t = transition(&view, input.clone(), now, &replica.settings);
         if trace {
             eprintln!(
                 "{} r{r} rv{}/{} input={:?}\n   status={:?}\n   -> {:?} pending={:?}",
@@ -244,7 +287,7 @@ impl World {
             }
             effect => Step::Calling {
                 effect,
-                decided_at: self.now,
+                decided_at: now,
                 fence,
             },
         }
@@ -252,6 +295,7 @@ impl World {
 
     fn call(
         &mut self,
+        r: usize,
         effect: Effect,
         decided_at: Timestamp,
         fence: Option<PendingStart>,
@@ -259,7 +303,7 @@ impl World {
     ) -> Step {
         match effect {
             Effect::Start(target) => {
-                if until(decided_at, self.now) > self.budget {
+                if until(decided_at, self.clock(r)) > self.budget {
                     // The controller's check right before sending.
                     return Step::Idle;
                 }
@@ -268,13 +312,22 @@ impl World {
                     Fault::None
                         | Fault::ServerErrorAfterStart
                         | Fault::TimeoutAfterStart
+                        | Fault::TimeoutLandsLate
                         | Fault::OperationFails
                 );
                 let mut operations = Vec::new();
                 if started {
+                    // A call that timed out ended at the client's timeout; Lightsail may
+                    // record it up to LATE_LANDING after that.
+                    let landed = if matches!(fault, Fault::TimeoutLandsLate) {
+                        add(self.now, CALL_TIMEOUT + secs(LATE_LANDING))
+                    } else {
+                        self.now
+                    };
                     let sent = Sent {
                         id: format!("op-{}", self.sent.len()),
-                        sent_at: self.now,
+                        sent_at: landed,
+                        visible_at: landed,
                         fence: fence
                             .as_ref()
                             .map(|f| f.requested_at)
@@ -298,8 +351,7 @@ impl World {
                 let result = match Self::fault_error(fault, Action::GetOperation) {
                     Some(e) => Err(e),
                     None => Ok(self
-                        .sent
-                        .iter()
+                        .visible()
                         .find(|s| s.id == operation_id)
                         .map(|s| self.operation(s))),
                 };
@@ -308,11 +360,17 @@ impl World {
             Effect::Lookup(target) => {
                 let result = match Self::fault_error(fault, Action::GetOperationsForResource) {
                     Some(e) => Err(e),
-                    None => Ok(self.sent.iter().rev().map(|s| self.operation(s)).collect()),
+                    None => Ok(self
+                        .visible()
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .map(|s| self.operation(s))
+                        .collect()),
                 };
                 Step::Deciding(Input::LookedUp {
                     target,
-                    at: self.now,
+                    at: self.clock(r),
                     result,
                 })
             }
@@ -347,6 +405,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         1 => Just(Fault::ServerErrorAfterStart),
         1 => Just(Fault::ServerError),
         1 => Just(Fault::TimeoutAfterStart),
+        1 => Just(Fault::TimeoutLandsLate),
         1 => Just(Fault::OperationFails),
         1 => Just(Fault::Denied),
     ]
@@ -360,6 +419,7 @@ fn act(replicas: usize) -> impl Strategy<Value = Act> {
         12 => (0..replicas, fault()).prop_map(|(r, f)| Act::Step(r, f)),
         1 => (0..replicas).prop_map(Act::Crash),
         1 => Just(Act::ToggleSuspend),
+        1 => Just(Act::ToggleAccount),
     ]
 }
 
@@ -370,9 +430,12 @@ proptest! {
     fn no_schedule_of_replicas_crashes_stalls_and_faults_starts_twice_in_a_window(
         // Crash recovery of a first start tolerates a skew below one session age (1h here).
         skew in prop_oneof![Just(0i64), -3500i64..3500],
+        // Each replica's clock, within the documented bound (--max-clock-skew, 1 s): the
+        // replicas differ from one another by up to twice that... so by at most 1 s here.
+        clocks in proptest::collection::vec(0i64..=1, 3),
         acts in proptest::collection::vec(act(3), 1..400),
     ) {
-        let mut world = World::new(3, skew);
+        let mut world = World::new(3, skew, &clocks);
         for (i, a) in acts.iter().enumerate() {
             world.act(a);
             if let Some(dup) = world.duplicate() {
@@ -386,7 +449,7 @@ proptest! {
 /// view), the same kind of schedule finds a duplicate.
 #[test]
 fn the_model_catches_a_start_made_on_a_stale_view() {
-    let mut world = World::new(2, 0);
+    let mut world = World::new(2, 0, &[0, 0]);
     // Replica 0 starts a session; replica 1 never sees it.
     for _ in 0..6 {
         world.act(&Act::Step(0, Fault::None));
@@ -416,6 +479,6 @@ fn the_model_catches_a_start_made_on_a_stale_view() {
         &world.replicas[1].settings,
     );
     let fence = t.status.pending_start.clone();
-    world.call(t.effect, world.now, fence, Fault::None);
+    world.call(1, t.effect, world.now, fence, Fault::None);
     assert!(world.duplicate().is_some());
 }

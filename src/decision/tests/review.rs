@@ -205,6 +205,18 @@ fn another_replicas_start_at_the_close_is_looked_up_and_stopped_never_restarted(
         if found {
             assert_eq!(t.effect, Effect::Stop(target()), "adopted, then stopped");
         } else {
+            // A second lookup, for a call that landed late; then nothing more.
+            let late = add(settle_end, secs(15));
+            assert_eq!(t.effect, Effect::Done(Next::At(late)));
+            assert_eq!(o.observe(late).effect, Effect::Lookup(target()));
+            let t = o.step(
+                Input::LookedUp {
+                    target: target(),
+                    at: late,
+                    result: Ok(vec![]),
+                },
+                late,
+            );
             assert!(
                 !is_start(&t) && o.status.pending_start.is_none(),
                 "nothing starts outside the window: {:?}",
@@ -252,4 +264,72 @@ fn a_terminal_error_never_delays_the_renewal_past_the_expiry() {
     );
     assert_eq!(t.effect, Effect::Done(Next::At(at(300))));
     assert_eq!(o.observe(at(10)).effect, Effect::Done(Next::At(at(300))));
+}
+
+/// Item 8: a start whose call timed out at the client may still land at Lightsail after the
+/// settle window. A pending start gets two lookups, at the settle end and a quarter window
+/// later, and a late landing found by the second is adopted, not started again.
+#[test]
+fn a_start_that_lands_after_the_settle_window_is_found_by_the_second_lookup() {
+    let mut o = Obj::fenced(t0());
+    // The writer's call timed out and the writer crashed: only the fence is left.
+    o.unconfirmed = None;
+    let settle_end = at(60);
+    assert_eq!(o.observe(settle_end).effect, Effect::Lookup(target()));
+    let t = o.step(
+        Input::LookedUp {
+            target: target(),
+            at: settle_end,
+            result: Ok(vec![]),
+        },
+        settle_end,
+    );
+    assert!(
+        !is_start(&t),
+        "one empty lookup is not enough: {:?}",
+        t.effect
+    );
+    let late = at(75);
+    assert_eq!(t.effect, Effect::Done(Next::At(late)));
+    assert_eq!(o.observe(late).effect, Effect::Lookup(target()));
+    let t = o.step(
+        Input::LookedUp {
+            target: target(),
+            at: late,
+            result: Ok(vec![start_op(
+                "op-late",
+                at(62),
+                OperationStatus::Succeeded,
+            )]),
+        },
+        late,
+    );
+    assert!(
+        t.notes.iter().any(|n| n.reason == "SessionAdopted"),
+        "{:?}",
+        t.notes
+    );
+    assert!(o.status.pending_start.is_none());
+    // With nothing found twice, the next start goes out.
+    let mut o = Obj::fenced(t0());
+    o.unconfirmed = None;
+    o.observe(settle_end);
+    o.step(
+        Input::LookedUp {
+            target: target(),
+            at: settle_end,
+            result: Ok(vec![]),
+        },
+        settle_end,
+    );
+    o.observe(late);
+    let t = o.step(
+        Input::LookedUp {
+            target: target(),
+            at: late,
+            result: Ok(vec![]),
+        },
+        late,
+    );
+    assert!(is_start(&t), "{:?}", t.effect);
 }
