@@ -28,7 +28,7 @@ use tracing::{error, info, warn};
 
 use crate::account::{AccountKey, ClusterLightsailAccount, LightsailAccount};
 use crate::account_controller::{
-    AccountContext, AccountIndex, edge_key, error_policy as account_error_policy,
+    AccountContext, AccountIndex, AccountObject, edge_key, error_policy as account_error_policy,
     reconcile as reconcile_account,
 };
 use crate::cli::{LogFormat, NamespaceSelector, RunArgs};
@@ -743,6 +743,57 @@ struct AccountWatches {
     controllers: futures::future::BoxFuture<'static, ()>,
 }
 
+/// What a GuiSession judges an account by: its generation, the generation its status is for,
+/// and its conditions' statuses.
+type Usability = (Option<i64>, Option<i64>, Vec<(String, String)>);
+
+/// Follows an account watch, after its cache is updated: wakes the account's GuiSessions when
+/// what they judge it by changes, and forgets a deleted account's credentials. A wake sent
+/// straight after the account's status write could reach a GuiSession before the cache holds
+/// that status; it would then wait for a change that had already happened. At the start of a
+/// term every account is news, which wakes the GuiSessions judged from an empty cache.
+fn account_events<K: AccountObject>(
+    lightsail: Arc<Lightsail>,
+    index: Arc<AccountIndex>,
+    wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>,
+) -> impl FnMut(&watcher::Event<K>) {
+    let mut seen: HashMap<AccountKey, Usability> = HashMap::new();
+    let wake_all = move |key: &AccountKey| {
+        for session in index.sessions(key) {
+            // The receiver only goes away when the operator stops.
+            let _ = wake.send(session);
+        }
+    };
+    move |event| match event {
+        watcher::Event::Delete(account) => {
+            let key = account.key();
+            seen.remove(&key);
+            // A deleted account's credentials go at once, and its GuiSessions learn why.
+            lightsail.forget_account(&edge_key(&key));
+            wake_all(&key);
+        }
+        watcher::Event::Apply(account) | watcher::Event::InitApply(account) => {
+            let status = account.account_status();
+            let usability: Usability = (
+                account.meta().generation,
+                status.and_then(|s| s.observed_generation),
+                status
+                    .and_then(|s| s.conditions.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|c| (c.type_.clone(), c.status.clone()))
+                    .collect(),
+            );
+            let key = account.key();
+            if seen.get(&key) != Some(&usability) {
+                seen.insert(key.clone(), usability);
+                wake_all(&key);
+            }
+        }
+        watcher::Event::Init | watcher::Event::InitDone => {}
+    }
+}
+
 fn receiver_stream<T: Send + 'static>(
     rx: mpsc::UnboundedReceiver<T>,
 ) -> futures::stream::BoxStream<'static, T> {
@@ -802,55 +853,28 @@ impl AccountWatches {
             });
             (receiver_stream(ns_rx), receiver_stream(cl_rx))
         };
-        let forget = |lightsail: Arc<Lightsail>,
-                      index: Arc<AccountIndex>,
-                      wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>| {
-            move |key: AccountKey| {
-                // A deleted account's credentials go at once, and its GuiSessions learn why.
-                lightsail.forget_account(&edge_key(&key));
-                for session in index.sessions(&key) {
-                    let _ = wake.send(session);
-                }
-            }
-        };
-        let on_namespaced_delete = forget(
-            ctx.lightsail.clone(),
-            index.clone(),
-            account_ctx.wake.clone(),
-        );
         let namespaced_stream = scope
             .watch::<LightsailAccount>(&client, watcher::Config::default())
             .default_backoff()
             .reflect(namespaced_writer)
-            .inspect_ok(move |event| {
-                if let watcher::Event::Delete(a) = event {
-                    on_namespaced_delete(AccountKey {
-                        namespace: a.namespace(),
-                        name: a.name_any(),
-                    });
-                }
-            })
+            .inspect_ok(account_events(
+                ctx.lightsail.clone(),
+                index.clone(),
+                account_ctx.wake.clone(),
+            ))
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
-        let on_cluster_delete = forget(
-            ctx.lightsail.clone(),
-            index.clone(),
-            account_ctx.wake.clone(),
-        );
         let cluster_stream = watcher(
             Api::<ClusterLightsailAccount>::all(client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
         .reflect(cluster_writer)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(a) = event {
-                on_cluster_delete(AccountKey {
-                    namespace: None,
-                    name: a.name_any(),
-                });
-            }
-        })
+        .inspect_ok(account_events(
+            ctx.lightsail.clone(),
+            index.clone(),
+            account_ctx.wake.clone(),
+        ))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
         // A namespace's labels decide which cluster accounts it may use: when they change, its
