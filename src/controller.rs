@@ -456,6 +456,9 @@ struct Reconcile<'a> {
     account: AccountUse,
 }
 
+/// The account (edge key) and Region a Lightsail client serves.
+type ScopeKey = (Option<String>, Option<String>);
+
 /// The uid and resourceVersion of an access Secret as read or written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SecretVersion {
@@ -501,6 +504,15 @@ impl Reconcile<'_> {
             unconfirmed: unconfirmed.as_ref(),
         };
         transition(&view, input, now, &self.ctx.settings)
+    }
+
+    /// Which client a permit for `target` belongs to: its account and Region.
+    fn scope_key(&self, target: &crate::decision::Target) -> ScopeKey {
+        let scope = self.scope(target);
+        (
+            scope.account.map(str::to_owned),
+            scope.region.map(str::to_owned),
+        )
     }
 
     /// Where Lightsail calls for `target` go.
@@ -608,7 +620,9 @@ impl Reconcile<'_> {
         }
         (self.secret, self.secret_version) = self.read_secret().await?;
         let mut input = Input::Observed;
-        let mut permit: Option<Permit> = None;
+        // A rate-limit permit carries the client of one account and Region: it is kept only for
+        // the target it was taken for.
+        let mut permit: Option<(Permit, ScopeKey)> = None;
         let mut conflicts = 0;
         for _ in 0..MAX_STEPS {
             let now = Timestamp::now();
@@ -621,7 +635,9 @@ impl Reconcile<'_> {
                 "reconciling"
             );
             if let Effect::Start(target) = &step.effect
-                && permit.is_none()
+                && permit
+                    .as_ref()
+                    .is_none_or(|(_, key)| *key != self.scope_key(target))
             {
                 // The rate-limit wait comes before the fence, then the decision is made again
                 // with the time after it: the fence must be fresh when the call goes out.
@@ -634,7 +650,7 @@ impl Reconcile<'_> {
                     .permit(self.scope(target), Action::StartGuiSession)
                     .await
                 {
-                    Ok(p) => permit = Some(p),
+                    Ok(p) => permit = Some((p, self.scope_key(target))),
                     Err(e) => {
                         input = Input::StartAnswered {
                             target: target.clone(),
@@ -654,8 +670,13 @@ impl Reconcile<'_> {
                         return Err(Error::Conflicts(conflicts));
                     }
                     // Someone else changed the object since it was read: read it again and
-                    // decide again on what is there now, with the same input.
+                    // decide again on what is there now, with the same input. Its account may
+                    // have changed with it.
                     self.obj = self.api.get(&self.obj.name_any()).await?;
+                    self.account = self.resolve_account();
+                    if self.account == AccountUse::Loading {
+                        return Ok(Requeue::await_change());
+                    }
                     continue;
                 }
                 Err(e) if is_status(&e, 404) => return Ok(Requeue::await_change()),
@@ -690,9 +711,14 @@ impl Reconcile<'_> {
                     )
                 }
                 Effect::Start(target) => {
-                    let Some(permit) = permit.take() else {
+                    let Some((permit, key)) = permit.take() else {
                         continue;
                     };
+                    if key != self.scope_key(&target) {
+                        // Not expected (the permit is taken for the decided target just before
+                        // its fence), but never send a start through another target's client.
+                        continue;
+                    }
                     if !self.ctx.leader.may_mutate() {
                         return Ok(self.not_leader());
                     }
