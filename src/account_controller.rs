@@ -121,6 +121,29 @@ impl AccountIndex {
             .collect()
     }
 
+    /// Keeps only the GuiSessions `live` holds (after a relist, which reports no deletes);
+    /// returns the accounts whose GuiSession count changed.
+    pub fn retain(&self, live: impl Fn(&ObjectRef<GuiSession>) -> bool) -> Vec<AccountKey> {
+        let mut maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        maps.own.retain(|s| live(s));
+        let gone: Vec<ObjectRef<GuiSession>> = maps
+            .by_session
+            .keys()
+            .filter(|s| !live(s))
+            .cloned()
+            .collect();
+        let mut changed: Vec<AccountKey> = gone.iter().filter_map(|s| maps.remove(s)).collect();
+        changed.sort();
+        changed.dedup();
+        changed
+    }
+
+    /// GuiSessions indexed (naming an account, or tracked for the own identity).
+    pub fn indexed(&self) -> usize {
+        let maps = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        maps.by_session.len() + maps.own.len()
+    }
+
     pub fn count(&self, account: &AccountKey) -> u32 {
         self.inner
             .lock()
@@ -523,4 +546,42 @@ pub fn namespace_labels(
         .get(&ObjectRef::new(name))
         .and_then(|ns| ns.metadata.labels.clone())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountKind, AccountRef};
+    use crate::crd::GuiSessionSpec;
+
+    fn session(name: &str, account: Option<&str>) -> GuiSession {
+        let mut spec = GuiSessionSpec::for_computer("vm");
+        spec.account_ref = account.map(|a| AccountRef {
+            kind: AccountKind::LightsailAccount,
+            name: a.into(),
+        });
+        let mut gs = GuiSession::new(name, spec);
+        gs.metadata.namespace = Some("ns".into());
+        gs
+    }
+
+    #[test]
+    fn a_relist_drops_the_sessions_it_no_longer_lists_and_recounts_their_accounts() {
+        let index = AccountIndex::tracking_own_identity();
+        index.apply(&session("a", Some("lab")));
+        index.apply(&session("b", Some("lab")));
+        index.apply(&session("c", None));
+        let lab = AccountKey {
+            namespace: Some("ns".into()),
+            name: "lab".into(),
+        };
+        assert_eq!((index.count(&lab), index.indexed()), (2, 3));
+        let changed = index.retain(|s| s.name == "a");
+        assert_eq!(changed, vec![lab.clone()], "lab lost b");
+        assert_eq!((index.count(&lab), index.indexed()), (1, 1));
+        assert!(
+            index.label_dependent_sessions_in("ns").is_empty(),
+            "c is gone"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, GetParams, Patch, PatchParams, PostParams, Pr
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
@@ -171,6 +171,9 @@ pub struct Context {
     draining: std::sync::atomic::AtomicBool,
     /// Which namespaces' GuiSessions may use the operator's own AWS identity.
     pub own_identity: NamespaceSelector,
+    /// The GuiSession cache of the current term: what the watch says exists. Nothing is kept
+    /// for an object it no longer holds.
+    live: std::sync::RwLock<Option<Store<CachedGuiSession>>>,
 }
 
 impl Context {
@@ -201,7 +204,63 @@ impl Context {
             unconfirmed: Mutex::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             own_identity: NamespaceSelector::All,
+            live: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Sets the GuiSession cache of the current term (`None` between terms).
+    pub fn set_live(&self, store: Option<Store<CachedGuiSession>>) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    /// Whether the watch no longer holds `key` (false without a cache, e.g. in tests).
+    fn is_gone(&self, key: &ObjectRef<GuiSession>) -> bool {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.as_ref().is_some_and(|store| {
+            let mut cached = ObjectRef::<CachedGuiSession>::new(&key.name);
+            cached.namespace = key.namespace.clone();
+            store.get(&cached).is_none()
+        })
+    }
+
+    /// Drops what is held for objects the cache no longer has: after a relist, which reports
+    /// no deletes for objects deleted during a watch gap.
+    pub fn retain_live(&self) {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        let Some(store) = live.as_ref() else {
+            return;
+        };
+        let keep = |key: &ObjectRef<GuiSession>| {
+            let mut cached = ObjectRef::<CachedGuiSession>::new(&key.name);
+            cached.namespace = key.namespace.clone();
+            store.get(&cached).is_some()
+        };
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keep(key));
+        drop(live);
+        self.report_tracked();
+    }
+
+    /// Publishes the sizes of the per-object maps (`lightsail_gui_operator_tracked_objects`).
+    fn report_tracked(&self) {
+        let unconfirmed = self
+            .unconfirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        self.metrics.set_tracked("unconfirmed_starts", unconfirmed);
+        self.metrics.set_tracked("backoffs", failures);
     }
 
     /// Limits the operator's own AWS identity to the namespaces `selector` selects.
@@ -234,10 +293,23 @@ impl Context {
     }
 
     fn next_backoff(&self, key: ObjectRef<GuiSession>) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let n = failures.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        self.retry.delay(*n, rand::random::<f64>())
+        let delay = {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let n = failures.entry(key.clone()).or_insert(0);
+            *n = n.saturating_add(1);
+            self.retry.delay(*n, rand::random::<f64>())
+        };
+        self.drop_if_gone(&key);
+        delay
+    }
+
+    /// A reconcile that ran while its object was deleted stores its outcome after the delete
+    /// was handled: checked against the cache after storing (the delete is handled after the
+    /// cache dropped the object), so nothing outlives its object.
+    fn drop_if_gone(&self, key: &ObjectRef<GuiSession>) {
+        if self.is_gone(key) {
+            self.forget(key);
+        }
     }
 
     fn unconfirmed_of(&self, obj: &GuiSession) -> Option<UnconfirmedStart> {
@@ -257,17 +329,19 @@ impl Context {
         let written = serde_json::to_vec(&slim)
             .map(Vec::into_boxed_slice)
             .unwrap_or_default();
+        let key = key_of(obj);
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(
-                key_of(obj),
+                key.clone(),
                 Box::new(Held {
                     start,
                     written,
                     version,
                 }),
             );
+        self.drop_if_gone(&key);
     }
 
     /// The object as this process's fence write left it, if the cache is not newer than that
@@ -324,17 +398,22 @@ impl Context {
         }
     }
 
-    /// Called for every object the watch reports deleted: drops what this process held for it.
-    pub fn forget_object(&self, obj: &GuiSession) {
-        let key = key_of(obj);
+    /// Called for every object the watch reports deleted, after the cache dropped it: drops
+    /// what this process held for it.
+    pub fn forget_object(&self, obj: &impl Resource) {
+        self.forget(&key_of(obj));
+        self.report_tracked();
+    }
+
+    fn forget(&self, key: &ObjectRef<GuiSession>) {
         self.unconfirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+            .remove(key);
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
+            .remove(key);
     }
 
     fn forget_failures(&self, key: &ObjectRef<GuiSession>) {
@@ -424,6 +503,7 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
     if result.is_ok() {
         ctx.forget_failures(&key);
     }
+    ctx.report_tracked();
     result
 }
 
@@ -1190,6 +1270,52 @@ mod tests {
         gs.metadata.resource_version = Some(rv.into());
         gs.status = status;
         gs
+    }
+
+    /// What the watch caches of `gs` in namespace `ns`.
+    fn cached(name: &str) -> CachedGuiSession {
+        let mut gs = GuiSession::new(name, GuiSessionSpec::for_computer("vm"));
+        gs.metadata.namespace = Some("ns".into());
+        match crate::operator::metadata_of(kube::runtime::watcher::Event::Apply(gs)) {
+            kube::runtime::watcher::Event::Apply(meta) => meta,
+            _ => unreachable!("metadata_of keeps the event's kind"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_relist_drops_what_is_kept_for_objects_deleted_during_a_watch_gap() {
+        use kube::runtime::watcher::Event;
+        let ctx = context();
+        let (reader, mut writer) = kube::runtime::reflector::store::<CachedGuiSession>();
+        writer.apply_watcher_event(&Event::Apply(cached("a")));
+        writer.apply_watcher_event(&Event::Apply(cached("b")));
+        ctx.set_live(Some(reader));
+        let key = |name: &str| ObjectRef::<GuiSession>::new(name).within("ns");
+        ctx.next_backoff(key("a"));
+        ctx.next_backoff(key("b"));
+        // Stored for an object the cache never had (its delete handled before): not kept.
+        ctx.next_backoff(key("gone"));
+        assert_eq!(ctx.failures.lock().expect("lock").len(), 2);
+        // A relist after a watch gap in which b was deleted: no Delete event for it.
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(cached("a")));
+        writer.apply_watcher_event(&Event::InitDone);
+        ctx.retain_live();
+        let kept: Vec<String> = ctx
+            .failures
+            .lock()
+            .expect("lock")
+            .keys()
+            .map(|k| k.name.clone())
+            .collect();
+        assert_eq!(kept, ["a"]);
+        assert!(
+            ctx.metrics
+                .render()
+                .contains("lightsail_gui_operator_tracked_objects{map=\"backoffs\"} 1"),
+            "{}",
+            ctx.metrics.render()
+        );
     }
 
     #[tokio::test]

@@ -32,6 +32,11 @@ struct StateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MapLabels {
+    map: String,
+}
+
 /// The session states counted by `lightsail_gui_operator_sessions`.
 pub const SESSION_STATES: &[&str] = &[
     "active",
@@ -52,6 +57,7 @@ pub struct Metrics {
     status_writes: Counter,
     status_conflicts: Counter,
     leader: Gauge,
+    tracked: Family<MapLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -114,7 +120,14 @@ impl Default for Metrics {
             "1 while this replica holds the leader lease (or runs without election)",
             leader.clone(),
         );
+        let tracked = Family::<MapLabels, Gauge>::default();
+        registry.register(
+            "tracked_objects",
+            "Entries the operator keeps per GuiSession beyond its cache, by map (unconfirmed_starts, backoffs, account_index): each returns to at most the live object count once objects are gone",
+            tracked.clone(),
+        );
         Metrics {
+            tracked,
             registry,
             reconciles,
             reconcile_duration,
@@ -158,6 +171,15 @@ impl Metrics {
 
     pub fn count_status_conflict(&self) {
         self.status_conflicts.inc();
+    }
+
+    /// Sets the size of one per-object map.
+    pub fn set_tracked(&self, map: &str, entries: usize) {
+        self.tracked
+            .get_or_create(&MapLabels {
+                map: map.to_owned(),
+            })
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -517,6 +517,7 @@ async fn run_controller(
         config = config.labels(&sel);
     }
     let (reader, writer) = reflector::store::<CachedGuiSession>();
+    ctx.set_live(Some(reader.clone()));
     let accounts = AccountWatches::new(&ctx, args, scope);
     // The watch delivers full objects: the account index and the state gauge take what they need
     // from them, and only their metadata is cached (every reconcile reads the object). Only
@@ -527,18 +528,41 @@ async fn run_controller(
         .inspect_ok({
             let index = accounts.index.clone();
             let counts = accounts.counts.clone();
-            let ctx = ctx.clone();
             let health = health.clone();
             move |event| {
-                accounts_named(&index, &counts, event);
-                health.states.observe(event);
-                if let watcher::Event::Delete(obj) = event {
-                    ctx.forget_object(obj);
+                if accounts_named(&index, &counts, event) {
+                    health.metrics.set_tracked("account_index", index.indexed());
                 }
+                health.states.observe(event);
             }
         })
         .map_ok(metadata_of)
         .reflect(writer)
+        // After the cache: what is kept per object goes with the object, and after a relist
+        // (which reports no deletes for objects deleted during a watch gap) with every object
+        // the cache no longer has.
+        .inspect_ok({
+            let ctx = ctx.clone();
+            let index = accounts.index.clone();
+            let counts = accounts.counts.clone();
+            let reader = reader.clone();
+            move |event| match event {
+                watcher::Event::Delete(obj) => ctx.forget_object(obj),
+                watcher::Event::InitDone => {
+                    ctx.retain_live();
+                    let gone = index.retain(|session| {
+                        let mut cached = ObjectRef::<CachedGuiSession>::new(&session.name);
+                        cached.namespace = session.namespace.clone();
+                        reader.get(&cached).is_some()
+                    });
+                    for account in gone {
+                        let _ = counts.send(account);
+                    }
+                    ctx.metrics.set_tracked("account_index", index.indexed());
+                }
+                _ => {}
+            }
+        })
         .try_filter({
             let mut generations = Generations::default();
             move |event| futures::future::ready(generations.is_news(event))
@@ -590,6 +614,7 @@ async fn run_controller(
         _ = accounts.controllers => {}
     }
     ctx.set_accounts(None);
+    ctx.set_live(None);
 }
 
 /// What the cache keeps of a watch event: the metadata that is read from it, the name and
@@ -717,20 +742,23 @@ fn trigger_of(obj: CachedGuiSession) -> CachedGuiSession {
 
 /// Keeps the account index (which GuiSessions name which account) from the GuiSession watch,
 /// and asks the account controllers to recount the accounts whose count changed.
+/// Records which account `event`'s object names; whether an account's GuiSession count changed.
 fn accounts_named(
     index: &AccountIndex,
     counts: &mpsc::UnboundedSender<AccountKey>,
     event: &watcher::Event<GuiSession>,
-) {
+) -> bool {
     let changed = match event {
         watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => index.apply(obj),
         watcher::Event::Delete(obj) => index.delete(obj).into_iter().collect(),
         _ => Vec::new(),
     };
+    let any = !changed.is_empty();
     for key in changed {
         // The receiver only goes away when the controllers stop.
         let _ = counts.send(key);
     }
+    any
 }
 
 /// The account kinds' watches and controllers for one leadership term.

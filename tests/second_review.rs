@@ -141,3 +141,75 @@ async fn a_start_after_a_conflict_goes_to_the_new_target_not_through_the_old_per
         "no start anywhere else (the old client would answer NotFound): {calls:?}"
     );
 }
+
+/// Item 6: a reconcile that runs while its object is deleted stores its outcome (here the
+/// answered start it holds until the first poll) after the delete was handled. Nothing it stores
+/// may outlive the object: the map sizes the operator reports return to zero.
+#[tokio::test]
+async fn nothing_is_kept_for_an_object_deleted_while_its_start_was_in_flight() {
+    let env = support::env::env(
+        "review-leak",
+        SimConfig::default().with_computer(ComputerSpec::new("vm").hold_start_response(true)),
+    )
+    .await;
+    let op = env.operator(support::env::fast_settle);
+    apply(&env.api, guisession("leak", json!({"resourceName": "vm"}))).await;
+    eventually(
+        Duration::from_secs(30),
+        "the start of vm sent (and held)",
+        || {
+            env.sim
+                .calls()
+                .count(Some("StartGUISession"), Some("vm"), None)
+                >= 1
+        },
+    )
+    .await;
+    env.api
+        .delete("leak", &Default::default())
+        .await
+        .expect("delete the GuiSession");
+    support::env::wait_deleted(&env.api, "leak").await;
+    // The operator has handled the delete once its state gauge no longer counts the object.
+    let sessions = |text: &str| -> f64 {
+        lightsail_gui_operator::metrics::SESSION_STATES
+            .iter()
+            .map(|state| {
+                metric_value(
+                    text,
+                    &format!("lightsail_gui_operator_sessions{{state=\"{state}\"}}"),
+                )
+            })
+            .sum()
+    };
+    eventually(Duration::from_secs(30), "the delete handled", || {
+        sessions(&op.http_get("/metrics").1) == 0.0
+    })
+    .await;
+    let reconciles = |text: &str| {
+        metric_value(
+            text,
+            "lightsail_gui_operator_reconciles_total{result=\"ok\"}",
+        )
+    };
+    let before = reconciles(&op.http_get("/metrics").1);
+    // Now the answer arrives: the reconcile that sent the start holds it for its first poll.
+    assert!(env.sim.release_start_responses("vm"));
+    eventually(
+        Duration::from_secs(30),
+        "the reconcile of the start ended",
+        || reconciles(&op.http_get("/metrics").1) > before,
+    )
+    .await;
+    let text = op.http_get("/metrics").1;
+    for map in ["unconfirmed_starts", "backoffs", "account_index"] {
+        assert_eq!(
+            metric_value(
+                &text,
+                &format!("lightsail_gui_operator_tracked_objects{{map=\"{map}\"}}"),
+            ),
+            0.0,
+            "{map} keeps an entry for a deleted object:\n{text}"
+        );
+    }
+}
