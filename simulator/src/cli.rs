@@ -2,7 +2,7 @@
 
 use super::config::{
     ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
-    DEFAULT_SECRET_ACCESS_KEY, ErrorStyle, Faults, RateLimit, SimConfig, parse_duration,
+    DEFAULT_SECRET_ACCESS_KEY, ErrorStyle, Faults, RateLimit, SimConfig, StsFaults, parse_duration,
     parse_signed_duration,
 };
 use jiff::SignedDuration;
@@ -62,7 +62,15 @@ GetCallerIdentity, Version=2011-06-15, SigV4 service sts) next to Lightsail: poi
 AWS_ENDPOINT_URL_STS (or AWS_ENDPOINT_URL) at it. Credentials from AssumeRole (ASIA...) sign
 Lightsail calls with their X-Amz-Security-Token and see only their account's computers; once
 expired (on AWS's clock, which PUT /_sim/clock moves) they answer ExpiredTokenException.
-The faults apply to Lightsail calls only.
+The Lightsail faults (--latency ... --rate-burst, the top-level fields of /_sim/faults) apply
+to Lightsail calls only. STS has its own, the \"sts\" part of /_sim/faults (at start:
+--sts-unavailable, --sts-throttle-rate, --sts-service-error-rate), checked on every AssumeRole
+and GetCallerIdentity once its signature holds and before it is acted on, answered in STS's XML
+error shape, counted and logged with the code as outcome:
+  \"unavailable\": true       STS down: every call answers HTTP 503 ServiceUnavailable (which the
+                            SDK retries) until cleared; Lightsail keeps answering
+  \"throttleRate\": 0.1       that share answers HTTP 400 Throttling (\"Rate exceeded\")
+  \"serviceErrorRate\": 0.1   that share answers HTTP 500 InternalFailure
 
 Control endpoint, same port; with --control-token every /_sim/ request needs
 `Authorization: Bearer TOKEN` (the token is required off loopback):
@@ -80,7 +88,11 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
   GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
                                         \"serviceErrorRate\":0.1,\"throttleRate\":0.1,
-                                        \"rateLimit\":{\"requestsPerSecond\":50,\"burst\":100}}
+                                        \"rateLimit\":{\"requestsPerSecond\":50,\"burst\":100},
+                                        \"sts\":{\"unavailable\":false,\"throttleRate\":0,
+                                        \"serviceErrorRate\":0}}; PUT replaces them all, omitted
+                                        fields are off: {\"sts\":{\"unavailable\":true}} takes
+                                        STS down, {} clears every fault
   GET  /_sim/computers                  all computers with session state, held responses and
                                         accessCallsSinceStart (reading it counts no call)
   POST /_sim/computers                  add or update a computer (a config-file entry as JSON, e.g.
@@ -169,7 +181,7 @@ pub struct SimArgs {
     #[arg(long, env = "LIGHTSAIL_SIM_OPERATIONS_PAGE_SIZE", default_value_t = super::config::DEFAULT_OPERATIONS_PAGE_SIZE)]
     pub operations_page_size: usize,
 
-    /// Fixed latency added to every authenticated call.
+    /// Fixed latency added to every authenticated Lightsail call.
     #[arg(long, env = "LIGHTSAIL_SIM_LATENCY", default_value = "0", value_parser = duration_arg)]
     pub latency: Duration,
 
@@ -177,16 +189,16 @@ pub struct SimArgs {
     #[arg(long, env = "LIGHTSAIL_SIM_LATENCY_JITTER", default_value = "0", value_parser = duration_arg)]
     pub latency_jitter: Duration,
 
-    /// Fraction (0 to 1) of calls that answer ServiceException (HTTP 500).
+    /// Fraction (0 to 1) of Lightsail calls that answer ServiceException (HTTP 500).
     #[arg(long, env = "LIGHTSAIL_SIM_SERVICE_ERROR_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
     pub service_error_rate: f64,
 
-    /// Fraction (0 to 1) of calls that answer ThrottlingException (HTTP 400).
+    /// Fraction (0 to 1) of Lightsail calls that answer ThrottlingException (HTTP 400).
     #[arg(long, env = "LIGHTSAIL_SIM_THROTTLE_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
     pub throttle_rate: f64,
 
-    /// Token-bucket refill rate in requests per second past which calls are throttled; 0 means
-    /// unlimited.
+    /// Token-bucket refill rate in requests per second past which Lightsail calls are throttled;
+    /// 0 means unlimited.
     #[arg(
         long,
         env = "LIGHTSAIL_SIM_RATE_LIMIT",
@@ -198,6 +210,19 @@ pub struct SimArgs {
     /// Token-bucket size (calls allowed back to back); default: the rate limit, rounded up.
     #[arg(long, env = "LIGHTSAIL_SIM_RATE_BURST", value_name = "CALLS")]
     pub rate_burst: Option<u32>,
+
+    /// STS is down from the start: every AssumeRole and GetCallerIdentity answers HTTP 503
+    /// ServiceUnavailable until the sts faults are cleared (PUT /_sim/faults).
+    #[arg(long, env = "LIGHTSAIL_SIM_STS_UNAVAILABLE")]
+    pub sts_unavailable: bool,
+
+    /// Fraction (0 to 1) of STS calls that answer Throttling (HTTP 400).
+    #[arg(long, env = "LIGHTSAIL_SIM_STS_THROTTLE_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
+    pub sts_throttle_rate: f64,
+
+    /// Fraction (0 to 1) of STS calls that answer InternalFailure (HTTP 500).
+    #[arg(long, env = "LIGHTSAIL_SIM_STS_SERVICE_ERROR_RATE", default_value_t = 0.0, value_parser = fraction_arg)]
+    pub sts_service_error_rate: f64,
 
     /// Offset of the simulated AWS clock from this machine's, e.g. -2h for AWS two hours behind:
     /// shifts reported timestamps, the Date header and the SigV4 time window. Default: the
@@ -293,6 +318,11 @@ impl SimArgs {
                 service_error_rate: self.service_error_rate,
                 throttle_rate: self.throttle_rate,
                 rate_limit,
+                sts: StsFaults {
+                    unavailable: self.sts_unavailable,
+                    throttle_rate: self.sts_throttle_rate,
+                    service_error_rate: self.sts_service_error_rate,
+                },
             },
             clock_offset: self
                 .clock_offset
@@ -411,6 +441,38 @@ mod tests {
         );
         let too_far = parse(&["lightsail-sim", "--clock-offset", "9000h"]);
         assert!(too_far.is_err_and(|e| e.contains("more than")));
+    }
+
+    #[test]
+    fn sts_fault_flags_set_the_sts_faults_only() {
+        let parse = |args: &[&str]| -> Result<Faults, String> {
+            SimArgs::try_parse_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|a| a.to_config().map_err(|e| e.to_string()))
+                .map(|c| c.faults)
+        };
+        assert_eq!(parse(&["lightsail-sim"]), Ok(Faults::default()));
+        assert_eq!(
+            parse(&[
+                "lightsail-sim",
+                "--sts-unavailable",
+                "--sts-throttle-rate",
+                "0.25",
+                "--sts-service-error-rate=0.5",
+            ]),
+            Ok(Faults::sts_only(StsFaults {
+                unavailable: true,
+                throttle_rate: 0.25,
+                service_error_rate: 0.5,
+            }))
+        );
+        let refused = parse(&["lightsail-sim", "--sts-throttle-rate", "1.5"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("not a fraction between 0 and 1")),
+            "{refused:?}"
+        );
     }
 
     #[test]

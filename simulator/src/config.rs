@@ -931,37 +931,48 @@ impl LightsailException {
     }
 }
 
-/// Faults applied to every authenticated AWS call; replaceable at run time.
+/// Faults applied to every authenticated AWS call; replaceable at run time. The Lightsail
+/// fields (all but [`sts`](Self::sts)) apply to Lightsail calls only; STS calls have their own,
+/// [`StsFaults`]. camelCase in JSON, every field optional (omitted ones are off).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Faults {
-    /// Added to every call (text such as `"20ms"`).
+    /// Added to every Lightsail call (text such as `"20ms"`).
     #[serde(with = "duration_text")]
     pub latency: Duration,
     /// A uniformly random extra delay in `[0, latency_jitter]` (text such as `"5ms"`).
     #[serde(with = "duration_text")]
     pub latency_jitter: Duration,
-    /// Fraction (0..=1) of calls that answer `ServiceException`.
+    /// Fraction (0..=1) of Lightsail calls that answer `ServiceException`.
     pub service_error_rate: f64,
-    /// Fraction (0..=1) of calls that answer `ThrottlingException`.
+    /// Fraction (0..=1) of Lightsail calls that answer `ThrottlingException`.
     pub throttle_rate: f64,
-    /// Token bucket past which calls answer `ThrottlingException`; none means unlimited.
+    /// Token bucket past which Lightsail calls answer `ThrottlingException`; none means
+    /// unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// Faults of STS calls (`AssumeRole`, `GetCallerIdentity`): `{"unavailable": true}` makes
+    /// STS down while Lightsail keeps answering. Off by default.
+    pub sts: StsFaults,
 }
 
 impl Faults {
+    /// No Lightsail faults, and `sts` for STS calls.
+    pub fn sts_only(sts: StsFaults) -> Self {
+        Self {
+            sts,
+            ..Self::default()
+        }
+    }
+
     /// Checks rates and the bucket.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, rate) in [
             ("service error rate", self.service_error_rate),
             ("throttle rate", self.throttle_rate),
         ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} {rate} is not a fraction between 0 and 1"
-                )));
-            }
+            check_fraction(name, rate)?;
         }
+        self.sts.validate()?;
         if let Some(limit) = &self.rate_limit {
             if !(limit.requests_per_second.is_finite() && limit.requests_per_second > 0.0) {
                 return Err(ConfigError::Invalid(format!(
@@ -976,6 +987,49 @@ impl Faults {
             }
         }
         Ok(())
+    }
+}
+
+fn check_fraction(name: &str, rate: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{name} {rate} is not a fraction between 0 and 1"
+        )))
+    }
+}
+
+/// Faults of STS calls, the [`Faults::sts`] part; replaceable at run time. Checked on every
+/// `AssumeRole` and `GetCallerIdentity` once its signature, action and version hold and before
+/// it is acted on (its parameters are not looked at), and answered in STS's XML error shape; a
+/// refused call is counted and logged with the code as its outcome. camelCase in JSON, every
+/// field optional: `{"unavailable": false, "throttleRate": 0.0, "serviceErrorRate": 0.0}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct StsFaults {
+    /// STS is down: every call answers HTTP 503 `ServiceUnavailable` (a server error the AWS
+    /// SDK retries), until cleared.
+    pub unavailable: bool,
+    /// Fraction (0..=1) of calls that answer HTTP 400 `Throttling` ("Rate exceeded").
+    pub throttle_rate: f64,
+    /// Fraction (0..=1) of calls that answer HTTP 500 `InternalFailure`.
+    pub service_error_rate: f64,
+}
+
+impl StsFaults {
+    /// STS down: every call answers 503 `ServiceUnavailable`.
+    pub fn unavailable() -> Self {
+        Self {
+            unavailable: true,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the rates.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_fraction("STS throttle rate", self.throttle_rate)?;
+        check_fraction("STS service error rate", self.service_error_rate)
     }
 }
 
@@ -1312,6 +1366,119 @@ mod tests {
         for bad in ["", "a", "-ab", "ab-", "a b", "vm.1", "vé"] {
             assert!(!is_valid_resource_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn sts_faults_are_optional_in_json_off_by_default_and_validated() {
+        let parse = |json: &str| serde_json::from_str::<Faults>(json).map_err(|e| e.to_string());
+        // Configs written before the STS faults existed read as before, STS faults off.
+        let older =
+            parse(r#"{"throttleRate": 0.5, "rateLimit": {"requestsPerSecond": 5, "burst": 2}}"#);
+        assert_eq!(
+            older,
+            Ok(Faults {
+                throttle_rate: 0.5,
+                rate_limit: Some(RateLimit::new(5.0, 2)),
+                ..Faults::default()
+            })
+        );
+        assert_eq!(parse("{}").map(|f| f.sts), Ok(StsFaults::default()));
+        assert_eq!(
+            parse(r#"{"sts": {"unavailable": true}}"#),
+            Ok(Faults::sts_only(StsFaults::unavailable()))
+        );
+        assert_eq!(
+            parse(r#"{"sts": {"throttleRate": 0.25, "serviceErrorRate": 1}}"#).map(|f| f.sts),
+            Ok(StsFaults {
+                unavailable: false,
+                throttle_rate: 0.25,
+                service_error_rate: 1.0,
+            })
+        );
+        // Read back whole, camelCase.
+        let faults = Faults::sts_only(StsFaults::unavailable());
+        let json = serde_json::to_value(&faults).ok();
+        assert_eq!(
+            json.as_ref().map(|j| j["sts"].clone()),
+            Some(
+                serde_json::json!({"unavailable": true, "throttleRate": 0.0, "serviceErrorRate": 0.0})
+            )
+        );
+        assert_eq!(
+            json.and_then(|j| serde_json::from_value::<Faults>(j).ok()),
+            Some(faults)
+        );
+        for (json, complaint) in [
+            (r#"{"sts": {"down": true}}"#, "unknown field `down`"),
+            (
+                r#"{"sts": {"throttle_rate": 0.5}}"#,
+                "unknown field `throttle_rate`",
+            ),
+            (r#"{"sts": {"unavailable": "yes"}}"#, "invalid type"),
+            (r#"{"sts": true}"#, "invalid type"),
+            (
+                r#"{"stsUnavailable": true}"#,
+                "unknown field `stsUnavailable`",
+            ),
+        ] {
+            let parsed = parse(json);
+            assert!(
+                parsed.as_ref().is_err_and(|e| e.contains(complaint)),
+                "{json}: {parsed:?}"
+            );
+        }
+
+        assert!(StsFaults::unavailable().validate().is_ok());
+        for (sts, complaint) in [
+            (
+                StsFaults {
+                    throttle_rate: 1.5,
+                    ..StsFaults::default()
+                },
+                "STS throttle rate 1.5 is not a fraction between 0 and 1",
+            ),
+            (
+                StsFaults {
+                    throttle_rate: f64::NAN,
+                    ..StsFaults::default()
+                },
+                "STS throttle rate NaN is not a fraction",
+            ),
+            (
+                StsFaults {
+                    unavailable: true,
+                    service_error_rate: -0.1,
+                    ..StsFaults::default()
+                },
+                "STS service error rate -0.1 is not a fraction between 0 and 1",
+            ),
+        ] {
+            for error in [
+                sts.validate().map_err(|e| e.to_string()),
+                Faults::sts_only(sts.clone())
+                    .validate()
+                    .map_err(|e| e.to_string()),
+                SimConfig::default()
+                    .with_faults(Faults::sts_only(sts.clone()))
+                    .validate()
+                    .map_err(|e| e.to_string()),
+            ] {
+                assert!(
+                    error.as_ref().is_err_and(|e| e.contains(complaint)),
+                    "{sts:?}: {error:?}"
+                );
+            }
+        }
+        // The Lightsail rates keep their own names.
+        let lightsail = Faults {
+            throttle_rate: 2.0,
+            ..Faults::default()
+        };
+        assert!(
+            lightsail
+                .validate()
+                .is_err_and(|e| e.to_string().starts_with("throttle rate 2 "))
+        );
     }
 
     #[test]

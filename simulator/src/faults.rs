@@ -1,11 +1,20 @@
 //! Deciding, per call, whether a fault strikes and how long to wait first.
 
-use super::config::{Faults, RateLimit};
+use super::config::{Faults, RateLimit, StsFaults};
 use std::time::{Duration, Instant};
 
 /// What the faults decided for one call.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Verdict {
+    Throttle,
+    ServiceError,
+    Proceed,
+}
+
+/// What the STS faults decided for one STS call.
+#[derive(Debug, PartialEq)]
+pub(crate) enum StsVerdict {
+    Unavailable,
     Throttle,
     ServiceError,
     Proceed,
@@ -62,6 +71,25 @@ impl FaultState {
     /// Replaces the faults; a new rate limit starts with a full bucket.
     pub(crate) fn replace(&mut self, faults: Faults) {
         *self = Self::new(faults);
+    }
+
+    /// Replaces the STS faults only; the Lightsail faults and the bucket stay as they are.
+    pub(crate) fn replace_sts(&mut self, sts: StsFaults) {
+        self.faults.sts = sts;
+    }
+
+    /// Decides one STS call's fate: down, then throttled, then failing.
+    pub(crate) fn judge_sts(&self) -> StsVerdict {
+        let sts = &self.faults.sts;
+        if sts.unavailable {
+            StsVerdict::Unavailable
+        } else if sts.throttle_rate > 0.0 && rand::random_bool(sts.throttle_rate) {
+            StsVerdict::Throttle
+        } else if sts.service_error_rate > 0.0 && rand::random_bool(sts.service_error_rate) {
+            StsVerdict::ServiceError
+        } else {
+            StsVerdict::Proceed
+        }
     }
 
     /// Refills the bucket, as after a quiet spell.
@@ -142,5 +170,52 @@ mod tests {
             failing.judge(Instant::now()),
             (Verdict::ServiceError, Duration::from_millis(7))
         );
+    }
+
+    #[test]
+    fn sts_faults_strike_sts_calls_only_and_leave_the_bucket_alone() {
+        let mut state = FaultState::new(Faults {
+            rate_limit: Some(RateLimit::new(1.0, 1)),
+            ..Faults::default()
+        });
+        let start = Instant::now();
+        assert_eq!(state.judge_sts(), StsVerdict::Proceed);
+        assert_eq!(state.judge(start).0, Verdict::Proceed);
+        state.replace_sts(StsFaults::unavailable());
+        assert_eq!(state.judge_sts(), StsVerdict::Unavailable);
+        // The bucket was not refilled, and STS faults do not touch Lightsail calls.
+        assert_eq!(state.judge(start).0, Verdict::Throttle);
+        let later = start + Duration::from_secs(1);
+        assert_eq!(state.judge(later), (Verdict::Proceed, Duration::ZERO));
+        for (sts, verdict) in [
+            (
+                StsFaults {
+                    throttle_rate: 1.0,
+                    service_error_rate: 1.0,
+                    ..StsFaults::default()
+                },
+                StsVerdict::Throttle,
+            ),
+            (
+                StsFaults {
+                    service_error_rate: 1.0,
+                    ..StsFaults::default()
+                },
+                StsVerdict::ServiceError,
+            ),
+            (
+                StsFaults {
+                    unavailable: true,
+                    throttle_rate: 1.0,
+                    service_error_rate: 1.0,
+                },
+                StsVerdict::Unavailable,
+            ),
+            (StsFaults::default(), StsVerdict::Proceed),
+        ] {
+            state.replace_sts(sts.clone());
+            assert_eq!(state.judge_sts(), verdict, "{sts:?}");
+        }
+        assert_eq!(state.faults().rate_limit, Some(RateLimit::new(1.0, 1)));
     }
 }

@@ -39,10 +39,11 @@
 //!   `DurationSeconds` asked, so tests can watch a client's identity cache refresh. STS errors
 //!   are XML (`<ErrorResponse><Error><Type>Sender</Type><Code>…</Code><Message>…</Message>
 //!   </Error><RequestId>…</RequestId></ErrorResponse>`); a bad signature is
-//!   `SignatureDoesNotMatch`, an unknown action or version `InvalidAction`. The faults below
-//!   apply to Lightsail calls only. Secret keys and session tokens appear in the `AssumeRole`
-//!   answer only: never in the counts, the call log, the metrics, the `/_sim/` views or the
-//!   simulator's logs (even at trace level).
+//!   `SignatureDoesNotMatch`, an unknown action or version `InvalidAction`. The Lightsail
+//!   faults below do not apply to STS, which has its own ([`StsFaults`], *Faults* below).
+//!   Secret keys and session tokens appear in the `AssumeRole` answer only: never in the
+//!   counts, the call log, the metrics, the `/_sim/` views or the simulator's logs (even at
+//!   trace level).
 //! * **Trust policies** — a role's `trustPolicy` is the JSON document an AWS admin attaches
 //!   (`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "…"},
 //!   "Action": "sts:AssumeRole", "Condition": {…}}]}`), checked when the role is configured
@@ -81,9 +82,19 @@
 //!   `accessFailure: {status, reason}` makes access end `failedInstanceCreation` or
 //!   `failedStartingGUISession` with that `failureReason` instead of `started` (see
 //!   [`ComputerSpec`]). Calls are counted, not timed, so tests replay the same sequence.
-//! * **Faults** — latency and jitter, a share of `ServiceException`s, a share of
-//!   `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
-//!   behaviours per [`ComputerSpec`].
+//! * **Faults** — for Lightsail calls: latency and jitter, a share of `ServiceException`s, a
+//!   share of `ThrottlingException`s and a token-bucket rate limit, per [`Faults`]; per-computer
+//!   behaviours per [`ComputerSpec`]. For STS calls, separately ([`Faults::sts`], a
+//!   [`StsFaults`]; `"sts"` in JSON): `unavailable` (STS down: every `AssumeRole` and
+//!   `GetCallerIdentity` answers HTTP 503 `ServiceUnavailable`, a server error the SDK retries),
+//!   `throttleRate` (a share answers 400 `Throttling`, "Rate exceeded") and `serviceErrorRate`
+//!   (a share answers 500 `InternalFailure`), in STS's XML error shape. They strike once the
+//!   signature, action and version hold, before the call is acted on; refused calls are counted
+//!   and logged with the code as outcome. Lightsail keeps answering. A test takes STS down and
+//!   brings it back with [`RunningSimulator::set_sts_faults`] (`StsFaults::unavailable()`, then
+//!   `StsFaults::default()`; the Lightsail faults and their bucket stay as they are), or with
+//!   [`RunningSimulator::set_faults`] / `PUT /_sim/faults` `{"sts": {"unavailable": true}}`,
+//!   which replace all faults.
 //! * **Clock** — AWS's clock can be set off this machine's by a signed offset (`-2h`: AWS two
 //!   hours behind the node). It shifts every timestamp reported (`createdAt`,
 //!   `statusChangedAt`), the `Date` header of every AWS answer (from which the SDK corrects its
@@ -117,7 +128,8 @@
 //! | `settle_time` | `--settle-time` | | `1s` |
 //! | `error_style` | `--error-style code\|type` | | `code` |
 //! | `operations_page_size` | `--operations-page-size` | | [`DEFAULT_OPERATIONS_PAGE_SIZE`] |
-//! | `faults` | `--latency`, `--latency-jitter`, `--service-error-rate`, `--throttle-rate`, `--rate-limit`, `--rate-burst` | | none |
+//! | `faults` (Lightsail) | `--latency`, `--latency-jitter`, `--service-error-rate`, `--throttle-rate`, `--rate-limit`, `--rate-burst` | | none |
+//! | `faults.sts` ([`StsFaults`]) | `--sts-unavailable`, `--sts-throttle-rate`, `--sts-service-error-rate` | | none |
 //! | `clock_offset` | `--clock-offset -2h` (wins over the file) | `clockOffset: -2h` | `0`; whole milliseconds, at most [`MAX_CLOCK_OFFSET`] either way |
 //!
 //! # Control endpoint
@@ -133,7 +145,7 @@
 //! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket (issued STS credentials stay valid) |
 //! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
 //! | `PUT /_sim/clock` | `{"offset":"-2h"}` sets the offset (answers as GET) |
-//! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON; PUT replaces them all (omitted fields are off) |
+//! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON, `{"latency":"20ms","latencyJitter":"5ms","serviceErrorRate":0.1,"throttleRate":0.1,"rateLimit":{"requestsPerSecond":50,"burst":100},"sts":{"unavailable":false,"throttleRate":0,"serviceErrorRate":0}}`; PUT replaces them all (omitted fields are off): `{"sts":{"unavailable":true}}` takes STS down, `{}` clears everything |
 //! | `GET /_sim/computers` | `{"computers":[`[`ComputerView`]`]}` |
 //! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history |
 //! | `GET /_sim/computers/{name}`, `DELETE …` | one computer |
@@ -187,10 +199,10 @@ pub use config::{
     DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME, ErrorStyle, Faults, LightsailException,
     MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_MAX_SESSION_DURATION,
     MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, OperationFailure, RateLimit, RoleSpec,
-    SimConfig, check_accounts, format_duration, format_signed_duration, is_valid_account_id,
-    is_valid_external_id, is_valid_resource_name, is_valid_role_name, is_valid_role_session_name,
-    parse_duration, parse_signed_duration, role_arn, validate_clock_offset,
-    validate_sts_credential_lifetime,
+    SimConfig, StsFaults, check_accounts, format_duration, format_signed_duration,
+    is_valid_account_id, is_valid_external_id, is_valid_resource_name, is_valid_role_name,
+    is_valid_role_session_name, parse_duration, parse_signed_duration, role_arn,
+    validate_clock_offset, validate_sts_credential_lifetime,
 };
 pub use identity::BASE_USER_NAME;
 pub use jiff::SignedDuration;
@@ -385,10 +397,26 @@ impl RunningSimulator {
         lock(&self.shared.faults).faults().clone()
     }
 
-    /// Replaces the faults (a new rate limit starts with a full bucket).
+    /// Replaces the faults, the STS ones ([`Faults::sts`]) included (a new rate limit starts
+    /// with a full bucket).
     pub fn set_faults(&self, faults: Faults) -> Result<(), ConfigError> {
         faults.validate()?;
         lock(&self.shared.faults).replace(faults);
+        Ok(())
+    }
+
+    /// The STS faults in force ([`Faults::sts`]).
+    pub fn sts_faults(&self) -> StsFaults {
+        lock(&self.shared.faults).faults().sts.clone()
+    }
+
+    /// Replaces the STS faults only, from the next STS call on: the Lightsail faults and their
+    /// rate-limit bucket stay as they are. `set_sts_faults(StsFaults::unavailable())` takes STS
+    /// down, `set_sts_faults(StsFaults::default())` brings it back.
+    pub fn set_sts_faults(&self, sts: StsFaults) -> Result<(), ConfigError> {
+        sts.validate()?;
+        tracing::info!(?sts, "STS faults replaced");
+        lock(&self.shared.faults).replace_sts(sts);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use super::config::{
     AccountSpec, ComputerSpec, ConfigError, ErrorStyle, Faults, LightsailException,
     optional_duration_text, signed_duration_text,
 };
-use super::faults::{FaultState, Verdict};
+use super::faults::{FaultState, StsVerdict, Verdict};
 use super::identity::{Caller, Identities};
 use super::sigv4::{Verifier, claimed_access_key_id};
 use super::state::{ComputerView, World, new_uuid};
@@ -352,8 +352,9 @@ async fn answer_aws_call(
     }
 }
 
-/// One STS call: authenticate (signing name `sts`), check the action and version, act, count,
-/// answer in XML. The faults do not apply: they model Lightsail.
+/// One STS call: authenticate (signing name `sts`), check the action and version, apply the STS
+/// faults, act, count, answer in XML. The Lightsail faults do not apply here; the STS ones
+/// ([`Faults::sts`]) strike before the call is acted on, its parameters unread.
 fn answer_sts_call(
     shared: &Shared,
     method: &Method,
@@ -390,6 +391,15 @@ fn answer_sts_call(
             return shared.fail_sts(&call, resource, error);
         }
     };
+    let injected = match lock(&shared.faults).judge_sts() {
+        StsVerdict::Proceed => None,
+        StsVerdict::Unavailable => Some(StsError::service_unavailable()),
+        StsVerdict::Throttle => Some(StsError::throttling()),
+        StsVerdict::ServiceError => Some(StsError::internal_failure()),
+    };
+    if let Some(error) = injected {
+        return shared.fail_sts(&call, resource, error);
+    }
     let answer = match action {
         StsAction::GetCallerIdentity => Ok(sts::caller_identity_xml(&caller, &request_id)),
         StsAction::AssumeRole => sts::assume_role_input(&form).and_then(|input| {

@@ -222,6 +222,29 @@ impl StsError {
         }
     }
 
+    /// The injected outage (`StsFaults::unavailable`): 503, a server error the SDK retries.
+    pub(crate) fn service_unavailable() -> Self {
+        Self::new(
+            "ServiceUnavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service is unavailable. Please try again later. (injected by lightsail-sim)",
+        )
+    }
+
+    /// Injected throttling (`StsFaults::throttle_rate`), as STS throttles: 400 `Throttling`.
+    pub(crate) fn throttling() -> Self {
+        Self::new("Throttling", StatusCode::BAD_REQUEST, "Rate exceeded")
+    }
+
+    /// An injected server fault (`StsFaults::service_error_rate`): 500 `InternalFailure`.
+    pub(crate) fn internal_failure() -> Self {
+        Self::new(
+            "InternalFailure",
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An internal error occurred (injected by lightsail-sim).",
+        )
+    }
+
     /// The STS form of an authentication failure.
     pub(crate) fn from_auth(error: AwsError) -> Self {
         let AwsError { code, message } = error;
@@ -695,6 +718,40 @@ mod tests {
         );
         let fault = StsError::from_auth(AwsError::new(ErrorCode::Throttling, "x"));
         assert!(error_xml(&fault, "r").contains("<Type>Receiver</Type>"));
+    }
+
+    #[test]
+    fn injected_faults_answer_in_the_sts_error_shape() {
+        let shape = |error: StsError| {
+            let status = error.status.as_u16();
+            let xml = error_xml(&error, "req-9");
+            let fault = xml
+                .split("<Type>")
+                .nth(1)
+                .and_then(|rest| rest.split("</Type>").next())
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                xml.starts_with(
+                    "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+                ) && xml.ends_with("</Error><RequestId>req-9</RequestId></ErrorResponse>"),
+                "{xml}"
+            );
+            (error.code, status, fault)
+        };
+        assert_eq!(
+            shape(StsError::service_unavailable()),
+            ("ServiceUnavailable", 503, "Receiver".to_owned())
+        );
+        assert_eq!(
+            shape(StsError::throttling()),
+            ("Throttling", 400, "Sender".to_owned())
+        );
+        assert_eq!(StsError::throttling().message, "Rate exceeded");
+        assert_eq!(
+            shape(StsError::internal_failure()),
+            ("InternalFailure", 500, "Receiver".to_owned())
+        );
     }
 
     #[test]

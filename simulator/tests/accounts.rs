@@ -14,8 +14,8 @@ use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use lightsail_sim::{
-    AccountSpec, CallLog, ComputerSpec, DEFAULT_ACCOUNT_ID, RoleSpec, RunningSimulator,
-    SignedDuration, SimConfig, Simulator, role_arn,
+    AccountSpec, CallLog, ComputerSpec, DEFAULT_ACCOUNT_ID, Faults, RoleSpec, RunningSimulator,
+    SignedDuration, SimConfig, Simulator, StsFaults, role_arn,
 };
 use serde_json::json;
 use simulator_support::{HttpReply, SimProcess, TEST_REGION, control, run_binary, send};
@@ -1026,6 +1026,193 @@ async fn sts_answers_protocol_errors_in_xml_like_aws() {
     stop(sim).await;
 }
 
+/// An STS client that retries as the SDK does by default (standard mode), with short backoffs.
+fn retrying_sts(endpoint: &str, credentials: Credentials, attempts: u32) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(TEST_REGION))
+        .credentials_provider(credentials)
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(Duration::from_millis(1))
+                .with_max_backoff(Duration::from_millis(5)),
+        )
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn an_sts_outage_fails_sts_calls_while_lightsail_answers_until_cleared() {
+    let sim = start(two_accounts()).await;
+    let url = sim.endpoint_url();
+    let base_sts = sts(&url, base_credentials(&sim));
+    let role_a = role_arn(A, "gui");
+    // Credentials assumed before the outage keep working on Lightsail during it.
+    let before = assumed(&base_sts, &role_a, "before", None).await;
+    let in_a = lightsail(&url, temporary(&before));
+    let base = lightsail(&url, base_credentials(&sim));
+    let a_sts = sts(&url, temporary(&before));
+
+    // STS goes down; the Lightsail faults are left as they are.
+    sim.set_sts_faults(StsFaults::unavailable())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sim.faults(), Faults::sts_only(StsFaults::unavailable()));
+    let unavailable = |(code, _, status): (String, String, u16)| (code, status);
+    let expected = ("ServiceUnavailable".to_owned(), 503);
+    assert_eq!(
+        unavailable(refusal(
+            assume(&base_sts, &role_a, "during", None, None).await
+        )),
+        expected
+    );
+    assert_eq!(
+        unavailable(refusal(base_sts.get_caller_identity().send().await)),
+        expected
+    );
+    assert_eq!(
+        unavailable(refusal(a_sts.get_caller_identity().send().await)),
+        expected
+    );
+    // Before the parameters are looked at: an invalid AssumeRole is down too.
+    assert_eq!(
+        unavailable(refusal(
+            assume(&base_sts, &role_a, "x", None, Some(1)).await
+        )),
+        expected
+    );
+    // A server error, Receiver in the XML, which the SDK retries: three attempts, three calls.
+    let retrying = retrying_sts(&url, base_credentials(&sim), 3);
+    let retried = refusal(retrying.get_caller_identity().send().await);
+    assert_eq!(unavailable(retried), expected);
+    let raw = send(sts_request(
+        &url,
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Some((sim.access_key_id(), sim.secret_access_key(), "sts")),
+    ))
+    .await;
+    assert_eq!(raw.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        raw.text().starts_with(
+            "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>\
+             <Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>"
+        ),
+        "{}",
+        raw.text()
+    );
+    // Unsigned calls are still refused for that first.
+    let unsigned = send(sts_request(
+        &url,
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        None,
+    ))
+    .await;
+    assert_eq!(xml_code(&unsigned), "MissingAuthenticationToken");
+    // Lightsail answers all along, to base and assumed credentials alike.
+    start_session(&in_a, "vm-a").await;
+    let id = start_session(&base, "vm-base").await;
+    assert!(base.get_operation().operation_id(id).send().await.is_ok());
+
+    // Throttling and internal failures, set through the control endpoint.
+    for (faults, code, status) in [
+        (json!({"sts": {"throttleRate": 1.0}}), "Throttling", 400),
+        (
+            json!({"sts": {"serviceErrorRate": 1.0}}),
+            "InternalFailure",
+            500,
+        ),
+    ] {
+        let put = control(
+            Method::PUT,
+            &format!("{url}/_sim/faults"),
+            Some(faults.clone()),
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+        let got = control(Method::GET, &format!("{url}/_sim/faults"), None).await;
+        assert_eq!(got.json()["sts"]["unavailable"], json!(false), "{faults}");
+        let (got_code, message, got_status) =
+            refusal(assume(&base_sts, &role_a, "flaky", None, None).await);
+        assert_eq!((got_code.as_str(), got_status), (code, status), "{faults}");
+        if code == "Throttling" {
+            assert_eq!(message, "Rate exceeded");
+        }
+        assert_eq!(
+            unavailable(refusal(base_sts.get_caller_identity().send().await)),
+            (code.to_owned(), status),
+            "{faults}"
+        );
+        start_session(&in_a, "vm-a").await;
+    }
+
+    // STS comes back: the same clients succeed, the retrying one at its first attempt.
+    let cleared = control(Method::PUT, &format!("{url}/_sim/faults"), Some(json!({}))).await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.text());
+    assert_eq!(sim.sts_faults(), StsFaults::default());
+    let after = assumed(&base_sts, &role_a, "after", None).await;
+    let identity = sts(&url, temporary(&after))
+        .get_caller_identity()
+        .send()
+        .await;
+    assert_eq!(
+        identity.ok().and_then(|i| i.account().map(str::to_owned)),
+        Some(A.to_owned())
+    );
+    assert!(retrying.get_caller_identity().send().await.is_ok());
+    assert!(a_sts.get_caller_identity().send().await.is_ok());
+    start_session(&lightsail(&url, temporary(&after)), "vm-a").await;
+
+    // Refused calls are counted and logged with the code as outcome, and who made them.
+    let calls = sim.calls();
+    let count = |action: &str, resource: Option<&str>, outcome: &str| {
+        calls.count(Some(action), resource, Some(outcome))
+    };
+    assert_eq!(count("AssumeRole", Some(&role_a), "ServiceUnavailable"), 2);
+    assert_eq!(count("AssumeRole", Some(&role_a), "Throttling"), 1);
+    assert_eq!(count("AssumeRole", Some(&role_a), "InternalFailure"), 1);
+    assert_eq!(count("AssumeRole", Some(&role_a), "ok"), 2);
+    // Base once, assumed once, three attempts, once raw.
+    assert_eq!(count("GetCallerIdentity", None, "ServiceUnavailable"), 6);
+    assert_eq!(count("GetCallerIdentity", None, "Throttling"), 1);
+    assert_eq!(count("GetCallerIdentity", None, "InternalFailure"), 1);
+    assert_eq!(
+        count("GetCallerIdentity", None, "MissingAuthenticationToken"),
+        1
+    );
+    assert_eq!(count("GetCallerIdentity", None, "ok"), 3);
+    assert_eq!(count("StartGUISession", Some("vm-a"), "ok"), 4);
+    let log = sim.call_log();
+    let assumptions = logged(&log, "AssumeRole");
+    let outcomes: Vec<&str> = assumptions
+        .iter()
+        .map(|(_, outcome, _, _)| *outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "ok",
+            "ServiceUnavailable",
+            "ServiceUnavailable",
+            "Throttling",
+            "InternalFailure",
+            "ok"
+        ]
+    );
+    assert!(
+        assumptions
+            .iter()
+            .all(|entry| (entry.0, entry.2, entry.3) == (role_a.as_str(), BASE, BASE_USER_ARN)),
+        "{assumptions:?}"
+    );
+    let a_user = format!("arn:aws:sts::{A}:assumed-role/gui/before");
+    assert!(
+        logged(&log, "GetCallerIdentity").contains(&("", "ServiceUnavailable", A, a_user.as_str())),
+        "{log:?}"
+    );
+    stop(sim).await;
+}
+
 #[tokio::test]
 async fn accounts_and_the_lifetime_knob_come_from_the_config_file_flags_and_control_api() {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -1275,6 +1462,14 @@ fn help_documents_accounts_sts_and_the_lifetime_knob() {
         "callerArn",
         "assumeRole: {roleArn, roleSessionName,",
         "ExpiredTokenException",
+        "--sts-unavailable",
+        "LIGHTSAIL_SIM_STS_UNAVAILABLE",
+        "--sts-throttle-rate",
+        "--sts-service-error-rate",
+        "{\"sts\":{\"unavailable\":true}}",
+        "503 ServiceUnavailable",
+        "400 Throttling",
+        "InternalFailure",
     ] {
         assert!(
             stdout.contains(documented),

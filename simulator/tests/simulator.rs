@@ -21,7 +21,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_sim::{
     AccessFailureStatus, CallLog, ComputerSpec, ErrorStyle, Faults, LightsailException, RateLimit,
-    RunningSimulator, SignedDuration, SimConfig, Simulator,
+    RunningSimulator, SignedDuration, SimConfig, Simulator, StsFaults,
 };
 use serde_json::json;
 use simulator_support::{
@@ -1233,7 +1233,8 @@ async fn control_endpoint_reports_and_changes_state() {
 
     let faults = json!({
         "latency": "20ms", "latencyJitter": "5ms", "serviceErrorRate": 0.25,
-        "throttleRate": 0.5, "rateLimit": {"requestsPerSecond": 50.0, "burst": 100}
+        "throttleRate": 0.5, "rateLimit": {"requestsPerSecond": 50.0, "burst": 100},
+        "sts": {"unavailable": true, "throttleRate": 0.125, "serviceErrorRate": 0.0625}
     });
     let put = control(
         Method::PUT,
@@ -1245,8 +1246,20 @@ async fn control_endpoint_reports_and_changes_state() {
     let got = control(Method::GET, &format!("{url}/_sim/faults"), None).await;
     assert_eq!(got.json(), faults);
     assert_eq!(sim.faults().rate_limit, Some(RateLimit::new(50.0, 100)));
+    assert_eq!(
+        sim.sts_faults(),
+        StsFaults {
+            unavailable: true,
+            throttle_rate: 0.125,
+            service_error_rate: 0.0625
+        }
+    );
     for bad in [
         json!({"throttleRate": 2.0}),
+        json!({"sts": {"throttleRate": 2.0}}),
+        json!({"sts": {"serviceErrorRate": -1}}),
+        json!({"sts": {"unavailable": 1}}),
+        json!({"sts": {"outage": true}}),
         json!({"latency": "fast"}),
         json!({"rateLimit": {"requestsPerSecond": 0.0, "burst": 1}}),
         json!({"latencyMs": 5}),
@@ -1269,6 +1282,17 @@ async fn control_endpoint_reports_and_changes_state() {
         Some(RateLimit::new(50.0, 100)),
         "bad PUTs change nothing"
     );
+    assert!(sim.sts_faults().unavailable, "bad PUTs change nothing");
+    // Older bodies, without "sts", still do: they turn the STS faults off, as any omitted field.
+    let older = json!({"throttleRate": 0.5});
+    let put = control(Method::PUT, &format!("{url}/_sim/faults"), Some(older)).await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.text());
+    let got = control(Method::GET, &format!("{url}/_sim/faults"), None).await;
+    assert_eq!(
+        got.json()["sts"],
+        json!({"unavailable": false, "throttleRate": 0.0, "serviceErrorRate": 0.0})
+    );
+    assert_eq!(sim.faults().throttle_rate, 0.5);
     assert!(sim.set_faults(Faults::default()).is_ok());
 
     let update = control(
@@ -1605,6 +1629,9 @@ fn help_documents_every_flag() {
         "--throttle-rate",
         "--rate-limit",
         "--rate-burst",
+        "--sts-unavailable",
+        "--sts-throttle-rate",
+        "--sts-service-error-rate",
         "--clock-offset",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
