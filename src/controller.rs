@@ -62,8 +62,6 @@ pub const FINALIZER: &str = "lightsail.operators.dev/stop-session";
 
 /// Most state-machine steps in one reconcile (a lookup, a start and a first record take three).
 const MAX_STEPS: usize = 8;
-/// Longest a reconcile waits for the account caches of a new leadership term to be filled.
-const ACCOUNT_CACHE_WAIT: Duration = Duration::from_secs(30);
 /// Most write conflicts in one reconcile before it backs off.
 const MAX_CONFLICTS: u32 = 5;
 
@@ -125,6 +123,17 @@ pub struct AccountStores {
     pub namespaces: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Namespace>,
 }
 
+impl AccountStores {
+    /// Whether every account cache has had its first list.
+    pub fn filled(&self) -> bool {
+        use futures::FutureExt;
+        let ready = |f: futures::future::BoxFuture<'_, _>| matches!(f.now_or_never(), Some(Ok(())));
+        ready(self.namespaced.wait_until_ready().boxed())
+            && ready(self.cluster.wait_until_ready().boxed())
+            && ready(self.namespaces.wait_until_ready().boxed())
+    }
+}
+
 /// Which account a reconcile acts in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AccountUse {
@@ -135,8 +144,8 @@ enum AccountUse {
         region: Option<String>,
     },
     Refused(AccountRefusal),
-    /// Ready, but this process has not loaded its credentials yet: the account check wakes the
-    /// object once it has.
+    /// Ready, but this process has not loaded its credentials yet, or its account caches have
+    /// not had their first list: the account check, or the list, wakes the object.
     Loading,
 }
 
@@ -606,49 +615,29 @@ impl Reconcile<'_> {
         }
     }
 
-    /// At the start of a leadership term the account caches are empty until their first list:
-    /// an account judged from them then would look missing. Waits (bounded) until they are
-    /// filled, when this GuiSession's account depends on them.
-    async fn wait_for_account_caches(&self) {
-        let Some(stores) = self.ctx.account_stores() else {
-            return;
-        };
-        let namespaces_matter = self.obj.spec.account_ref.is_some()
-            || matches!(self.ctx.own_identity, NamespaceSelector::Matching(_));
-        if !namespaces_matter {
-            return;
-        }
-        let filled = async {
-            let _ = stores.namespaced.wait_until_ready().await;
-            let _ = stores.cluster.wait_until_ready().await;
-            let _ = stores.namespaces.wait_until_ready().await;
-        };
-        if tokio::time::timeout(ACCOUNT_CACHE_WAIT, filled)
-            .await
-            .is_err()
-        {
-            warn!(
-                name = self.obj.name_any(),
-                "the account caches are not filled yet: judging the account from what they hold"
-            );
-        }
-    }
-
     /// The account `spec.accountRef` names, as the caches and the Lightsail edge know it.
     fn resolve_account(&self) -> AccountUse {
         let namespace = self.obj.namespace().unwrap_or_default();
+        // At the start of a leadership term the account caches are empty until their first
+        // list: an account judged from them then would look missing. The object waits; the
+        // lists, once in, wake it (every account and namespace is news to a new term).
+        let stores = self.ctx.account_stores();
+        let unfilled = stores.as_ref().is_some_and(|s| !s.filled());
         let Some(reference) = &self.obj.spec.account_ref else {
-            let labels = self
-                .ctx
-                .account_stores()
-                .map(|stores| namespace_labels(&stores.namespaces, &namespace));
+            if unfilled && matches!(self.ctx.own_identity, NamespaceSelector::Matching(_)) {
+                return AccountUse::Loading;
+            }
+            let labels = stores.map(|stores| namespace_labels(&stores.namespaces, &namespace));
             return match own_identity_refusal(&self.ctx.own_identity, &namespace, labels) {
                 None => AccountUse::Own,
                 Some(refusal) => AccountUse::Refused(refusal),
             };
         };
         let key = AccountKey::of(reference, &namespace);
-        let Some(stores) = self.ctx.account_stores() else {
+        if unfilled {
+            return AccountUse::Loading;
+        }
+        let Some(stores) = stores else {
             return AccountUse::Refused(AccountRefusal {
                 reason: "AccountNotReady",
                 message: "this operator does not watch LightsailAccounts".into(),
@@ -689,7 +678,6 @@ impl Reconcile<'_> {
     }
 
     async fn run(mut self) -> Result<Requeue, Error> {
-        self.wait_for_account_caches().await;
         self.account = self.resolve_account();
         if self.account == AccountUse::Loading {
             debug!(

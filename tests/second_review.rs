@@ -213,3 +213,132 @@ async fn nothing_is_kept_for_an_object_deleted_while_its_start_was_in_flight() {
         );
     }
 }
+
+/// Item 3: a new leadership term starts with empty account caches. A GuiSession reconciled
+/// before they are filled must not be judged from them (it was Stalled `AccountNotFound`
+/// "until a change", and nothing changed): it waits, and goes on once the caches are in.
+#[tokio::test]
+async fn a_guisession_reconciled_before_the_account_caches_are_filled_waits_for_them() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::Api;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use lightsail_gui_operator::account::{AccountKey, LightsailAccount};
+    use lightsail_gui_operator::account_controller::edge_key;
+    use lightsail_gui_operator::controller::AccountStores;
+    use lightsail_gui_operator::lightsail::AccountConfig;
+    use lightsail_sim::{AccountSpec, DEFAULT_ACCOUNT_ID, RoleSpec, role_arn};
+
+    const LAB: &str = "111122223333";
+    let env = support::env::env(
+        "review-caches",
+        SimConfig::default()
+            .with_account(
+                AccountSpec::new(LAB).with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID)),
+            )
+            .with_computer(ComputerSpec::new("vm-a").in_account(LAB)),
+    )
+    .await;
+    let ctx = context(env.client.clone(), &env.sim, 100);
+    // The account, Ready for its spec, with its credentials loaded in this process.
+    let accounts: Api<LightsailAccount> = Api::namespaced(env.client.clone(), &env.namespace);
+    accounts
+        .patch(
+            "lab",
+            &PatchParams::apply("second-review"),
+            &Patch::Apply(json!({
+                "apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "LightsailAccount",
+                "metadata": {"name": "lab"},
+                "spec": {"roleArn": role_arn(LAB, "gui")},
+            })),
+        )
+        .await
+        .expect("account");
+    let account = accounts
+        .patch_status(
+            "lab",
+            &PatchParams::apply("second-review"),
+            &Patch::Apply(json!({
+                "apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "LightsailAccount",
+                "metadata": {"name": "lab"},
+                "status": {"observedGeneration": 1, "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "Verified", "message": "ok",
+                    "lastTransitionTime": "2026-12-06T00:00:00Z", "observedGeneration": 1}]},
+            })),
+        )
+        .await
+        .expect("account status");
+    let key = AccountKey {
+        namespace: Some(env.namespace.clone()),
+        name: "lab".into(),
+    };
+    ctx.lightsail
+        .check_account(AccountConfig {
+            key: edge_key(&key),
+            role_arn: Some(role_arn(LAB, "gui")),
+            external_id: None,
+            session_tags: Vec::new(),
+            session_name: "second-review".into(),
+            session_duration: Duration::from_secs(3600),
+            static_keys: None,
+            region: Some("us-east-1".into()),
+            rate: None,
+            cluster_scoped: false,
+        })
+        .await
+        .expect("credentials load");
+    // A new term: caches made, not listed yet.
+    let (namespaced, mut namespaced_writer) = reflector::store::<LightsailAccount>();
+    let (cluster, mut cluster_writer) = reflector::store();
+    let (namespaces, mut namespaces_writer) = reflector::store::<Namespace>();
+    ctx.set_accounts(Some(AccountStores {
+        namespaced,
+        cluster,
+        namespaces,
+    }));
+    let created = apply(
+        &env.api,
+        guisession(
+            "desk",
+            json!({"resourceName": "vm-a", "accountRef": {"kind": "LightsailAccount", "name": "lab"}}),
+        ),
+    )
+    .await;
+    let meta = match metadata_of(kube::runtime::watcher::Event::Apply(created)) {
+        kube::runtime::watcher::Event::Apply(meta) => Arc::new(meta),
+        _ => unreachable!("metadata_of keeps the event's kind"),
+    };
+    reconcile(meta.clone(), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let seen = env.api.get("desk").await.expect("get");
+    let stalled = seen
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .find(|c| c.type_ == "Stalled" && c.status == "True");
+    assert!(stalled.is_none(), "judged from an empty cache: {stalled:?}");
+    assert_eq!(
+        env.calls("vm-a"),
+        0,
+        "nothing done before the account is known"
+    );
+    // The lists come in (the watch would now wake the GuiSession): it goes on in its account.
+    namespaced_writer.apply_watcher_event(&Event::Init);
+    namespaced_writer.apply_watcher_event(&Event::InitApply(account));
+    namespaced_writer.apply_watcher_event(&Event::InitDone);
+    cluster_writer.apply_watcher_event(&Event::Init);
+    cluster_writer.apply_watcher_event(&Event::InitDone);
+    namespaces_writer.apply_watcher_event(&Event::Init);
+    namespaces_writer.apply_watcher_event(&Event::InitDone);
+    reconcile(meta, ctx.clone())
+        .await
+        .expect("second reconcile");
+    assert_eq!(
+        env.sim
+            .calls()
+            .count(Some("StartGUISession"), Some("vm-a"), Some("ok")),
+        1,
+        "the session started in the account"
+    );
+}
