@@ -357,3 +357,170 @@ async fn credentials_are_assumed_once_and_refreshed_before_they_expire() {
         lightsail_calls
     );
 }
+
+/// STS down during a renewal wave (issue "Second review", item 2): the account's recheck fails
+/// with a retryable error, the account stays Ready on its last good credentials (Reconciling
+/// while it retries), and every GuiSession keeps renewing: none is Stalled, none forgotten.
+/// The suite runs 50 GuiSessions; `LGO_STS_OUTAGE_SESSIONS=200 LGO_STS_OUTAGE_SECS=120` gives
+/// the figures of the issue (printed).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sts_outage_during_a_renewal_wave_forgets_and_stalls_nothing() {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    use lightsail_sim::StsFaults;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sessions: usize = std::env::var("LGO_STS_OUTAGE_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let outage_at_least = Duration::from_secs(
+        std::env::var("LGO_STS_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
+    let mut sim = SimConfig::default().with_account(
+        AccountSpec::new(LAB_A).with_role(RoleSpec::new("gui").trusting(DEFAULT_ACCOUNT_ID)),
+    );
+    for i in 0..sessions {
+        sim = sim.with_computer(ComputerSpec::new(format!("vm-{i}")).in_account(LAB_A));
+    }
+    let env = env("accounts-sts-outage", sim).await;
+    let op = env.operator(|o| {
+        with_sts(&env)(o)
+            .arg("--account-recheck", "5s")
+            .arg("--rate-limit", "100")
+            .arg("--rate-burst", "400")
+    });
+    let accounts: Api<LightsailAccount> = Api::namespaced(env.client.clone(), &env.namespace);
+    apply_json(
+        &accounts,
+        "lab-a",
+        json!({"apiVersion": "lightsail.operators.dev/v1alpha1", "kind": "LightsailAccount",
+               "metadata": {"name": "lab-a"}, "spec": {"roleArn": role_arn(LAB_A, "gui")}}),
+    )
+    .await;
+    for i in 0..sessions {
+        apply(
+            &env.api,
+            guisession(
+                &format!("desk-{i}"),
+                json!({"resourceName": format!("vm-{i}"), "maxSessionAge": "20s",
+                       "accountRef": {"kind": "LightsailAccount", "name": "lab-a"}}),
+            ),
+        )
+        .await;
+    }
+    for i in 0..sessions {
+        wait_for(&env.api, &format!("desk-{i}"), WAIT, "Ready", ready_fn).await;
+    }
+
+    // From here on, watch for anything Stalled and count it.
+    let stalled = Arc::new(AtomicU64::new(0));
+    let observer = tokio::spawn({
+        let api = env.api.clone();
+        let stalled = stalled.clone();
+        async move {
+            let mut events = watcher(api, watcher::Config::default())
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(gs)) = events.next().await {
+                if condition(&gs, "Stalled").is_some_and(|c| c.status == "True") {
+                    stalled.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    let starts = || {
+        env.sim
+            .calls()
+            .count(Some("StartGUISession"), None, Some("ok"))
+    };
+    let sts_refused = || {
+        env.sim
+            .calls()
+            .count(None, None, Some("ServiceUnavailable"))
+    };
+    let before = starts();
+    let began = std::time::Instant::now();
+    env.sim
+        .set_sts_faults(StsFaults::unavailable())
+        .expect("STS down");
+    // The account's recheck meets the outage: still Ready, Reconciling.
+    let status = wait_for_account(&accounts, "lab-a", |s| {
+        let is = |t: &str, v: &str| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == t && c.status == v)
+        };
+        is("Reconciling", "True") && is("Ready", "True")
+    })
+    .await;
+    // Every GuiSession renews at least once more while STS is down.
+    eventually(
+        Duration::from_secs(120),
+        "a renewal of every GuiSession during the outage",
+        || starts() >= before + sessions as u64,
+    )
+    .await;
+    if let Some(rest) = outage_at_least.checked_sub(began.elapsed()) {
+        // The outage's length is the scenario, not a synchronisation.
+        tokio::time::sleep(rest).await;
+    }
+    let outage = began.elapsed();
+    let renewed_during = starts() - before;
+    let refused = sts_refused();
+    env.sim
+        .set_sts_faults(StsFaults::default())
+        .expect("STS back");
+    wait_for_account(&accounts, "lab-a", |s| {
+        s.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Reconciling" && c.status == "False")
+    })
+    .await;
+    for i in 0..sessions {
+        let gs = wait_for(&env.api, &format!("desk-{i}"), WAIT, "Ready", ready_fn).await;
+        assert!(
+            gs.status
+                .as_ref()
+                .and_then(|s| s.session_started_at)
+                .is_some(),
+            "desk-{i} forgot its session"
+        );
+    }
+    observer.abort();
+    let events = kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(
+        env.client.clone(),
+        &env.namespace,
+    )
+    .list(&Default::default())
+    .await
+    .expect("events");
+    let forgotten = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("ResourceChanged"))
+        .count();
+    println!(
+        "STS outage: {sessions} GuiSessions, {:.0} s down, {renewed_during} renewals during it, \
+         {refused} STS calls refused, {} Stalled, {forgotten} forgotten; account while down: {:?}",
+        outage.as_secs_f64(),
+        stalled.load(Ordering::SeqCst),
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| format!("{}={} ({})", c.type_, c.status, c.reason))
+            .collect::<Vec<_>>()
+    );
+    assert!(refused > 0, "the outage was real");
+    assert_eq!(stalled.load(Ordering::SeqCst), 0, "no GuiSession Stalled");
+    assert_eq!(forgotten, 0, "no session forgotten");
+    assert!(!op_log_has_secrets(&op));
+}
