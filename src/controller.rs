@@ -1270,6 +1270,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_start_budget_leaves_room_for_the_call_the_whole_second_and_the_clock_skew() {
+        let s = Duration::from_secs;
+        assert_eq!(start_budget(s(60), s(30), s(1)), s(28));
+        assert_eq!(start_budget(s(8), s(5), s(1)), s(1));
+        assert_eq!(
+            start_budget(s(8), s(5), s(2)),
+            Duration::ZERO,
+            "no room: refused"
+        );
+        assert_eq!(start_budget(s(8), s(5), Duration::ZERO), s(2));
+    }
+
     #[tokio::test]
     async fn a_relist_drops_what_is_kept_for_objects_deleted_during_a_watch_gap() {
         use kube::runtime::watcher::Event;

@@ -317,12 +317,13 @@ impl World {
                 );
                 let mut operations = Vec::new();
                 if started {
-                    // A call that timed out ended at the client's timeout; Lightsail may
-                    // record it up to LATE_LANDING after that.
-                    let landed = if matches!(fault, Fault::TimeoutLandsLate) {
-                        add(self.now, CALL_TIMEOUT + secs(LATE_LANDING))
-                    } else {
-                        self.now
+                    // A call that timed out may have been processed as late as the client's
+                    // timeout (the worst case), and Lightsail may record a late one up to
+                    // LATE_LANDING after that.
+                    let landed = match fault {
+                        Fault::TimeoutAfterStart => add(self.now, CALL_TIMEOUT),
+                        Fault::TimeoutLandsLate => add(self.now, CALL_TIMEOUT + secs(LATE_LANDING)),
+                        _ => self.now,
                     };
                     let sent = Sent {
                         id: format!("op-{}", self.sent.len()),
