@@ -866,13 +866,15 @@ impl Machine<'_> {
 
     /// `stopAtWindowEnd` is set and no window is open now.
     fn stops_at_a_closed_window(&mut self) -> bool {
-        let stop = self
-            .view
+        self.stops_at_window_end() && matches!(self.window(), Ok(Some(WindowState::Closed { .. })))
+    }
+
+    fn stops_at_window_end(&self) -> bool {
+        self.view
             .spec
             .schedule
             .as_ref()
-            .is_some_and(|s| s.stop_at_window_end);
-        stop && matches!(self.window(), Ok(Some(WindowState::Closed { .. })))
+            .is_some_and(|s| s.stop_at_window_end)
     }
 
     /// How long to wait before polling a running operation again: as long as it has been
@@ -1057,12 +1059,7 @@ impl Machine<'_> {
     /// still running is stopped first (once: its record is cleared when the stop is answered).
     fn outside_schedule(mut self, opens_at: Option<Timestamp>) -> Transition {
         self.phase(Phase::OutsideSchedule { opens_at });
-        let stop = self
-            .view
-            .spec
-            .schedule
-            .as_ref()
-            .is_some_and(|s| s.stop_at_window_end);
+        let stop = self.stops_at_window_end();
         if stop && let Some(pending) = self.status.pending_start.clone() {
             // A start fenced before the close and answered after it: record its session first
             // (this replica's answer, or a lookup once its writer's call has surely landed), so

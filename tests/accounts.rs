@@ -48,23 +48,6 @@ fn with_sts(env: &Env) -> impl FnOnce(OperatorOptions) -> OperatorOptions + '_ {
     }
 }
 
-async fn apply_json<K>(api: &Api<K>, name: &str, body: serde_json::Value) -> K
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    api.patch(
-        name,
-        &PatchParams::apply("test").force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
-}
-
 fn assume_role_calls(env: &Env, account: &str) -> u64 {
     env.sim
         .calls()

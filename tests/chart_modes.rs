@@ -33,7 +33,7 @@ use support::audit::{self, AuditEvent};
 use support::chart::{self, Grant};
 use support::env::{WAIT, ready};
 use support::operator::{
-    Operator, OperatorOptions, eventually, guisession, wait_for, wait_for_event,
+    Operator, OperatorOptions, apply_json, eventually, guisession, wait_for, wait_for_event,
 };
 
 /// The AWS account of the LightsailAccounts' role, and that of the ClusterLightsailAccount's.
@@ -229,23 +229,6 @@ fn simulator_config(namespaces: usize) -> SimConfig {
             .with_computer(ComputerSpec::new(format!("vm-shared-{i}")).in_account(SHARED));
     }
     config
-}
-
-async fn apply_json<K>(api: &Api<K>, name: &str, body: Value) -> K
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug,
-{
-    api.patch(
-        name,
-        &PatchParams::apply("lgo-tests").force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
 }
 
 /// Waits (watching, with a deadline) until object `name` satisfies `check`.

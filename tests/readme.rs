@@ -54,7 +54,11 @@ fn every_flag_and_env_variable_in_the_readme_exists() {
         for cell in &cells[1..3] {
             for name in cell.split('`').skip(1).step_by(2) {
                 let documented = if name.starts_with("--") {
-                    help.contains(&format!("{name} <")) || help.contains(&format!("{name}\n"))
+                    // `--flag <VALUE>`, a switch that also takes a value (`--flag [<VALUE>]`),
+                    // or a bare flag.
+                    help.contains(&format!("{name} <"))
+                        || help.contains(&format!("{name} [<"))
+                        || help.contains(&format!("{name}\n"))
                 } else {
                     help.contains(&format!("[env: {name}="))
                 };

@@ -295,5 +295,15 @@ pub async fn install_crds(client: &Client) {
         )
         .await
         .expect("apply crd");
+        // Served only once Established: a request before that is a 404.
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(60), established).await {
+            Ok(Ok(_)) => {}
+            other => panic!("CRD {name} not established within 60 s: {other:?}"),
+        }
     }
 }

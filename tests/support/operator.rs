@@ -345,6 +345,24 @@ pub async fn wait_for(
 }
 
 /// Applies a GuiSession from JSON (server-side apply, as `kubectl apply --server-side` does).
+/// Server-side applies object `name` of any kind (an account, a Secret, ...) from JSON.
+pub async fn apply_json<K>(api: &Api<K>, name: &str, body: serde_json::Value) -> K
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply("lgo-tests").force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"))
+}
+
 pub async fn apply(api: &Api<GuiSession>, manifest: serde_json::Value) -> GuiSession {
     let name = manifest["metadata"]["name"]
         .as_str()

@@ -102,10 +102,9 @@ fn a_deletion_while_the_account_is_being_checked_still_stops_the_session() {
     );
 }
 
-/// Item 4: a renewal fenced at 12:59:50 and answered at 13:00:05, after a window that closes at
-/// 13:00 with stopAtWindowEnd, is recorded and stopped, not left running for an hour.
-#[test]
-fn a_start_answered_after_the_close_is_recorded_then_stopped() {
+/// A window from 12:00 to 13:00 UTC with stopAtWindowEnd, and a start fenced at 12:59:50 (a
+/// lookup found nothing to adopt).
+fn fenced_just_before_the_close() -> (Obj, Timestamp) {
     let mut o = Obj::new();
     o.spec.schedule = Some(SessionSchedule {
         time_zone: "UTC".into(),
@@ -127,6 +126,14 @@ fn a_start_answered_after_the_close_is_recorded_then_stopped() {
         fenced_at,
     );
     assert_eq!(t.effect, Effect::Start(target()));
+    (o, fenced_at)
+}
+
+/// Item 4: a renewal fenced at 12:59:50 and answered at 13:00:05, after a window that closes at
+/// 13:00 with stopAtWindowEnd, is recorded and stopped, not left running for an hour.
+#[test]
+fn a_start_answered_after_the_close_is_recorded_then_stopped() {
+    let (mut o, fenced_at) = fenced_just_before_the_close();
     let answered_at = ts("2026-11-24T13:00:05Z");
     let t = o.step(
         started(&o, start_op("op-1", fenced_at, OperationStatus::Started)),
@@ -160,26 +167,7 @@ fn a_start_answered_after_the_close_is_recorded_then_stopped() {
 #[test]
 fn another_replicas_start_at_the_close_is_looked_up_and_stopped_never_restarted() {
     for found in [true, false] {
-        let mut o = Obj::new();
-        o.spec.schedule = Some(SessionSchedule {
-            time_zone: "UTC".into(),
-            windows: vec![ScheduleWindow {
-                start: "0 12 * * *".into(),
-                duration: "1h".into(),
-            }],
-            exclusions: vec![],
-            stop_at_window_end: true,
-        });
-        let fenced_at = ts("2026-11-24T12:59:50Z");
-        o.observe(fenced_at);
-        o.step(
-            Input::LookedUp {
-                target: target(),
-                at: LOOKED_UP_AT,
-                result: Ok(vec![]),
-            },
-            fenced_at,
-        );
+        let (mut o, fenced_at) = fenced_just_before_the_close();
         // Another replica sees the fence after the close: it waits for the settle window ...
         o.unconfirmed = None;
         let settle_end = add(fenced_at, secs(60));
