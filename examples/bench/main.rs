@@ -5,11 +5,13 @@
 //! ```text
 //! cargo build --release --bin lightsail-gui-operator --example bench
 //! $CARGO_TARGET_DIR/release/examples/bench --n 1000 --json bench-1000.json
+//! $CARGO_TARGET_DIR/release/examples/bench --n 1000 --churn --json churn-1000.json
 //! ```
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod churn;
 mod probe;
 mod report;
 mod scenarios;
@@ -27,7 +29,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 /// Measures the operator: burst, steady state, renewal wave, a restart with nothing due,
 /// throttled Lightsail, a burst served by two shards, memory, and plain-client baselines, all in
-/// one run.
+/// one run. With `--churn`, only the churn scenario (examples/bench/churn.rs).
 #[derive(Parser, Debug)]
 struct Args {
     /// GuiSessions.
@@ -74,6 +76,32 @@ struct Args {
     /// e.g. to compare allocators; the rest of the report stays zero.
     #[arg(long)]
     memory_only: bool,
+    /// Run only the churn scenario (issue "Second review", item 6): N GuiSessions, then waves
+    /// that create, delete and relabel them, with watch gaps; records the operator's
+    /// per-object maps (`tracked_objects`) against the live count after each wave.
+    #[arg(long)]
+    churn: bool,
+    /// Churn: waves (one per "simulated hour").
+    #[arg(long, default_value_t = 24)]
+    churn_waves: usize,
+    /// Churn: objects created per wave (default: N / 10); half as many are relabelled out of
+    /// the operator's selector, and as many deleted as bring the count back to N.
+    #[arg(long)]
+    churn_batch: Option<usize>,
+    /// Churn: a watch gap every this many waves (0: none), alternately an apiserver restart and
+    /// a pause of the operator.
+    #[arg(long, default_value_t = 2)]
+    churn_gap_every: usize,
+    /// Churn: share of Lightsail calls answering ServiceException while a wave's changes are
+    /// made (so that reconciles fail and back off).
+    #[arg(long, default_value_t = 0.05)]
+    churn_error_rate: f64,
+    /// Churn: how long a wave may take to settle before it is recorded as not settled.
+    #[arg(long, default_value = "120s", value_parser = duration)]
+    churn_wave_deadline: Duration,
+    /// Churn: the same after the last wave.
+    #[arg(long, default_value = "300s", value_parser = duration)]
+    churn_final_deadline: Duration,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -103,6 +131,25 @@ fn main() -> anyhow::Result<()> {
         "no operator binary at {} (cargo build --release --bin lightsail-gui-operator)",
         operator.display()
     );
+    if args.churn {
+        let opts = churn::ChurnOptions {
+            n: args.n,
+            operator,
+            concurrency: args.concurrency,
+            create_concurrency: args.create_concurrency,
+            unthrottled_rate: args.unthrottled_rate,
+            waves: args.churn_waves,
+            batch: args.churn_batch.unwrap_or((args.n / 10).max(4)).min(args.n),
+            gap_every: args.churn_gap_every,
+            error_rate: args.churn_error_rate,
+            wave_deadline: args.churn_wave_deadline,
+            final_deadline: args.churn_final_deadline,
+            operator_log: args.json.as_ref().map(|j| j.with_extension("operator.log")),
+        };
+        let report = churn::run_blocking(&opts)?;
+        print!("{}", report.table());
+        return write_json(args.json, &report);
+    }
     let opts = scenarios::Options {
         n: args.n,
         operator,
@@ -122,8 +169,12 @@ fn main() -> anyhow::Result<()> {
     };
     let report = scenarios::run_blocking(&opts)?;
     print!("{}", report.table());
-    if let Some(path) = args.json {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+    write_json(args.json, &report)
+}
+
+fn write_json(path: Option<PathBuf>, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(&path, serde_json::to_string_pretty(report)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("bench: wrote {}", path.display());
     }

@@ -60,7 +60,7 @@ const BLUE: &str = "blue";
 const RESTART_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 const ATTEMPTS: u32 = 5;
 
-fn progress(msg: impl AsRef<str>) {
+pub(crate) fn progress(msg: impl AsRef<str>) {
     eprintln!("bench: {}", msg.as_ref());
 }
 
@@ -316,7 +316,11 @@ fn guisession(i: usize, resource_prefix: &str, label: Label) -> anyhow::Result<G
 
 /// Retries a Kubernetes call a few times: a benchmark that loads the apiserver to its limit may
 /// see timeouts, and one of them must not end a run of many minutes.
-async fn with_retries<T, F, Fut>(what: &str, retries: &AtomicU64, f: F) -> anyhow::Result<T>
+pub(crate) async fn with_retries<T, F, Fut>(
+    what: &str,
+    retries: &AtomicU64,
+    f: F,
+) -> anyhow::Result<T>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, kube::Error>>,
@@ -439,7 +443,7 @@ fn status_conflicts_metric(op: &Operator) -> u64 {
 }
 
 /// The sum of a counter family's series over all their labels (0 when absent).
-fn family_sum(text: &str, family: &str) -> f64 {
+pub(crate) fn family_sum(text: &str, family: &str) -> f64 {
     text.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix(family)?;
@@ -501,7 +505,7 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB
 }
 
-fn git_commit() -> String {
+pub(crate) fn git_commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
