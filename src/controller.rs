@@ -519,6 +519,7 @@ pub async fn reconcile(meta: Arc<CachedGuiSession>, ctx: Arc<Context>) -> Result
 /// What kube's Controller does after a failed reconcile: per-object backoff with jitter.
 pub fn error_policy(meta: Arc<CachedGuiSession>, error: &Error, ctx: Arc<Context>) -> Requeue {
     let delay = ctx.next_backoff(key_of(meta.as_ref()));
+    ctx.report_tracked();
     warn!(
         namespace = meta.namespace().unwrap_or_default(),
         name = meta.name_any(),

@@ -530,7 +530,9 @@ async fn run_controller(
             let counts = accounts.counts.clone();
             let health = health.clone();
             move |event| {
-                if accounts_named(&index, &counts, event) {
+                accounts_named(&index, &counts, event);
+                if matches!(event, watcher::Event::Apply(_) | watcher::Event::Delete(_)) {
+                    // Own-identity sessions change the index without changing a count.
                     health.metrics.set_tracked("account_index", index.indexed());
                 }
                 health.states.observe(event);
@@ -742,23 +744,21 @@ fn trigger_of(obj: CachedGuiSession) -> CachedGuiSession {
 
 /// Keeps the account index (which GuiSessions name which account) from the GuiSession watch,
 /// and asks the account controllers to recount the accounts whose count changed.
-/// Records which account `event`'s object names; whether an account's GuiSession count changed.
+/// Records which account `event`'s object names, and sends the accounts whose count changed.
 fn accounts_named(
     index: &AccountIndex,
     counts: &mpsc::UnboundedSender<AccountKey>,
     event: &watcher::Event<GuiSession>,
-) -> bool {
+) {
     let changed = match event {
         watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => index.apply(obj),
         watcher::Event::Delete(obj) => index.delete(obj).into_iter().collect(),
         _ => Vec::new(),
     };
-    let any = !changed.is_empty();
     for key in changed {
         // The receiver only goes away when the controllers stop.
         let _ = counts.send(key);
     }
-    any
 }
 
 /// The account kinds' watches and controllers for one leadership term.
