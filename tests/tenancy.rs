@@ -749,6 +749,24 @@ impl Scenario {
             .await
     }
 
+    /// GuiSession `name` ends in AccessSecretConflict over the tenant's `secret`, which stays
+    /// untouched while it is in conflict and after the GuiSession is deleted.
+    async fn conflict_then_delete(&self, name: &str, secret: &Secret) {
+        wait_for(
+            &self.watched_a(),
+            name,
+            WAIT,
+            "Stalled (AccessSecretConflict)",
+            stalled_with("AccessSecretConflict"),
+        )
+        .await;
+        self.assert_secret_untouched(secret, "while in conflict")
+            .await;
+        self.tenant_deletes_session(name).await;
+        self.assert_secret_untouched(secret, "after the GuiSession's deletion")
+            .await;
+    }
+
     /// The tenant's Secret is as the tenant made it: the same object (never deleted and made
     /// again), never written since (same resourceVersion, same data), owned by nothing.
     async fn assert_secret_untouched(&self, created: &Secret, when: &str) {
@@ -808,19 +826,7 @@ impl Scenario {
         self.tenant_creates_session("race-before", Self::access_session(A_RACE_BEFORE))
             .await
             .expect("create race-before");
-        wait_for(
-            &self.watched_a(),
-            "race-before",
-            WAIT,
-            "Stalled (AccessSecretConflict)",
-            stalled_with("AccessSecretConflict"),
-        )
-        .await;
-        self.assert_secret_untouched(&secret, "while in conflict")
-            .await;
-        self.tenant_deletes_session("race-before").await;
-        self.assert_secret_untouched(&secret, "after the GuiSession's deletion")
-            .await;
+        self.conflict_then_delete("race-before", &secret).await;
         "AccessSecretConflict; Secret unchanged (same rv, no ownerReference), kept after the GuiSession was deleted".into()
     }
 
@@ -833,19 +839,7 @@ impl Scenario {
         session.expect("create race-join");
         match secret {
             Ok(secret) => {
-                wait_for(
-                    &self.watched_a(),
-                    "race-join",
-                    WAIT,
-                    "Stalled (AccessSecretConflict)",
-                    stalled_with("AccessSecretConflict"),
-                )
-                .await;
-                self.assert_secret_untouched(&secret, "while in conflict")
-                    .await;
-                self.tenant_deletes_session("race-join").await;
-                self.assert_secret_untouched(&secret, "after the GuiSession's deletion")
-                    .await;
+                self.conflict_then_delete("race-join", &secret).await;
                 "the tenant's create won: AccessSecretConflict; Secret unchanged, kept after deletion".into()
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {

@@ -49,7 +49,7 @@ use serde_json::json;
 
 use crate::probe;
 use crate::report::{MIB, Machine, Versions};
-use crate::scenarios::{family_sum, git_commit, progress, with_retries};
+use crate::scenarios::{family_sum, progress, versions, with_retries};
 use crate::support::operator::{Operator, OperatorOptions, metric_value};
 use crate::support::{ControlPlane, control_plane, install_crds, test_namespace};
 use crate::tracker::{object_name, ready};
@@ -833,17 +833,7 @@ pub async fn run(
     let cp = tokio::task::block_in_place(control_plane);
     let client = cp.client().await;
     install_crds(&client).await;
-    let versions = Versions {
-        operator: probe::version_of(&opts.operator, &["--version"]),
-        git_commit: git_commit(),
-        kubernetes: client
-            .apiserver_version()
-            .await
-            .map(|v| v.git_version)
-            .unwrap_or_else(|_| "unknown".into()),
-        etcd: probe::version_of(&cp.bin_dir.join("etcd"), &["--version"]),
-        rustc: probe::version_of(std::path::Path::new("rustc"), &["-V"]),
-    };
+    let versions = versions(&opts.operator, cp, &client).await;
 
     let mut config = SimConfig::default();
     for i in 0..total {

@@ -505,6 +505,25 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB
 }
 
+/// What was measured: the operator, the commit, Kubernetes, etcd and rustc.
+pub(crate) async fn versions(
+    operator: &std::path::Path,
+    cp: &ControlPlane,
+    client: &Client,
+) -> Versions {
+    Versions {
+        operator: probe::version_of(operator, &["--version"]),
+        git_commit: git_commit(),
+        kubernetes: client
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .unwrap_or_else(|_| "unknown".into()),
+        etcd: probe::version_of(&cp.bin_dir.join("etcd"), &["--version"]),
+        rustc: probe::version_of(std::path::Path::new("rustc"), &["-V"]),
+    }
+}
+
 pub(crate) fn git_commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -570,17 +589,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
             None
         }
     };
-    report.versions = Versions {
-        operator: probe::version_of(&opts.operator, &["--version"]),
-        git_commit: git_commit(),
-        kubernetes: client
-            .apiserver_version()
-            .await
-            .map(|v| v.git_version)
-            .unwrap_or_else(|_| "unknown".into()),
-        etcd: probe::version_of(&cp.bin_dir.join("etcd"), &["--version"]),
-        rustc: probe::version_of(std::path::Path::new("rustc"), &["-V"]),
-    };
+    report.versions = versions(&opts.operator, cp, &client).await;
 
     let mut config = SimConfig::default();
     for i in 0..n {
