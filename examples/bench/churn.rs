@@ -629,18 +629,7 @@ impl Drop for Sampler {
 
 /// Runs the churn scenario on runtimes of its own (see [`crate::scenarios::run_blocking`]).
 pub fn run_blocking(opts: &ChurnOptions) -> anyhow::Result<ChurnReport> {
-    let sim_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("lightsail-sim")
-        .enable_all()
-        .build()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(run(opts, sim_rt.handle().clone()));
-    sim_rt.shutdown_background();
-    result
+    crate::scenarios::on_runtimes(|sim| run(opts, sim))
 }
 
 /// Everything a wave needs besides the world.

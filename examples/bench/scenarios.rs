@@ -67,6 +67,17 @@ pub(crate) fn progress(msg: impl AsRef<str>) {
 /// Runs everything on runtimes of its own: one for the benchmark's clients, and one for the
 /// simulator so that a busy watch in this process does not delay Lightsail's answers.
 pub fn run_blocking(opts: &Options) -> anyhow::Result<Report> {
+    on_runtimes(|sim| run(opts, sim))
+}
+
+/// Runs `scenario` on a runtime of its own, giving it the handle of a second runtime for the
+/// simulator; the simulator's runtime is shut down when the scenario ends.
+pub(crate) fn on_runtimes<T, F>(
+    scenario: impl FnOnce(tokio::runtime::Handle) -> F,
+) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
     let sim_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("lightsail-sim")
@@ -76,7 +87,7 @@ pub fn run_blocking(opts: &Options) -> anyhow::Result<Report> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = rt.block_on(run(opts, sim_rt.handle().clone()));
+    let result = rt.block_on(scenario(sim_rt.handle().clone()));
     sim_rt.shutdown_background();
     result
 }

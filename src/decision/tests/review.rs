@@ -102,6 +102,18 @@ fn a_deletion_while_the_account_is_being_checked_still_stops_the_session() {
     );
 }
 
+/// The lookup of `target()` made at `now`, answered with `operations`.
+fn looked_up(o: &mut Obj, now: Timestamp, operations: Vec<Operation>) -> Transition {
+    o.step(
+        Input::LookedUp {
+            target: target(),
+            at: now,
+            result: Ok(operations),
+        },
+        now,
+    )
+}
+
 /// A window from 12:00 to 13:00 UTC with stopAtWindowEnd, and a start fenced at 12:59:50 (a
 /// lookup found nothing to adopt).
 fn fenced_just_before_the_close() -> (Obj, Timestamp) {
@@ -182,14 +194,7 @@ fn another_replicas_start_at_the_close_is_looked_up_and_stopped_never_restarted(
         } else {
             vec![]
         };
-        let t = o.step(
-            Input::LookedUp {
-                target: target(),
-                at: settle_end,
-                result: Ok(operations),
-            },
-            settle_end,
-        );
+        let t = looked_up(&mut o, settle_end, operations);
         if found {
             assert_eq!(t.effect, Effect::Stop(target()), "adopted, then stopped");
         } else {
@@ -197,14 +202,7 @@ fn another_replicas_start_at_the_close_is_looked_up_and_stopped_never_restarted(
             let late = add(settle_end, secs(15));
             assert_eq!(t.effect, Effect::Done(Next::At(late)));
             assert_eq!(o.observe(late).effect, Effect::Lookup(target()));
-            let t = o.step(
-                Input::LookedUp {
-                    target: target(),
-                    at: late,
-                    result: Ok(vec![]),
-                },
-                late,
-            );
+            let t = looked_up(&mut o, late, vec![]);
             assert!(
                 !is_start(&t) && o.status.pending_start.is_none(),
                 "nothing starts outside the window: {:?}",
@@ -264,14 +262,7 @@ fn a_start_that_lands_after_the_settle_window_is_found_by_the_second_lookup() {
     o.unconfirmed = None;
     let settle_end = at(60);
     assert_eq!(o.observe(settle_end).effect, Effect::Lookup(target()));
-    let t = o.step(
-        Input::LookedUp {
-            target: target(),
-            at: settle_end,
-            result: Ok(vec![]),
-        },
-        settle_end,
-    );
+    let t = looked_up(&mut o, settle_end, vec![]);
     assert!(
         !is_start(&t),
         "one empty lookup is not enough: {:?}",
@@ -280,17 +271,10 @@ fn a_start_that_lands_after_the_settle_window_is_found_by_the_second_lookup() {
     let late = at(75);
     assert_eq!(t.effect, Effect::Done(Next::At(late)));
     assert_eq!(o.observe(late).effect, Effect::Lookup(target()));
-    let t = o.step(
-        Input::LookedUp {
-            target: target(),
-            at: late,
-            result: Ok(vec![start_op(
-                "op-late",
-                at(62),
-                OperationStatus::Succeeded,
-            )]),
-        },
+    let t = looked_up(
+        &mut o,
         late,
+        vec![start_op("op-late", at(62), OperationStatus::Succeeded)],
     );
     assert!(
         t.notes.iter().any(|n| n.reason == "SessionAdopted"),
@@ -302,22 +286,8 @@ fn a_start_that_lands_after_the_settle_window_is_found_by_the_second_lookup() {
     let mut o = Obj::fenced(t0());
     o.unconfirmed = None;
     o.observe(settle_end);
-    o.step(
-        Input::LookedUp {
-            target: target(),
-            at: settle_end,
-            result: Ok(vec![]),
-        },
-        settle_end,
-    );
+    looked_up(&mut o, settle_end, vec![]);
     o.observe(late);
-    let t = o.step(
-        Input::LookedUp {
-            target: target(),
-            at: late,
-            result: Ok(vec![]),
-        },
-        late,
-    );
+    let t = looked_up(&mut o, late, vec![]);
     assert!(is_start(&t), "{:?}", t.effect);
 }
