@@ -17,13 +17,13 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector;
 use kube::runtime::watcher;
-use lightsail_gui_operator::crd::{
-    GuiSession, GuiSessionStatus, Location, Operation, OperationStatus,
-};
-use lightsail_gui_operator::decision::{
+use lightsail_gui_operator::guisession::policy::{
     AccountView, Effect, Input, SecretSeen, Settings, View, transition,
 };
-use lightsail_gui_operator::operator::metadata_of;
+use lightsail_gui_operator::guisession::types::{
+    GuiSession, GuiSessionStatus, Location, Operation, OperationStatus,
+};
+use lightsail_gui_operator::process::metadata_of;
 use serde_json::json;
 
 struct Counting;

@@ -1,16 +1,10 @@
 pub mod account;
-pub mod account_controller;
-pub mod cli;
-pub mod controller;
-pub mod crd;
-pub mod decision;
+pub mod aws;
+pub mod guisession;
 pub mod leadership;
-pub mod lightsail;
 pub mod metrics;
-pub mod operator;
+pub mod process;
 pub mod schedule;
-pub mod status;
-pub mod watch_scope;
 
 /// Picks rustls' process-wide crypto provider. kube brings `ring` and the AWS SDK `aws-lc-rs`;
 /// with both compiled in, rustls refuses to guess, so every entry point calls this first.

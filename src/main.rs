@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lightsail_gui_operator::cli::{Cli, Command, RunArgs};
-use lightsail_gui_operator::operator;
+use lightsail_gui_operator::process;
+use lightsail_gui_operator::process::cli::{Cli, Command, RunArgs};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -51,7 +51,7 @@ fn tune_malloc() {}
 
 fn run(args: RunArgs) -> ExitCode {
     tune_malloc();
-    if let Err(e) = operator::init_logging(args.log_format, &args.log) {
+    if let Err(e) = process::init_logging(args.log_format, &args.log) {
         eprintln!("lightsail-gui-operator: {e:#}");
         return ExitCode::FAILURE;
     }
@@ -62,7 +62,7 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(operator::run(args)) {
+    match runtime.block_on(process::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

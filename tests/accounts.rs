@@ -8,9 +8,9 @@ mod support;
 use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
-use lightsail_gui_operator::account::{ClusterLightsailAccount, LightsailAccount};
-use lightsail_gui_operator::account_controller::AccountObject;
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::account::controller::AccountObject;
+use lightsail_gui_operator::account::types::{ClusterLightsailAccount, LightsailAccount};
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{AccountSpec, ComputerSpec, DEFAULT_ACCOUNT_ID, RoleSpec, SimConfig, role_arn};
 use serde_json::json;
 use support::env::*;
@@ -185,8 +185,8 @@ fn op_log_has_secrets(op: &Operator) -> bool {
 async fn wait_for_account<K>(
     api: &Api<K>,
     name: &str,
-    check: impl Fn(&lightsail_gui_operator::account::AccountStatus) -> bool,
-) -> lightsail_gui_operator::account::AccountStatus
+    check: impl Fn(&lightsail_gui_operator::account::types::AccountStatus) -> bool,
+) -> lightsail_gui_operator::account::types::AccountStatus
 where
     K: AccountObject,
 {

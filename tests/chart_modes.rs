@@ -22,8 +22,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
-use lightsail_gui_operator::account::{ClusterLightsailAccount, LightsailAccount};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::account::types::{ClusterLightsailAccount, LightsailAccount};
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{
     AccountSpec, ComputerSpec, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
     DEFAULT_SECRET_ACCESS_KEY, RoleSpec, SimConfig, Simulator, role_arn,
@@ -256,7 +256,7 @@ async fn wait_until<K>(
     }
 }
 
-fn account_ready(status: Option<&lightsail_gui_operator::account::AccountStatus>) -> bool {
+fn account_ready(status: Option<&lightsail_gui_operator::account::types::AccountStatus>) -> bool {
     status
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))

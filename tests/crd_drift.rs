@@ -1,7 +1,7 @@
 //! The checked-in CRDs (crds/ and the chart's copy) must match what the code generates.
 
 use clap::ValueEnum;
-use lightsail_gui_operator::cli::CrdKind;
+use lightsail_gui_operator::process::cli::CrdKind;
 
 #[test]
 fn checked_in_crds_match_generated() {

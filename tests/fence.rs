@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{ComputerSpec, Faults, OUTCOME_OK, SimConfig};
 use serde_json::json;
 use support::env::*;
@@ -449,7 +449,7 @@ async fn an_operation_answered_succeeded_without_is_terminal_is_finished_and_ren
     assert_eq!(operation.is_terminal, None, "the simulator left it out");
     assert_eq!(
         operation.status,
-        Some(lightsail_gui_operator::crd::OperationStatus::Succeeded)
+        Some(lightsail_gui_operator::guisession::types::OperationStatus::Succeeded)
     );
     // Finished by its status alone: renewed when the session expires, not polled forever.
     let started = first.status.and_then(|s| s.session_started_at);

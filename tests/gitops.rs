@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
 use kube::api::PostParams;
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use serde_json::{Value, json};
 
 fn examples() -> PathBuf {
@@ -186,7 +186,7 @@ async fn team_policy_kustomization_builds_and_applies() {
         assert_eq!(s["spec"]["access"], json!({}), "{s}");
         // The schedule the patch gives is one the operator can evaluate (admission cannot check
         // a cron expression or a time zone).
-        let spec: lightsail_gui_operator::crd::GuiSessionSpec =
+        let spec: lightsail_gui_operator::guisession::types::GuiSessionSpec =
             serde_json::from_value(s["spec"].clone()).expect("a valid spec");
         let schedule = spec.schedule.expect("schedule");
         lightsail_gui_operator::schedule::compile(&schedule).expect("the schedule compiles");

@@ -18,8 +18,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use lightsail_gui_operator::cli::CrdKind;
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
+use lightsail_gui_operator::process::cli::CrdKind;
 use serde_json::{Value, json};
 
 /// Rules as sorted (apiGroup, resource, verbs, resourceNames) rows, for exact comparison.
@@ -140,7 +140,7 @@ fn chart_crd_copy_is_the_generated_crd() {
     assert!(
         copy == generated,
         "charts/lightsail-gui-operator/files/crds/guisession.yaml is out of date with \
-         src/crd.rs; regenerate both copies with\n\n    \
+         src/guisession/types.rs; regenerate both copies with\n\n    \
          cargo run -- crd > crds/guisession.yaml && \
          cp crds/guisession.yaml charts/lightsail-gui-operator/files/crds/\n"
     );
@@ -819,7 +819,7 @@ fn watch_namespaces_get_a_role_each_and_nothing_cluster_wide_but_cluster_objects
     assert!(err.contains("/watchNamespaces/0"), "{err}");
 }
 
-/// A shard (`--shard KEY`) holds the Lease `<lease name>-KEY` (src/cli.rs `lease_name()`): the
+/// A shard (`--shard KEY`) holds the Lease `<lease name>-KEY` (src/process/cli.rs `lease_name()`): the
 /// Lease Role must name that one, or the shard is forbidden to lead. The operator still gets the
 /// base name (it appends the key itself).
 #[test]

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{ComputerSpec, RunningSimulator, SimConfig, Simulator};
 use serde_json::json;
 use support::env::{WAIT, ready};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{AccessFailureStatus, ComputerSpec, SimConfig};
 use serde_json::json;
 use support::env::*;

@@ -1,6 +1,6 @@
 //! The I/O holes of the second review, each shown against the real apiserver and the simulator
 //! by driving the controller's reconcile in this process, where the test can order events
-//! around it. The policy holes are pinned in src/decision/tests/review.rs.
+//! around it. The policy holes are pinned in src/guisession/policy/tests/review.rs.
 
 mod support;
 
@@ -12,12 +12,12 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::Reporter;
-use lightsail_gui_operator::controller::{Context, RetryPolicy, reconcile};
-use lightsail_gui_operator::decision::Settings;
+use lightsail_gui_operator::aws::lightsail::{Lightsail, RateLimit};
+use lightsail_gui_operator::guisession::controller::{Context, RetryPolicy, reconcile};
+use lightsail_gui_operator::guisession::policy::Settings;
 use lightsail_gui_operator::leadership::LeaderGate;
-use lightsail_gui_operator::lightsail::{Lightsail, RateLimit};
 use lightsail_gui_operator::metrics::Metrics;
-use lightsail_gui_operator::operator::metadata_of;
+use lightsail_gui_operator::process::metadata_of;
 use lightsail_sim::{ComputerSpec, RunningSimulator, SimConfig};
 use serde_json::json;
 use support::operator::{apply, eventually, guisession, metric_value};
@@ -223,10 +223,10 @@ async fn a_guisession_reconciled_before_the_account_caches_are_filled_waits_for_
     use kube::api::Api;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
-    use lightsail_gui_operator::account::{AccountKey, LightsailAccount};
-    use lightsail_gui_operator::account_controller::edge_key;
-    use lightsail_gui_operator::controller::AccountStores;
-    use lightsail_gui_operator::lightsail::AccountConfig;
+    use lightsail_gui_operator::account::controller::edge_key;
+    use lightsail_gui_operator::account::types::{AccountKey, LightsailAccount};
+    use lightsail_gui_operator::aws::lightsail::AccountConfig;
+    use lightsail_gui_operator::guisession::controller::AccountStores;
     use lightsail_sim::{AccountSpec, DEFAULT_ACCOUNT_ID, RoleSpec, role_arn};
 
     const LAB: &str = "111122223333";

@@ -35,10 +35,12 @@ use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::watcher;
-use lightsail_gui_operator::account::{AccountStatus, ClusterLightsailAccount, LightsailAccount};
-use lightsail_gui_operator::account_controller::AccountObject;
-use lightsail_gui_operator::controller::{FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::account::controller::AccountObject;
+use lightsail_gui_operator::account::types::{
+    AccountStatus, ClusterLightsailAccount, LightsailAccount,
+};
+use lightsail_gui_operator::guisession::controller::{FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL};
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{
     AccountSpec, BASE_USER_NAME, CallLogEntry, ComputerSpec, DEFAULT_ACCOUNT_ID, RoleSpec,
     RunningSimulator, SimConfig, Simulator, role_arn,

@@ -42,7 +42,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{CallReport, ComputerSpec, Faults, RunningSimulator, SimConfig, Simulator};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

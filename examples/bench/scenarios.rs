@@ -13,8 +13,8 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
-use lightsail_gui_operator::cli::SHARD_LABEL;
-use lightsail_gui_operator::crd::{GuiSession, GuiSessionStatus};
+use lightsail_gui_operator::guisession::types::{GuiSession, GuiSessionStatus};
+use lightsail_gui_operator::process::cli::SHARD_LABEL;
 use lightsail_sim::{
     CallReport, ComputerSpec, Faults, RateLimit, RunningSimulator, SimConfig, Simulator,
 };

@@ -9,7 +9,7 @@ use anyhow::bail;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use lightsail_gui_operator::crd::{GuiSession, GuiSessionStatus};
+use lightsail_gui_operator::guisession::types::{GuiSession, GuiSessionStatus};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::Api;
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{RunningSimulator, SimConfig, Simulator};
 
 use super::operator::*;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
-use lightsail_gui_operator::crd::GuiSession;
+use lightsail_gui_operator::guisession::types::GuiSession;
 
 use super::ControlPlane;
 

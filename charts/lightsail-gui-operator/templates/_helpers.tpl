@@ -56,7 +56,7 @@ app.kubernetes.io/part-of: lightsail-gui-operator
 {{- end }}
 
 {{- /*
-The Lease the operator really holds: a shard (--shard KEY) uses `<lease name>-KEY` (src/cli.rs,
+The Lease the operator really holds: a shard (--shard KEY) uses `<lease name>-KEY` (src/process/cli.rs,
 lease_name()), so that shards and the default instance elect their leaders apart. RBAC names this
 one; granting the base name alone leaves a shard forbidden to lead.
 */}}

@@ -1,6 +1,9 @@
 //! Wires the operator together: logging, clients, the HTTP server, leader election and the
 //! controller loop.
 
+pub mod cli;
+pub mod watch_scope;
+
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,23 +29,23 @@ use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::account::{AccountKey, ClusterLightsailAccount, LightsailAccount};
-use crate::account_controller::{
+use crate::account::controller::{
     AccountContext, AccountIndex, AccountObject, edge_key, error_policy as account_error_policy,
     reconcile as reconcile_account,
 };
-use crate::cli::{LogFormat, NamespaceSelector, RunArgs};
-use crate::controller::{
+use crate::account::types::{AccountKey, ClusterLightsailAccount, LightsailAccount};
+use crate::aws::lightsail::{Lightsail, RateLimit};
+use crate::guisession::conditions::state_label;
+use crate::guisession::controller::{
     AccountStores, CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy,
     error_policy, reconcile, start_budget,
 };
-use crate::crd::GuiSession;
-use crate::decision::{SKIP_STOP_ANNOTATION, Settings};
+use crate::guisession::policy::{SKIP_STOP_ANNOTATION, Settings};
+use crate::guisession::types::GuiSession;
 use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
-use crate::lightsail::{Lightsail, RateLimit};
 use crate::metrics::Metrics;
-use crate::status::state_label;
-use crate::watch_scope::WatchScope;
+use crate::process::cli::{LogFormat, NamespaceSelector, RunArgs};
+use crate::process::watch_scope::WatchScope;
 
 /// Sets up logging. Nothing the operator logs carries credentials or session URLs: the URLs
 /// live in a type that redacts itself when formatted and are only ever put into the access
@@ -956,7 +959,7 @@ impl AccountWatches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::GuiSessionSpec;
+    use crate::guisession::types::GuiSessionSpec;
 
     fn session(name: &str) -> GuiSession {
         let mut gs = GuiSession::new(name, GuiSessionSpec::for_computer("vm"));

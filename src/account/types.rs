@@ -12,7 +12,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::crd::parse_go_duration;
+use crate::guisession::types::parse_go_duration;
 
 /// Session name of an assumed role when the account names none.
 pub const DEFAULT_SESSION_NAME: &str = "lightsail-gui-operator";
@@ -553,9 +553,9 @@ pub fn account_status(
             e.message.clone(),
         ),
     };
-    let reason = crate::status::reason_from_code(&reason);
+    let reason = crate::guisession::conditions::reason_from_code(&reason);
     let condition = |type_: &str, status: &str| {
-        crate::status::condition(
+        crate::guisession::conditions::condition(
             type_,
             status,
             &reason,

@@ -17,7 +17,7 @@ use aws_sdk_lightsail::types as sdk;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::crd::{Location, Operation, OperationStatus};
+use crate::guisession::types::{Location, Operation, OperationStatus};
 use crate::metrics::Metrics;
 
 mod accounts;

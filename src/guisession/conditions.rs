@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::GuiSessionStatus;
+use crate::guisession::types::GuiSessionStatus;
 
 /// What the controller knows about a GuiSession after a reconcile step.
 #[derive(Debug, Clone, PartialEq, Eq)]

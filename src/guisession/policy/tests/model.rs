@@ -129,7 +129,11 @@ impl World {
             sent: Vec::new(),
             now: t0(),
             skew,
-            budget: crate::controller::start_budget(s.start_settle, CALL_TIMEOUT, MAX_CLOCK_SKEW),
+            budget: crate::guisession::controller::start_budget(
+                s.start_settle,
+                CALL_TIMEOUT,
+                MAX_CLOCK_SKEW,
+            ),
             account_checking: false,
         }
     }
@@ -223,7 +227,7 @@ impl World {
     fn decide(&mut self, r: usize, input: Input) -> Step {
         let trace = std::env::var_os("MODEL_TRACE").is_some();
         let replica = &self.replicas[r];
-        let refusal = crate::account::AccountRefusal {
+        let refusal = crate::account::types::AccountRefusal {
             reason: "AccountNotReady",
             message: "being checked again".into(),
             pending: true,

@@ -1,4 +1,4 @@
-//! The Kubernetes edge: runs the state machine of [`crate::decision`] for one GuiSession and
+//! The Kubernetes edge: runs the state machine of [`crate::guisession::policy`] for one GuiSession and
 //! performs the I/O it asks for (status writes with an optimistic-concurrency precondition, the
 //! finalizer, Events), calling Lightsail through the [`Lightsail`] edge. Nothing here decides
 //! policy, and nothing here knows the AWS SDK.
@@ -22,20 +22,20 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use crate::account::{
+use crate::account::controller::{edge_key, namespace_labels};
+use crate::account::types::{
     AccountFound, AccountKey, AccountRefusal, ClusterLightsailAccount, LightsailAccount,
     check_account, selector_matches,
 };
-use crate::account_controller::{edge_key, namespace_labels};
-use crate::cli::NamespaceSelector;
-use crate::crd::{AccountKind, GuiSession, GuiSessionStatus};
-use crate::decision::{
+use crate::aws::lightsail::{Action, Lightsail, LightsailError, Permit, Scope};
+use crate::guisession::policy::{
     AccessSecret, AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError,
     SecretSeen, Settings, Transition, UnconfirmedStart, View, transition, until,
 };
+use crate::guisession::types::{AccountKind, GuiSession, GuiSessionStatus};
 use crate::leadership::LeaderGate;
-use crate::lightsail::{Action, Lightsail, LightsailError, Permit, Scope};
 use crate::metrics::Metrics;
+use crate::process::cli::NamespaceSelector;
 
 /// Field manager of every status write (server-side apply).
 pub const FIELD_MANAGER: &str = "lightsail-gui-operator";
@@ -597,7 +597,7 @@ impl Reconcile<'_> {
     }
 
     /// Which client a permit for `target` belongs to: its account and Region.
-    fn scope_key(&self, target: &crate::decision::Target) -> ScopeKey {
+    fn scope_key(&self, target: &crate::guisession::policy::Target) -> ScopeKey {
         let scope = self.scope(target);
         (
             scope.account.map(str::to_owned),
@@ -606,7 +606,7 @@ impl Reconcile<'_> {
     }
 
     /// Where Lightsail calls for `target` go.
-    fn scope<'t>(&'t self, target: &'t crate::decision::Target) -> Scope<'t> {
+    fn scope<'t>(&'t self, target: &'t crate::guisession::policy::Target) -> Scope<'t> {
         Scope {
             account: match &self.account {
                 AccountUse::Usable { edge, .. } => Some(edge.as_str()),
@@ -1215,7 +1215,7 @@ fn secret_error(e: kube::Error) -> SecretError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::GuiSessionSpec;
+    use crate::guisession::types::GuiSessionSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     fn context() -> Context {
@@ -1223,7 +1223,7 @@ mod tests {
         let url = "http://127.0.0.1:9".parse().expect("url");
         let client = kube::Client::try_from(kube::Config::new(url)).expect("client");
         let metrics = Arc::new(Metrics::default());
-        let rate = crate::lightsail::RateLimit {
+        let rate = crate::aws::lightsail::RateLimit {
             per_second: std::num::NonZeroU32::MIN,
             burst: std::num::NonZeroU32::MIN,
         };
@@ -1265,7 +1265,7 @@ mod tests {
     fn cached(name: &str) -> CachedGuiSession {
         let mut gs = GuiSession::new(name, GuiSessionSpec::for_computer("vm"));
         gs.metadata.namespace = Some("ns".into());
-        match crate::operator::metadata_of(kube::runtime::watcher::Event::Apply(gs)) {
+        match crate::process::metadata_of(kube::runtime::watcher::Event::Apply(gs)) {
             kube::runtime::watcher::Event::Apply(meta) => meta,
             _ => unreachable!("metadata_of keeps the event's kind"),
         }
@@ -1322,8 +1322,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unconfirmed_start_is_kept_until_its_fence_leaves_the_status_or_the_object_goes() {
-        use crate::crd::{Operation, PendingStart};
-        use crate::decision::Target;
+        use crate::guisession::policy::Target;
+        use crate::guisession::types::{Operation, PendingStart};
         let ctx = context();
         let fence = PendingStart {
             requested_at: "2026-11-24T12:00:00Z".parse().expect("timestamp"),

@@ -1,7 +1,7 @@
 //! The Kubernetes edge of the account kinds: checks each LightsailAccount and
 //! ClusterLightsailAccount through the [`Lightsail`] edge (which keeps their credentials), writes
 //! their status, and wakes the GuiSessions that name an account whenever it changes. Which
-//! conditions to write is decided in [`crate::account`]; nothing here knows the AWS SDK.
+//! conditions to write is decided in [`crate::account::types`]; nothing here knows the AWS SDK.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,14 +17,14 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::account::{
+use crate::account::types::{
     AccountError, AccountKey, AccountStatus, ClusterLightsailAccount, DEFAULT_SESSION_NAME,
     Identity, LightsailAccount, LightsailAccountSpec, account_status, assume_role_identity,
     role_allowed,
 };
-use crate::controller::FIELD_MANAGER;
-use crate::crd::GuiSession;
-use crate::lightsail::{AccountConfig, Lightsail, RateLimit, StaticKeys};
+use crate::aws::lightsail::{AccountConfig, Lightsail, RateLimit, StaticKeys};
+use crate::guisession::controller::FIELD_MANAGER;
+use crate::guisession::types::GuiSession;
 
 /// Which GuiSessions name which account, kept from the GuiSession watch: waking the sessions of a
 /// changed account is a lookup, not a scan or a resync.
@@ -551,8 +551,8 @@ pub fn namespace_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{AccountKind, AccountRef};
-    use crate::crd::GuiSessionSpec;
+    use crate::account::types::{AccountKind, AccountRef};
+    use crate::guisession::types::GuiSessionSpec;
 
     fn session(name: &str, account: Option<&str>) -> GuiSession {
         let mut spec = GuiSessionSpec::for_computer("vm");

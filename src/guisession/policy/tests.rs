@@ -1,6 +1,6 @@
 use super::*;
-use crate::crd::{OperationStatus, PendingStart};
-use crate::lightsail::Action;
+use crate::aws::lightsail::Action;
+use crate::guisession::types::{OperationStatus, PendingStart};
 
 mod model;
 mod policy;
@@ -83,7 +83,7 @@ struct Obj {
     skip_stop: bool,
     secret: SecretSeen,
     /// Why `spec.accountRef` cannot be used, if it cannot.
-    refusal: Option<crate::account::AccountRefusal>,
+    refusal: Option<crate::account::types::AccountRefusal>,
     /// The default Region of the account `spec.accountRef` names.
     account_region: Option<String>,
     /// The start the controller holds in memory after [`Effect::Confirm`].

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::crd::parse_go_duration;
+use crate::guisession::types::parse_go_duration;
 
 /// Kubernetes operator that keeps AWS Lightsail GUI sessions alive.
 ///
@@ -55,13 +55,16 @@ impl CrdKind {
     ){
         use kube::CustomResourceExt;
         match self {
-            CrdKind::GuiSession => (crate::crd::GuiSession::crd(), "guisession.yaml"),
+            CrdKind::GuiSession => (
+                crate::guisession::types::GuiSession::crd(),
+                "guisession.yaml",
+            ),
             CrdKind::LightsailAccount => (
-                crate::account::LightsailAccount::crd(),
+                crate::account::types::LightsailAccount::crd(),
                 "lightsailaccount.yaml",
             ),
             CrdKind::ClusterLightsailAccount => (
-                crate::account::ClusterLightsailAccount::crd(),
+                crate::account::types::ClusterLightsailAccount::crd(),
                 "clusterlightsailaccount.yaml",
             ),
         }
@@ -327,7 +330,7 @@ fn namespace_selector_arg(s: &str) -> Result<NamespaceSelector, String> {
     match s.trim() {
         "" => Ok(NamespaceSelector::All),
         "none" => Ok(NamespaceSelector::None),
-        text => crate::account::parse_label_selector(text).map(NamespaceSelector::Matching),
+        text => crate::account::types::parse_label_selector(text).map(NamespaceSelector::Matching),
     }
 }
 

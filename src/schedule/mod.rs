@@ -33,7 +33,7 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::{Offset, TimeZone, TimeZoneDatabase};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::crd::{DurationError, SessionSchedule, parse_go_duration};
+use crate::guisession::types::{DurationError, SessionSchedule, parse_go_duration};
 
 /// How far ahead of `now` [`CompiledSchedule::at`] looks for the next change. A schedule whose next
 /// change is further away reports none (`closes_at`/`opens_at` `None`); the caller evaluates again
@@ -624,7 +624,7 @@ fn shift(t: Timestamp, d: SignedDuration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{ScheduleExclusion, ScheduleWindow};
+    use crate::guisession::types::{ScheduleExclusion, ScheduleWindow};
     use proptest::prelude::*;
 
     fn ts(s: &str) -> Timestamp {

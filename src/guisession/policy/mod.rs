@@ -16,14 +16,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::account::AccountRefusal;
-use crate::crd::{
+use crate::account::types::AccountRefusal;
+use crate::aws::lightsail::{AccessDetails, ErrorClass, LightsailError, SessionUrl};
+use crate::guisession::conditions::{Phase, condition_true, conditions, reason_from_code};
+use crate::guisession::types::{
     AccessStatus, DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, GuiSessionStatus, LastError, Operation,
     PendingStart, ScheduleStatus, parse_go_duration, whole_seconds,
 };
-use crate::lightsail::{AccessDetails, ErrorClass, LightsailError, SessionUrl};
 use crate::schedule::{self, WindowState};
-use crate::status::{Phase, condition_true, conditions, reason_from_code};
 
 /// Annotation a user sets (to `"true"`) on a GuiSession with `stopOnDelete` so that deleting it
 /// skips StopGUISession, e.g. after the operator lost its AWS access.
@@ -722,7 +722,7 @@ impl Machine<'_> {
             .cloned()
         else {
             let error = LightsailError::invalid_response(
-                crate::lightsail::Action::StartGuiSession,
+                crate::aws::lightsail::Action::StartGuiSession,
                 "StartGUISession returned no operation",
             );
             return self.failed(error, true);
@@ -901,7 +901,7 @@ impl Machine<'_> {
             Ok(Some(op)) => op,
             Ok(None) => {
                 let error = LightsailError::invalid_response(
-                    crate::lightsail::Action::GetOperation,
+                    crate::aws::lightsail::Action::GetOperation,
                     "GetOperation returned no operation",
                 );
                 return self.failed(error, false);

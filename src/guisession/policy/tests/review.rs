@@ -2,8 +2,8 @@
 //! that failed before its fix.
 
 use super::*;
-use crate::account::AccountRefusal;
-use crate::crd::{AccountKind, AccountRef, ScheduleWindow, SessionSchedule};
+use crate::account::types::AccountRefusal;
+use crate::guisession::types::{AccountKind, AccountRef, ScheduleWindow, SessionSchedule};
 
 fn lab_account() -> AccountRef {
     AccountRef {

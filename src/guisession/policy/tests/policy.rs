@@ -1,8 +1,8 @@
 //! Session policy: access Secrets (`spec.access`) and schedules (`spec.schedule`).
 
 use super::*;
-use crate::account::AccountRefusal;
-use crate::crd::{
+use crate::account::types::AccountRefusal;
+use crate::guisession::types::{
     AccessSpec, AccountKind, AccountRef, ScheduleExclusion, ScheduleWindow, SessionSchedule,
 };
 

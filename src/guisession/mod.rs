@@ -1,0 +1,4 @@
+pub mod conditions;
+pub mod controller;
+pub mod policy;
+pub mod types;
