@@ -1,5 +1,7 @@
 use super::*;
 use crate::aws::lightsail::Action;
+use crate::aws::lightsail::{AccessDetails, ErrorClass, LightsailError, SessionUrl};
+use crate::guisession::types::Operation;
 use crate::guisession::types::{OperationStatus, PendingStart};
 
 mod model;
