@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use lightsail_gui_operator::aws::lightsail::operation_from_sdk;
+use lightsail_gui_operator::aws::sdk::operation_from_sdk;
 use lightsail_gui_operator::guisession::types::GuiSession;
 use lightsail_sim::{ComputerSpec, Faults, SimConfig};
 use serde_json::json;

@@ -22,7 +22,8 @@ use crate::account::types::{
     Identity, LightsailAccount, LightsailAccountSpec, account_status, assume_role_identity,
     role_allowed,
 };
-use crate::aws::lightsail::{AccountConfig, Lightsail, RateLimit, StaticKeys};
+use crate::aws::lightsail::{AccountConfig, Lightsail, StaticKeys};
+use crate::aws::model::RateLimit;
 use crate::guisession::controller::FIELD_MANAGER;
 use crate::guisession::types::GuiSession;
 

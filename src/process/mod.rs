@@ -34,7 +34,8 @@ use crate::account::controller::{
     reconcile as reconcile_account,
 };
 use crate::account::types::{AccountKey, ClusterLightsailAccount, LightsailAccount};
-use crate::aws::lightsail::{Lightsail, RateLimit};
+use crate::aws::lightsail::Lightsail;
+use crate::aws::model::RateLimit;
 use crate::guisession::conditions::state_label;
 use crate::guisession::controller::{
     AccountStores, CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy,

@@ -27,7 +27,9 @@ use crate::account::types::{
     AccountFound, AccountKey, AccountRefusal, ClusterLightsailAccount, LightsailAccount,
     check_account, selector_matches,
 };
-use crate::aws::lightsail::{Action, Lightsail, LightsailError, Permit, Scope};
+use crate::aws::errors::LightsailError;
+use crate::aws::lightsail::{Lightsail, Permit, Scope};
+use crate::aws::model::Action;
 use crate::guisession::policy::{
     AccessSecret, AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretError,
     SecretSeen, Settings, Transition, UnconfirmedStart, View, transition, until,
@@ -1223,7 +1225,7 @@ mod tests {
         let url = "http://127.0.0.1:9".parse().expect("url");
         let client = kube::Client::try_from(kube::Config::new(url)).expect("client");
         let metrics = Arc::new(Metrics::default());
-        let rate = crate::aws::lightsail::RateLimit {
+        let rate = crate::aws::model::RateLimit {
             per_second: std::num::NonZeroU32::MIN,
             burst: std::num::NonZeroU32::MIN,
         };

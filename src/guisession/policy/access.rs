@@ -8,7 +8,8 @@ use jiff::Timestamp;
 use super::{
     AccessSecret, Effect, Machine, Next, SecretError, SecretSeen, Target, Transition, add, until,
 };
-use crate::aws::lightsail::{AccessDetails, LightsailError};
+use crate::aws::errors::LightsailError;
+use crate::aws::model::AccessDetails;
 use crate::guisession::conditions::{Phase, reason_from_code};
 use crate::guisession::types::AccessStatus;
 

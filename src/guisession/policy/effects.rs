@@ -6,7 +6,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Target, UnconfirmedStart};
-use crate::aws::lightsail::{LightsailError, SessionUrl};
+use crate::aws::errors::LightsailError;
+use crate::aws::model::SessionUrl;
 use crate::guisession::types::{AccessStatus, GuiSessionStatus};
 /// The access Secret to write (see `spec.access`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Failed calls: terminal errors stall the object, retryable ones back off.
 
 use super::{Machine, Next, Transition, add};
-use crate::aws::lightsail::{ErrorClass, LightsailError};
+use crate::aws::errors::{ErrorClass, LightsailError};
 use crate::guisession::conditions::{Phase, reason_from_code};
 use crate::guisession::types::LastError;
 

@@ -5,7 +5,8 @@ use jiff::Timestamp;
 
 use super::Target;
 use crate::account::types::AccountRefusal;
-use crate::aws::lightsail::{AccessDetails, LightsailError};
+use crate::aws::errors::LightsailError;
+use crate::aws::model::AccessDetails;
 use crate::guisession::types::{
     AccessStatus, GuiSessionSpec, GuiSessionStatus, Operation, PendingStart,
 };

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::{Effect, Machine, Next, Target, Transition, add};
-use crate::aws::lightsail::LightsailError;
+use crate::aws::errors::LightsailError;
 use crate::guisession::types::{Operation, PendingStart};
 
 impl Machine<'_> {

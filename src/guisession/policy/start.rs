@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Effect, Machine, Next, Target, Transition, UnconfirmedStart, add, until};
-use crate::aws::lightsail::LightsailError;
+use crate::aws::errors::LightsailError;
 use crate::guisession::conditions::{Phase, reason_from_code};
 use crate::guisession::types::{GuiSessionStatus, LastError, Operation, PendingStart};
 
@@ -104,7 +104,7 @@ impl Machine<'_> {
             .cloned()
         else {
             let error = LightsailError::invalid_response(
-                crate::aws::lightsail::Action::StartGuiSession,
+                crate::aws::model::Action::StartGuiSession,
                 "StartGUISession returned no operation",
             );
             return self.failed(error, true);
@@ -275,7 +275,7 @@ impl Machine<'_> {
             Ok(Some(op)) => op,
             Ok(None) => {
                 let error = LightsailError::invalid_response(
-                    crate::aws::lightsail::Action::GetOperation,
+                    crate::aws::model::Action::GetOperation,
                     "GetOperation returned no operation",
                 );
                 return self.failed(error, false);

@@ -1,7 +1,7 @@
 //! Deletion: StopGUISession when `stopOnDelete` asks for it, then the finalizer comes off.
 
 use super::{AccountView, Effect, Machine, Next, SKIP_STOP_ANNOTATION, Target, Transition};
-use crate::aws::lightsail::{ErrorClass, LightsailError};
+use crate::aws::errors::{ErrorClass, LightsailError};
 
 impl Machine<'_> {
     pub(super) fn deleting(mut self) -> Transition {

@@ -1,6 +1,7 @@
 use super::*;
-use crate::aws::lightsail::Action;
-use crate::aws::lightsail::{AccessDetails, ErrorClass, LightsailError, SessionUrl};
+use crate::aws::errors::{ErrorClass, LightsailError};
+use crate::aws::model::Action;
+use crate::aws::model::{AccessDetails, SessionUrl};
 use crate::guisession::types::Operation;
 use crate::guisession::types::{OperationStatus, PendingStart};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Effect, Machine, Next, Target, Transition};
-use crate::aws::lightsail::{ErrorClass, LightsailError};
+use crate::aws::errors::{ErrorClass, LightsailError};
 use crate::guisession::conditions::Phase;
 use crate::guisession::types::ScheduleStatus;
 use crate::schedule::{self, WindowState};
