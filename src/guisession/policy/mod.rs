@@ -34,7 +34,7 @@ mod window;
 
 pub use effects::{AccessSecret, Effect, Next, Note, Transition};
 pub use inputs::{AccountView, Input, SecretError, SecretSeen, UnconfirmedStart, View};
-pub use settings::{Settings, effective_max_session_age, guard_rail_note};
+pub use settings::{Settings, effective_max_session_age, guard_rail_note, start_budget};
 
 /// Annotation a user sets (to `"true"`) on a GuiSession with `stopOnDelete` so that deleting it
 /// skips StopGUISession, e.g. after the operator lost its AWS access.

@@ -66,3 +66,34 @@ pub fn guard_rail_note(spec: &GuiSessionSpec, settings: &Settings) -> Option<Str
         )
     })
 }
+
+/// How long after its fence a start may still be sent (see `Context::start_budget`); zero
+/// when the settings leave no time at all (the operator refuses such settings at start).
+pub fn start_budget(
+    settle: Duration,
+    call_timeout: Duration,
+    max_clock_skew: Duration,
+) -> Duration {
+    settle
+        .saturating_sub(call_timeout)
+        .saturating_sub(Duration::from_secs(1))
+        .saturating_sub(max_clock_skew)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_budget_leaves_room_for_the_call_the_whole_second_and_the_clock_skew() {
+        let s = Duration::from_secs;
+        assert_eq!(start_budget(s(60), s(30), s(1)), s(28));
+        assert_eq!(start_budget(s(8), s(5), s(1)), s(1));
+        assert_eq!(
+            start_budget(s(8), s(5), s(2)),
+            Duration::ZERO,
+            "no room: refused"
+        );
+        assert_eq!(start_budget(s(8), s(5), Duration::ZERO), s(2));
+    }
+}

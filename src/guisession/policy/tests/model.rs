@@ -129,7 +129,7 @@ impl World {
             sent: Vec::new(),
             now: t0(),
             skew,
-            budget: crate::guisession::controller::start_budget(
+            budget: crate::guisession::policy::start_budget(
                 s.start_settle,
                 CALL_TIMEOUT,
                 MAX_CLOCK_SKEW,
