@@ -1,4 +1,5 @@
 use super::*;
+use crate::guisession::policy::SKIP_STOP_ANNOTATION;
 use crate::guisession::types::GuiSessionSpec;
 
 fn session(name: &str) -> GuiSession {
