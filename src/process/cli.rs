@@ -330,7 +330,7 @@ fn namespace_selector_arg(s: &str) -> Result<NamespaceSelector, String> {
     match s.trim() {
         "" => Ok(NamespaceSelector::All),
         "none" => Ok(NamespaceSelector::None),
-        text => crate::account::types::parse_label_selector(text).map(NamespaceSelector::Matching),
+        text => crate::account::policy::parse_label_selector(text).map(NamespaceSelector::Matching),
     }
 }
 

@@ -27,12 +27,12 @@ use axum::Router;
 use axum::routing::get;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
-use kube::Client;
 use tracing::{info, warn};
 
 use crate::aws::lightsail::Lightsail;

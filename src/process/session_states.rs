@@ -1,7 +1,6 @@
 //! Counts of GuiSessions by state, for the `lightsail_gui_operator_sessions` gauge, kept from the
 //! watch rather than from a list.
 
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 

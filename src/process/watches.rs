@@ -2,8 +2,8 @@
 //! news only), and changes of the accounts and namespaces it depends on.
 
 use futures::{StreamExt, TryStreamExt};
-use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
+use kube::runtime::WatchStreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,10 +15,11 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, predicates, reflector, watcher};
 use tokio::sync::mpsc;
 
-use crate::account::controller::{AccountContext, AccountIndex, AccountObject, edge_key};
+use crate::account::controller::{AccountContext, AccountObject, edge_key};
 use crate::account::controller::{
     error_policy as account_error_policy, reconcile as reconcile_account,
 };
+use crate::account::index::AccountIndex;
 use crate::account::types::{AccountKey, ClusterLightsailAccount, LightsailAccount};
 use crate::aws::lightsail::Lightsail;
 use crate::guisession::controller::{AccountStores, CachedGuiSession, Context};

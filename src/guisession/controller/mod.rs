@@ -18,9 +18,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::warn;
 
-use crate::account::types::{
-    AccountRefusal, ClusterLightsailAccount, LightsailAccount, selector_matches,
-};
+use crate::account::policy::{AccountRefusal, selector_matches};
+use crate::account::types::{ClusterLightsailAccount, LightsailAccount};
 use crate::aws::errors::LightsailError;
 use crate::aws::lightsail::Lightsail;
 use crate::guisession::policy::{SecretSeen, Settings, UnconfirmedStart};

@@ -18,7 +18,8 @@ use super::{
     SecretVersion, is_status, own_identity_refusal,
 };
 use crate::account::controller::{edge_key, namespace_labels};
-use crate::account::types::{AccountFound, AccountKey, AccountRefusal, check_account};
+use crate::account::policy::{AccountFound, AccountRefusal, check_account};
+use crate::account::types::AccountKey;
 use crate::aws::lightsail::{Permit, Scope};
 use crate::aws::model::Action;
 use crate::guisession::policy::{

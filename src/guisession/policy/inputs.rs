@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::Target;
-use crate::account::types::AccountRefusal;
+use crate::account::policy::AccountRefusal;
 use crate::aws::errors::LightsailError;
 use crate::aws::model::AccessDetails;
 use crate::guisession::types::{

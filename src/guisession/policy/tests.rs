@@ -86,7 +86,7 @@ struct Obj {
     skip_stop: bool,
     secret: SecretSeen,
     /// Why `spec.accountRef` cannot be used, if it cannot.
-    refusal: Option<crate::account::types::AccountRefusal>,
+    refusal: Option<crate::account::policy::AccountRefusal>,
     /// The default Region of the account `spec.accountRef` names.
     account_region: Option<String>,
     /// The start the controller holds in memory after [`Effect::Confirm`].

@@ -227,7 +227,7 @@ impl World {
     fn decide(&mut self, r: usize, input: Input) -> Step {
         let trace = std::env::var_os("MODEL_TRACE").is_some();
         let replica = &self.replicas[r];
-        let refusal = crate::account::types::AccountRefusal {
+        let refusal = crate::account::policy::AccountRefusal {
             reason: "AccountNotReady",
             message: "being checked again".into(),
             pending: true,

@@ -1,7 +1,7 @@
 //! Session policy: access Secrets (`spec.access`) and schedules (`spec.schedule`).
 
 use super::*;
-use crate::account::types::AccountRefusal;
+use crate::account::policy::AccountRefusal;
 use crate::guisession::types::{
     AccessSpec, AccountKind, AccountRef, ScheduleExclusion, ScheduleWindow, SessionSchedule,
 };

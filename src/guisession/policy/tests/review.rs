@@ -2,7 +2,7 @@
 //! that failed before its fix.
 
 use super::*;
-use crate::account::types::AccountRefusal;
+use crate::account::policy::AccountRefusal;
 use crate::guisession::types::{AccountKind, AccountRef, ScheduleWindow, SessionSchedule};
 
 fn lab_account() -> AccountRef {
