@@ -1,6 +1,8 @@
 pub mod account;
 pub mod aws;
+pub mod duration;
 pub mod guisession;
+pub mod kubernetes;
 pub mod leadership;
 pub mod metrics;
 pub mod process;

@@ -224,7 +224,7 @@ async fn a_guisession_reconciled_before_the_account_caches_are_filled_waits_for_
     use kube::api::Api;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
-    use lightsail_gui_operator::account::controller::edge_key;
+    use lightsail_gui_operator::account::types::edge_key;
     use lightsail_gui_operator::account::types::{AccountKey, LightsailAccount};
     use lightsail_gui_operator::aws::lightsail::AccountConfig;
     use lightsail_gui_operator::guisession::controller::AccountStores;

@@ -39,8 +39,9 @@ use lightsail_gui_operator::account::controller::AccountObject;
 use lightsail_gui_operator::account::types::{
     AccountStatus, ClusterLightsailAccount, LightsailAccount,
 };
-use lightsail_gui_operator::guisession::controller::{FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL};
+use lightsail_gui_operator::guisession::controller::FINALIZER;
 use lightsail_gui_operator::guisession::types::GuiSession;
+use lightsail_gui_operator::kubernetes::{FIELD_MANAGER, MANAGED_BY_LABEL};
 use lightsail_sim::{
     AccountSpec, BASE_USER_NAME, CallLogEntry, ComputerSpec, DEFAULT_ACCOUNT_ID, RoleSpec,
     RunningSimulator, SimConfig, Simulator, role_arn,

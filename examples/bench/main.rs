@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 fn duration(s: &str) -> Result<Duration, String> {
-    lightsail_gui_operator::guisession::types::parse_go_duration(s).map_err(|e| e.to_string())
+    lightsail_gui_operator::duration::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// Measures the operator: burst, steady state, renewal wave, a restart with nothing due,

@@ -3,7 +3,6 @@
 //! their status, and wakes the GuiSessions that name an account whenever it changes. Which
 //! conditions to write is decided in [`crate::account::types`]; nothing here knows the AWS SDK.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -21,14 +20,15 @@ use crate::account::index::AccountIndex;
 use crate::account::policy::{
     AccountError, Identity, account_status, assume_role_identity, role_allowed,
 };
+use crate::account::types::edge_key;
 use crate::account::types::{
     AccountKey, AccountStatus, ClusterLightsailAccount, DEFAULT_SESSION_NAME, LightsailAccount,
     LightsailAccountSpec,
 };
 use crate::aws::lightsail::{AccountConfig, Lightsail, StaticKeys};
 use crate::aws::model::RateLimit;
-use crate::guisession::controller::FIELD_MANAGER;
 use crate::guisession::types::GuiSession;
+use crate::kubernetes::FIELD_MANAGER;
 
 /// What the account reconcilers share.
 pub struct AccountContext {
@@ -60,11 +60,6 @@ pub enum AccountReconcileError {
     Encode(#[from] serde_json::Error),
     #[error("{reason}: {message}")]
     Retryable { reason: String, message: String },
-}
-
-/// The account's key as the Lightsail edge keeps its credentials.
-pub fn edge_key(key: &AccountKey) -> String {
-    key.to_string()
 }
 
 /// What the reconciler needs of either account kind.
@@ -397,16 +392,4 @@ fn wake(ctx: &AccountContext, key: &AccountKey) {
         // The receiver only goes away when the operator stops.
         let _ = ctx.wake.send(session);
     }
-}
-
-/// What a GuiSession may know of the namespace it lives in: its labels, for cluster accounts'
-/// namespace selectors.
-pub fn namespace_labels(
-    namespaces: &Store<k8s_openapi::api::core::v1::Namespace>,
-    name: &str,
-) -> BTreeMap<String, String> {
-    namespaces
-        .get(&ObjectRef::new(name))
-        .and_then(|ns| ns.metadata.labels.clone())
-        .unwrap_or_default()
 }

@@ -359,3 +359,11 @@ pub fn account_status(
         ]),
     }
 }
+
+/// Which namespaces may use something: every one, none, or those whose labels match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamespaceSelector {
+    All,
+    None,
+    Matching(LabelSelector),
+}

@@ -8,7 +8,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::guisession::types::parse_go_duration;
+use crate::duration::parse_go_duration;
 
 /// Session name of an assumed role when the account names none.
 pub const DEFAULT_SESSION_NAME: &str = "lightsail-gui-operator";
@@ -230,4 +230,9 @@ impl std::fmt::Display for AccountKey {
             None => write!(f, "ClusterLightsailAccount {}", self.name),
         }
     }
+}
+
+/// The account's key as the Lightsail edge keeps its credentials.
+pub fn edge_key(key: &AccountKey) -> String {
+    key.to_string()
 }

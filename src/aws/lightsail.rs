@@ -16,9 +16,9 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::errors::{ErrorClass, LightsailError, error_chain, one_line, sources};
+use super::model::Operation;
 use super::model::{AccessDetails, Action, RateLimit};
 use super::sdk::{ModelledCode, operation_from_sdk};
-use crate::guisession::types::Operation;
 use crate::metrics::Metrics;
 
 mod accounts;

@@ -1,7 +1,12 @@
-//! The values the operator exchanges with Lightsail that policy reads: actions, session URLs,
-//! access details and rate limits. Plain values, with no SDK client.
+//! The values the operator exchanges with Lightsail that policy reads: actions, operations (as
+//! `status.operation` records them), session URLs, access details and rate limits. Plain values,
+//! with no SDK client.
 
 use std::num::NonZeroU32;
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Lightsail actions the operator calls (also the `action` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,4 +71,99 @@ pub struct AccessDetails {
 pub struct RateLimit {
     pub per_second: NonZeroU32,
     pub burst: NonZeroU32,
+}
+
+/// A Lightsail operation, as reported by the Lightsail API. Timestamps are in whole seconds.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    /// The operation ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name of the resource the operation acts on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// Type of the resource, for example `Instance`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// When the operation was created, on Lightsail's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// Where the operation runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Whether the operation has finished (successfully or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_terminal: Option<bool>,
+    /// Free-form details Lightsail gives about the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_details: Option<String>,
+    /// The kind of operation, for example `StartGUISession`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_type: Option<String>,
+    /// Status of the operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<OperationStatus>,
+    /// When the status last changed, on Lightsail's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_changed_at: Option<Timestamp>,
+    /// Error code, when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Error details, when the operation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<String>,
+}
+
+impl Operation {
+    /// Whether the operation has finished: Lightsail says it is terminal, or its status is one
+    /// only a finished operation has (Lightsail may omit `isTerminal`).
+    pub fn finished(&self) -> bool {
+        self.is_terminal == Some(true)
+            || matches!(
+                self.status,
+                Some(
+                    OperationStatus::Succeeded
+                        | OperationStatus::Completed
+                        | OperationStatus::Failed
+                )
+            )
+    }
+
+    /// Whether the operation failed.
+    pub fn failed(&self) -> bool {
+        self.status == Some(OperationStatus::Failed)
+    }
+
+    /// Whether this is a StartGUISession operation.
+    pub fn is_start(&self) -> bool {
+        self.operation_type.as_deref() == Some("StartGUISession")
+    }
+
+    /// Whether this is a StopGUISession operation.
+    pub fn is_stop(&self) -> bool {
+        self.operation_type.as_deref() == Some("StopGUISession")
+    }
+}
+
+/// Where a Lightsail operation runs.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    /// Availability Zone, for example `eu-central-1a`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// AWS Region, for example `eu-central-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+}
+
+/// Status of a Lightsail operation.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum OperationStatus {
+    NotStarted,
+    Started,
+    Failed,
+    Completed,
+    Succeeded,
 }

@@ -8,7 +8,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::errors::{LightsailError, describe, error_chain, normalize_code, sources, with_hint};
 use super::model::{AccessDetails, Action, SessionUrl};
-use crate::guisession::types::{Location, Operation, OperationStatus};
+use super::model::{Location, Operation, OperationStatus};
 
 /// Why the credentials could not be resolved, when that is why the call failed. The SDK
 /// resolves them before sending anything and reports a failure as a `DispatchFailure` whose

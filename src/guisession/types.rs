@@ -1,12 +1,11 @@
-//! The `GuiSession` custom resource (`lightsail.operators.dev/v1alpha1`) and the Go-duration
-//! parser used for `spec.maxSessionAge`.
-
-use std::time::Duration;
+//! The `GuiSession` custom resource (`lightsail.operators.dev/v1alpha1`). The Lightsail operation it
+//! records in `status.operation` is an AWS value, [`crate::aws::model::Operation`].
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 pub use crate::account::types::{AccountKind, AccountRef};
+pub use crate::aws::model::{Location, Operation, OperationStatus};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -296,101 +295,6 @@ pub struct PendingStart {
     pub holder: String,
 }
 
-/// A Lightsail operation, as reported by the Lightsail API. Timestamps are in whole seconds.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Operation {
-    /// The operation ID.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name of the resource the operation acts on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_name: Option<String>,
-    /// Type of the resource, for example `Instance`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_type: Option<String>,
-    /// When the operation was created, on Lightsail's clock.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at: Option<Timestamp>,
-    /// Where the operation runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<Location>,
-    /// Whether the operation has finished (successfully or not).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub is_terminal: Option<bool>,
-    /// Free-form details Lightsail gives about the operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation_details: Option<String>,
-    /// The kind of operation, for example `StartGUISession`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operation_type: Option<String>,
-    /// Status of the operation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<OperationStatus>,
-    /// When the status last changed, on Lightsail's clock.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_changed_at: Option<Timestamp>,
-    /// Error code, when the operation failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_code: Option<String>,
-    /// Error details, when the operation failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_details: Option<String>,
-}
-
-impl Operation {
-    /// Whether the operation has finished: Lightsail says it is terminal, or its status is one
-    /// only a finished operation has (Lightsail may omit `isTerminal`).
-    pub fn finished(&self) -> bool {
-        self.is_terminal == Some(true)
-            || matches!(
-                self.status,
-                Some(
-                    OperationStatus::Succeeded
-                        | OperationStatus::Completed
-                        | OperationStatus::Failed
-                )
-            )
-    }
-
-    /// Whether the operation failed.
-    pub fn failed(&self) -> bool {
-        self.status == Some(OperationStatus::Failed)
-    }
-
-    /// Whether this is a StartGUISession operation.
-    pub fn is_start(&self) -> bool {
-        self.operation_type.as_deref() == Some("StartGUISession")
-    }
-
-    /// Whether this is a StopGUISession operation.
-    pub fn is_stop(&self) -> bool {
-        self.operation_type.as_deref() == Some("StopGUISession")
-    }
-}
-
-/// Where a Lightsail operation runs.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Location {
-    /// Availability Zone, for example `eu-central-1a`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub availability_zone: Option<String>,
-    /// AWS Region, for example `eu-central-1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region_name: Option<String>,
-}
-
-/// Status of a Lightsail operation.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-pub enum OperationStatus {
-    NotStarted,
-    Started,
-    Failed,
-    Completed,
-    Succeeded,
-}
-
 /// The last error the operator hit.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -410,125 +314,6 @@ pub struct LastError {
 /// make status differ on every read of the same instant).
 pub fn whole_seconds(ts: Timestamp) -> Timestamp {
     Timestamp::from_second(ts.as_second()).unwrap_or(ts)
-}
-
-/// Why a Go duration string could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
-    #[error("empty duration: expected a Go duration such as 45m, 1h or 1h30m")]
-    Empty,
-    #[error("invalid duration {0:?}: negative durations are not allowed")]
-    Negative(String),
-    #[error(
-        "invalid duration {0:?}: expected a number followed by a unit (ns, us, µs, ms, s, m, h), such as 1h30m"
-    )]
-    Invalid(String),
-    #[error(
-        "invalid duration {input:?}: missing unit after {number:?} (use ns, us, µs, ms, s, m or h)"
-    )]
-    MissingUnit { input: String, number: String },
-    #[error("invalid duration {input:?}: unknown unit {unit:?} (use ns, us, µs, ms, s, m or h)")]
-    UnknownUnit { input: String, unit: String },
-    #[error("invalid duration {0:?}: too large")]
-    Overflow(String),
-}
-
-/// Parses a Go `time.ParseDuration` string (`300ms`, `1.5h`, `2h45m`, `0`) into a [`Duration`].
-/// Negative durations are rejected; the largest accepted value is Go's (`i64::MAX` nanoseconds).
-pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
-    const MAX_NANOS: u128 = i64::MAX as u128;
-    let invalid = || DurationError::Invalid(input.to_owned());
-    let overflow = || DurationError::Overflow(input.to_owned());
-
-    if input.is_empty() {
-        return Err(DurationError::Empty);
-    }
-    let (negative, mut s) = match input.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, input.strip_prefix('+').unwrap_or(input)),
-    };
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-
-    let mut total: u128 = 0;
-    while !s.is_empty() {
-        let start = input.len() - s.len();
-        // Integer part.
-        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_digits, rest) = s.split_at(int_len);
-        s = rest;
-        // Fraction part.
-        let mut frac_digits = "";
-        if let Some(rest) = s.strip_prefix('.') {
-            let frac_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-            let (f, r) = rest.split_at(frac_len);
-            frac_digits = f;
-            s = r;
-        }
-        if int_digits.is_empty() && frac_digits.is_empty() {
-            return Err(invalid());
-        }
-        let number = &input[start..input.len() - s.len()];
-        // Unit.
-        let unit_len = s
-            .char_indices()
-            .find(|(_, c)| *c == '.' || c.is_ascii_digit())
-            .map_or(s.len(), |(i, _)| i);
-        let (unit, rest) = s.split_at(unit_len);
-        s = rest;
-        let unit_nanos: u128 = match unit {
-            "" => {
-                return Err(DurationError::MissingUnit {
-                    input: input.to_owned(),
-                    number: number.to_owned(),
-                });
-            }
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            other => {
-                return Err(DurationError::UnknownUnit {
-                    input: input.to_owned(),
-                    unit: other.to_owned(),
-                });
-            }
-        };
-        let mut int_value: u128 = 0;
-        for b in int_digits.bytes() {
-            int_value = int_value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u128::from(b - b'0')))
-                .filter(|v| *v <= MAX_NANOS)
-                .ok_or_else(overflow)?;
-        }
-        let mut value = int_value.checked_mul(unit_nanos).ok_or_else(overflow)?;
-        // Fractions finer than a nanosecond are dropped, as in Go.
-        let mut scale = unit_nanos;
-        for b in frac_digits.bytes() {
-            scale /= 10;
-            if scale == 0 {
-                break;
-            }
-            value += u128::from(b - b'0') * scale;
-        }
-        total = total.checked_add(value).ok_or_else(overflow)?;
-        if total > MAX_NANOS {
-            return Err(overflow());
-        }
-    }
-    if negative && total != 0 {
-        return Err(DurationError::Negative(input.to_owned()));
-    }
-    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| overflow())?;
-    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| overflow())?;
-    Ok(Duration::new(secs, nanos))
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::guisession::types::parse_go_duration;
+use crate::account::policy::NamespaceSelector;
+use crate::duration::parse_go_duration;
 
 /// Kubernetes operator that keeps AWS Lightsail GUI sessions alive.
 ///
@@ -316,14 +317,6 @@ pub struct RunArgs {
     /// Log filter in tracing's EnvFilter syntax, e.g. `info` or `lightsail_gui_operator=debug`.
     #[arg(long, env = "LGO_LOG", default_value = "info")]
     pub log: String,
-}
-
-/// Which namespaces may use something: every one, none, or those whose labels match.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NamespaceSelector {
-    All,
-    None,
-    Matching(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector),
 }
 
 fn namespace_selector_arg(s: &str) -> Result<NamespaceSelector, String> {

@@ -35,17 +35,18 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use tracing::{info, warn};
 
+use crate::account::policy::NamespaceSelector;
 use crate::aws::lightsail::Lightsail;
 use crate::aws::model::RateLimit;
 use crate::guisession::controller::{
-    CachedGuiSession, Context, FIELD_MANAGER, MANAGED_BY_LABEL, RetryPolicy, error_policy,
-    reconcile,
+    CachedGuiSession, Context, RetryPolicy, error_policy, reconcile,
 };
 use crate::guisession::policy::{Settings, start_budget};
 use crate::guisession::types::GuiSession;
+use crate::kubernetes::{FIELD_MANAGER, MANAGED_BY_LABEL};
 use crate::leadership::{Election, ElectionConfig, LeaderGate, LeaseTiming, api_retry_backoff};
 use crate::metrics::Metrics;
-use crate::process::cli::{NamespaceSelector, RunArgs};
+use crate::process::cli::RunArgs;
 use crate::process::watch_scope::WatchScope;
 
 /// How a stretch of reconciling ended.

@@ -15,17 +15,19 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, predicates, reflector, watcher};
 use tokio::sync::mpsc;
 
-use crate::account::controller::{AccountContext, AccountObject, edge_key};
+use crate::account::controller::{AccountContext, AccountObject};
 use crate::account::controller::{
     error_policy as account_error_policy, reconcile as reconcile_account,
 };
 use crate::account::index::AccountIndex;
+use crate::account::policy::NamespaceSelector;
+use crate::account::types::edge_key;
 use crate::account::types::{AccountKey, ClusterLightsailAccount, LightsailAccount};
 use crate::aws::lightsail::Lightsail;
 use crate::guisession::controller::{AccountStores, CachedGuiSession, Context};
 use crate::guisession::policy::SKIP_STOP_ANNOTATION;
 use crate::guisession::types::GuiSession;
-use crate::process::cli::{NamespaceSelector, RunArgs};
+use crate::process::cli::RunArgs;
 use crate::process::watch_scope::WatchScope;
 
 /// What the cache keeps of a watch event: the metadata that is read from it, the name and

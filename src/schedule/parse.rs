@@ -5,7 +5,7 @@ use jiff::SignedDuration;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 
 use super::MAX_WINDOW_DURATION;
-use crate::guisession::types::{DurationError, parse_go_duration};
+use crate::duration::{DurationError, parse_go_duration};
 /// Looks `name` up in the system's time zone database (kept current by the image) and, when that
 /// lacks it or is missing (a container without /usr/share/zoneinfo), in the copy compiled into the
 /// binary.

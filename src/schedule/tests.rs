@@ -1,6 +1,6 @@
 use super::parse::find_time_zone_in;
 use super::*;
-use crate::guisession::types::parse_go_duration;
+use crate::duration::parse_go_duration;
 use crate::guisession::types::{ScheduleExclusion, ScheduleWindow};
 use jiff::tz::TimeZoneDatabase;
 use proptest::prelude::*;

@@ -9,13 +9,13 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{AccountStores, CachedGuiSession, Context, Held, RetryPolicy, key_of};
+use crate::account::policy::NamespaceSelector;
 use crate::aws::lightsail::Lightsail;
 use crate::guisession::policy::start_budget;
 use crate::guisession::policy::{Settings, UnconfirmedStart};
 use crate::guisession::types::GuiSession;
 use crate::leadership::LeaderGate;
 use crate::metrics::Metrics;
-use crate::process::cli::NamespaceSelector;
 
 impl Context {
     #[allow(clippy::too_many_arguments)]

@@ -18,6 +18,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::warn;
 
+use crate::account::policy::NamespaceSelector;
 use crate::account::policy::{AccountRefusal, selector_matches};
 use crate::account::types::{ClusterLightsailAccount, LightsailAccount};
 use crate::aws::errors::LightsailError;
@@ -26,17 +27,11 @@ use crate::guisession::policy::{SecretSeen, Settings, UnconfirmedStart};
 use crate::guisession::types::GuiSession;
 use crate::leadership::LeaderGate;
 use crate::metrics::Metrics;
-use crate::process::cli::NamespaceSelector;
 
 mod context;
 mod reconcile;
 mod secrets;
 
-/// Field manager of every status write (server-side apply).
-pub const FIELD_MANAGER: &str = "lightsail-gui-operator";
-/// Label on every Secret the operator writes (value [`FIELD_MANAGER`]): the operator watches only
-/// Secrets carrying it.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Annotation on an access Secret: the `sessionStartedAt` of the session its URLs open.
 pub const SESSION_ANNOTATION: &str = "lightsail.operators.dev/session-started-at";
 /// Annotation on an access Secret: SHA-256 of its data as written, to tell an edited Secret.

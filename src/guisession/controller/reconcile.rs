@@ -14,12 +14,13 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
-    AccountUse, Error, FIELD_MANAGER, FINALIZER, MAX_CONFLICTS, MAX_STEPS, Reconcile, ScopeKey,
-    SecretVersion, is_status, own_identity_refusal,
+    AccountUse, Error, FINALIZER, MAX_CONFLICTS, MAX_STEPS, Reconcile, ScopeKey, SecretVersion,
+    is_status, own_identity_refusal,
 };
-use crate::account::controller::{edge_key, namespace_labels};
+use crate::account::policy::NamespaceSelector;
 use crate::account::policy::{AccountFound, AccountRefusal, check_account};
 use crate::account::types::AccountKey;
+use crate::account::types::edge_key;
 use crate::aws::lightsail::{Permit, Scope};
 use crate::aws::model::Action;
 use crate::guisession::policy::{
@@ -27,7 +28,8 @@ use crate::guisession::policy::{
     transition, until,
 };
 use crate::guisession::types::{AccountKind, GuiSession, GuiSessionStatus};
-use crate::process::cli::NamespaceSelector;
+use crate::kubernetes::FIELD_MANAGER;
+use crate::kubernetes::namespace_labels;
 
 impl Reconcile<'_> {
     pub(super) fn transition(&self, input: Input, now: Timestamp) -> Transition {

@@ -10,12 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use serde_json::json;
 
-use super::{
-    DATA_DIGEST_ANNOTATION, Error, FIELD_MANAGER, MANAGED_BY_LABEL, Reconcile, SESSION_ANNOTATION,
-    SecretVersion,
-};
+use super::{DATA_DIGEST_ANNOTATION, Error, Reconcile, SESSION_ANNOTATION, SecretVersion};
 use crate::guisession::policy::{AccessSecret, SecretError, SecretSeen};
 use crate::guisession::types::GuiSession;
+use crate::kubernetes::{FIELD_MANAGER, MANAGED_BY_LABEL};
 
 /// The keys of an access Secret that the operator writes (and judges intact).
 const KEY_PRIMARY_URL: &str = "primaryUrl";

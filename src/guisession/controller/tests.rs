@@ -1,5 +1,6 @@
 use super::*;
 use crate::guisession::types::{GuiSessionSpec, GuiSessionStatus};
+use crate::kubernetes::FIELD_MANAGER;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
 fn context() -> Context {

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::guisession::types::{DEFAULT_MAX_SESSION_AGE, GuiSessionSpec, parse_go_duration};
+use crate::duration::parse_go_duration;
+use crate::guisession::types::{DEFAULT_MAX_SESSION_AGE, GuiSessionSpec};
 /// Operator-wide settings that shape decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {

@@ -1,99 +1,15 @@
 use super::*;
+use std::time::Duration;
+
 use kube::CustomResourceExt;
+
+use crate::duration::parse_go_duration;
 
 fn ok(s: &str) -> Duration {
     match parse_go_duration(s) {
         Ok(d) => d,
         Err(e) => panic!("{s:?} should parse: {e}"),
     }
-}
-
-#[test]
-fn parses_go_durations() {
-    assert_eq!(ok("0"), Duration::ZERO);
-    assert_eq!(ok("-0"), Duration::ZERO);
-    assert_eq!(ok("0s"), Duration::ZERO);
-    assert_eq!(ok("1h"), Duration::from_secs(3600));
-    assert_eq!(ok("+5s"), Duration::from_secs(5));
-    assert_eq!(ok("1h30m"), Duration::from_secs(5400));
-    assert_eq!(ok("2h45m10s"), Duration::from_secs(2 * 3600 + 45 * 60 + 10));
-    assert_eq!(ok("1.5h"), Duration::from_secs(5400));
-    assert_eq!(ok(".5s"), Duration::from_millis(500));
-    assert_eq!(ok("1.s"), Duration::from_secs(1));
-    assert_eq!(ok("300ms"), Duration::from_millis(300));
-    assert_eq!(ok("10us"), Duration::from_micros(10));
-    assert_eq!(ok("10µs"), Duration::from_micros(10));
-    assert_eq!(ok("10μs"), Duration::from_micros(10));
-    assert_eq!(ok("7ns"), Duration::from_nanos(7));
-    assert_eq!(ok("1.0000000001s"), Duration::from_secs(1));
-    assert_eq!(ok("1m0.5s"), Duration::from_millis(60_500));
-    assert_eq!(
-        ok("9223372036854775807ns"),
-        Duration::from_nanos(i64::MAX as u64)
-    );
-}
-
-#[test]
-fn rejects_bad_durations() {
-    assert_eq!(parse_go_duration(""), Err(DurationError::Empty));
-    assert!(matches!(
-        parse_go_duration("-1h"),
-        Err(DurationError::Negative(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("h"),
-        Err(DurationError::Invalid(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("."),
-        Err(DurationError::Invalid(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("-"),
-        Err(DurationError::Invalid(_))
-    ));
-    assert_eq!(parse_go_duration("-0s"), Ok(Duration::ZERO));
-    assert!(matches!(
-        parse_go_duration("+"),
-        Err(DurationError::Invalid(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("1h "),
-        Err(DurationError::UnknownUnit { .. })
-    ));
-    assert!(matches!(
-        parse_go_duration("1d"),
-        Err(DurationError::UnknownUnit { .. })
-    ));
-    assert!(matches!(
-        parse_go_duration("1H"),
-        Err(DurationError::UnknownUnit { .. })
-    ));
-    assert!(matches!(
-        parse_go_duration("10"),
-        Err(DurationError::MissingUnit { number, .. }) if number == "10"
-    ));
-    assert!(matches!(
-        parse_go_duration("1h30"),
-        Err(DurationError::MissingUnit { .. })
-    ));
-    assert!(matches!(
-        parse_go_duration("9223372036854775808ns"),
-        Err(DurationError::Overflow(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("3000000h"),
-        Err(DurationError::Overflow(_))
-    ));
-    assert!(matches!(
-        parse_go_duration("99999999999999999999999999999999999999999h"),
-        Err(DurationError::Overflow(_))
-    ));
-    let msg = parse_go_duration("1d")
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(msg.contains("unknown unit \"d\""), "{msg}");
 }
 
 #[test]
