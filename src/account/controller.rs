@@ -213,7 +213,42 @@ async fn check(
             terminal: true,
         });
     }
-    let static_keys = match &spec.credentials_secret_ref {
+    let static_keys = static_keys(ctx, spec, secret_namespace).await?;
+    let config = account_config(key, spec, assume, static_keys);
+    // Checked already for this spec, with these keys, and not long ago: nothing to ask STS.
+    if let Some(identity) = verified
+        && ctx.lightsail.account_checked_within(&config, ctx.recheck)
+    {
+        return Ok(identity);
+    }
+    match ctx.lightsail.check_account(config).await {
+        Ok(identity) => Ok(Identity {
+            account_id: identity.account_id,
+            arn: identity.arn,
+        }),
+        Err(e) => {
+            // Only a definite refusal drops the credentials; after a transient failure (STS
+            // throttled or unreachable) the last good ones serve until they expire.
+            if e.terminal {
+                ctx.lightsail.forget_account(&edge_key(key));
+            }
+            Err(AccountError {
+                reason: e.code,
+                message: e.message,
+                terminal: e.terminal,
+            })
+        }
+    }
+}
+
+/// The static keys an account names in `credentialsSecretRef`, read from their Secret, when it
+/// names any and this operator may read them.
+async fn static_keys(
+    ctx: &AccountContext,
+    spec: &LightsailAccountSpec,
+    secret_namespace: Option<&str>,
+) -> Result<Option<StaticKeys>, AccountError> {
+    Ok(match &spec.credentials_secret_ref {
         None => None,
         Some(_) if !ctx.static_keys => {
             return Err(AccountError {
@@ -281,8 +316,17 @@ async fn check(
                 }
             }
         }
-    };
-    let config = AccountConfig {
+    })
+}
+
+/// What the Lightsail edge needs to check the account and call Lightsail through it.
+fn account_config(
+    key: &AccountKey,
+    spec: &LightsailAccountSpec,
+    assume: Assume,
+    static_keys: Option<StaticKeys>,
+) -> AccountConfig {
+    AccountConfig {
         key: edge_key(key),
         role_arn: spec.role_arn.clone(),
         external_id: assume.external_id,
@@ -301,30 +345,6 @@ async fn check(
                 burst: std::num::NonZeroU32::new(r.burst)?,
             })
         }),
-    };
-    // Checked already for this spec, with these keys, and not long ago: nothing to ask STS.
-    if let Some(identity) = verified
-        && ctx.lightsail.account_checked_within(&config, ctx.recheck)
-    {
-        return Ok(identity);
-    }
-    match ctx.lightsail.check_account(config).await {
-        Ok(identity) => Ok(Identity {
-            account_id: identity.account_id,
-            arn: identity.arn,
-        }),
-        Err(e) => {
-            // Only a definite refusal drops the credentials; after a transient failure (STS
-            // throttled or unreachable) the last good ones serve until they expire.
-            if e.terminal {
-                ctx.lightsail.forget_account(&edge_key(key));
-            }
-            Err(AccountError {
-                reason: e.code,
-                message: e.message,
-                terminal: e.terminal,
-            })
-        }
     }
 }
 

@@ -15,7 +15,9 @@ pub use watches::metadata_of;
 use http::{Health, metrics_handler, readyz};
 use session_states::SessionStates;
 use shutdown::Shutdown;
-use watches::{AccountWatches, Generations, accounts_named, trigger_of};
+use watches::{
+    AccountWatches, Generations, forget_what_the_cache_lost, index_and_count, trigger_of,
+};
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -81,31 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_from(kube_config.clone())
         .context("cannot configure the Kubernetes client (KUBECONFIG or in-cluster config)")?;
     let scope = WatchScope::new(&args.namespaces());
-    // Fail fast, with the reason, on what would otherwise be an endless watch retry: an
-    // unreachable apiserver, a missing CRD, missing RBAC or a bad label selector.
-    args.check_shards().map_err(anyhow::Error::msg)?;
-    let mut probe = ListParams::default().limit(1);
-    if let Some(sel) = args.watch_selector() {
-        probe = probe.labels(&sel);
-    }
-    for api in scope.apis::<GuiSession>(&client) {
-        api.list_metadata(&probe).await.with_context(|| {
-            "cannot list GuiSessions: is the CRD installed (`lightsail-gui-operator crd | kubectl apply -f -`), \
-             may this identity list them (in every namespace of --namespace), and is --selector valid?"
-        })?;
-    }
-    let cluster_id = match &args.cluster_id {
-        Some(id) => id.clone(),
-        None => Api::<Namespace>::all(client.clone())
-            .get("kube-system")
-            .await
-            .ok()
-            .and_then(|ns| ns.metadata.uid)
-            .context(
-                "cannot read the uid of the Namespace kube-system, the default cluster id: set --cluster-id \
-                 (chart value accounts.clusterId) or let this identity get that Namespace",
-            )?,
-    };
+    let cluster_id = preflight(&client, &args, &scope).await?;
     info!(
         cluster_id,
         "cluster id (part of every LightsailAccount's external id)"
@@ -116,6 +94,90 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let metrics = Arc::new(Metrics::default());
+    let lightsail = Arc::new(lightsail_edge(&args, metrics.clone()).await?);
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let shutdown = Shutdown::on_signals();
+    let election = if args.leader_elect {
+        Some(start_election(&kube_config, &client, &args, &identity).await?)
+    } else {
+        None
+    };
+    let gate = election
+        .as_ref()
+        .map_or_else(LeaderGate::always, Election::gate);
+    let ctx = Arc::new(context(
+        &args,
+        client,
+        lightsail,
+        metrics.clone(),
+        &identity,
+        gate.clone(),
+    ));
+    let health = Arc::new(Health {
+        electing: args.leader_elect,
+        leader: AtomicBool::new(false),
+        synced: AtomicBool::new(false),
+        states: SessionStates::default(),
+        metrics,
+    });
+    let server = serve_http(&args, health.clone()).await?;
+
+    if let Some(election) = election {
+        info!(identity, "waiting to become leader");
+        lead_until_shutdown(&gate, &scope, &args, &ctx, &health, &shutdown, &identity).await;
+        match tokio::time::timeout(RELEASE_TIMEOUT, election.release()).await {
+            Ok(Ok(())) => info!("released the leader Lease"),
+            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "could not release the leader Lease"),
+            Err(_) => warn!(
+                timeout = ?RELEASE_TIMEOUT,
+                "could not release the leader Lease in time: a standby takes over once it expires"
+            ),
+        }
+    } else {
+        health.set_leading(true);
+        if let Outcome::Ended =
+            reconcile_until_shutdown(&scope, &args, ctx, health.clone(), &shutdown).await
+        {
+            warn!("controller stopped unexpectedly");
+        }
+    }
+    server.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// Fails fast, with the reason, on what would otherwise be an endless watch retry (an
+/// unreachable apiserver, a missing CRD, missing RBAC or a bad label selector), and returns the
+/// cluster id.
+async fn preflight(client: &Client, args: &RunArgs, scope: &WatchScope) -> anyhow::Result<String> {
+    args.check_shards().map_err(anyhow::Error::msg)?;
+    let mut probe = ListParams::default().limit(1);
+    if let Some(sel) = args.watch_selector() {
+        probe = probe.labels(&sel);
+    }
+    for api in scope.apis::<GuiSession>(client) {
+        api.list_metadata(&probe).await.with_context(|| {
+            "cannot list GuiSessions: is the CRD installed (`lightsail-gui-operator crd | kubectl apply -f -`), \
+             may this identity list them (in every namespace of --namespace), and is --selector valid?"
+        })?;
+    }
+    Ok(match &args.cluster_id {
+        Some(id) => id.clone(),
+        None => Api::<Namespace>::all(client.clone())
+            .get("kube-system")
+            .await
+            .ok()
+            .and_then(|ns| ns.metadata.uid)
+            .context(
+                "cannot read the uid of the Namespace kube-system, the default cluster id: set --cluster-id \
+                 (chart value accounts.clusterId) or let this identity get that Namespace",
+            )?,
+    })
+}
+
+/// The Lightsail edge as the flags set it up, once they are known to leave a start time to
+/// finish inside the settle window.
+async fn lightsail_edge(args: &RunArgs, metrics: Arc<Metrics>) -> anyhow::Result<Lightsail> {
     let rate = RateLimit {
         per_second: NonZeroU32::new(args.rate_limit).context("--rate-limit must be > 0")?,
         burst: NonZeroU32::new(args.rate_burst).context("--rate-burst must be > 0")?,
@@ -136,21 +198,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.max_clock_skew
         );
     }
-    let lightsail = Arc::new(
-        Lightsail::load(args.region.clone(), rate, metrics.clone())
-            .await
-            .with_call_timeout(args.lightsail_timeout),
-    );
+    let lightsail = Lightsail::load(args.region.clone(), rate, metrics)
+        .await
+        .with_call_timeout(args.lightsail_timeout);
     match lightsail.default_region() {
         Some(r) => info!(region = r, "default AWS Region"),
         None => warn!(
             "no default AWS Region (--region / AWS_REGION): GuiSessions without spec.region will stall"
         ),
     }
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    Ok(lightsail)
+}
+
+/// The GuiSession controller's context: the policy's settings from the flags, and its edges.
+fn context(
+    args: &RunArgs,
+    client: Client,
+    lightsail: Arc<Lightsail>,
+    metrics: Arc<Metrics>,
+    identity: &str,
+    gate: LeaderGate,
+) -> Context {
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
-        instance: Some(identity.clone()),
+        instance: Some(identity.to_owned()),
     };
     let settings = Settings {
         min_session_age: args.min_session_age,
@@ -159,48 +230,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         follow_backoff_max: args.poll_max,
         start_settle: args.start_settle,
         default_region: lightsail.default_region().map(str::to_owned),
-        identity: identity.clone(),
+        identity: identity.to_owned(),
         access_secrets: args.access_secrets,
     };
     let retry = RetryPolicy {
         initial: args.retry_initial,
         max: args.retry_max,
     };
-    let shutdown = Shutdown::on_signals();
-    let election = if args.leader_elect {
-        Some(start_election(&kube_config, &client, &args, &identity).await?)
-    } else {
-        None
-    };
-    let gate = election
-        .as_ref()
-        .map_or_else(LeaderGate::always, Election::gate);
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            lightsail,
-            reporter,
-            metrics.clone(),
-            settings,
-            retry,
-            gate.clone(),
-            args.lightsail_timeout,
-            args.max_clock_skew,
-        )
-        .with_own_identity(
-            args.own_identity_namespaces
-                .clone()
-                .unwrap_or(NamespaceSelector::All),
-        ),
-    );
-    let health = Arc::new(Health {
-        electing: args.leader_elect,
-        leader: AtomicBool::new(false),
-        synced: AtomicBool::new(false),
-        states: SessionStates::default(),
-        metrics: metrics.clone(),
-    });
+    Context::new(
+        client,
+        lightsail,
+        reporter,
+        metrics,
+        settings,
+        retry,
+        gate,
+        args.lightsail_timeout,
+        args.max_clock_skew,
+    )
+    .with_own_identity(
+        args.own_identity_namespaces
+            .clone()
+            .unwrap_or(NamespaceSelector::All),
+    )
+}
 
+/// Serves /metrics, /healthz and /readyz on `--http-addr` until aborted.
+async fn serve_http(
+    args: &RunArgs,
+    health: Arc<Health>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
@@ -209,58 +268,50 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(health.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        .with_state(health);
+    Ok(tokio::spawn(
+        async move { axum::serve(listener, app).await },
+    ))
+}
 
-    if let Some(election) = election {
-        info!(identity, "waiting to become leader");
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.requested() => break,
-                _ = gate.acquired() => {}
-            }
-            info!(identity, "became leader: reconciling");
-            health.set_leading(true);
-            // The gate goes first and reads the clock on every poll: a process resumed after its
-            // Lease ran out drops the controller (stopping every reconcile, mid-call if need be;
-            // the start marker makes that safe, see controller::Step::start) before the
-            // controller can start anything.
-            let outcome = tokio::select! {
-                biased;
-                _ = gate.lost() => Outcome::Lost,
-                outcome = reconcile_until_shutdown(&scope, &args, ctx.clone(), health.clone(), &shutdown) => outcome,
-            };
-            health.set_leading(false);
-            match outcome {
-                Outcome::Lost => warn!(
-                    identity,
-                    reason = gate.why_not(),
-                    "lost leadership: stopped reconciling"
-                ),
-                Outcome::Stopped => break,
-                Outcome::Ended => warn!("controller stopped unexpectedly"),
-            }
+/// Reconciles whenever this replica leads, until shutdown.
+async fn lead_until_shutdown(
+    gate: &LeaderGate,
+    scope: &WatchScope,
+    args: &RunArgs,
+    ctx: &Arc<Context>,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+    identity: &str,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.requested() => break,
+            _ = gate.acquired() => {}
         }
-        match tokio::time::timeout(RELEASE_TIMEOUT, election.release()).await {
-            Ok(Ok(())) => info!("released the leader Lease"),
-            Ok(Err(e)) => warn!(error = %format!("{e:#}"), "could not release the leader Lease"),
-            Err(_) => warn!(
-                timeout = ?RELEASE_TIMEOUT,
-                "could not release the leader Lease in time: a standby takes over once it expires"
-            ),
-        }
-    } else {
+        info!(identity, "became leader: reconciling");
         health.set_leading(true);
-        if let Outcome::Ended =
-            reconcile_until_shutdown(&scope, &args, ctx, health.clone(), &shutdown).await
-        {
-            warn!("controller stopped unexpectedly");
+        // The gate goes first and reads the clock on every poll: a process resumed after its
+        // Lease ran out drops the controller (stopping every reconcile, mid-call if need be;
+        // the start marker makes that safe, see controller::Step::start) before the
+        // controller can start anything.
+        let outcome = tokio::select! {
+            biased;
+            _ = gate.lost() => Outcome::Lost,
+            outcome = reconcile_until_shutdown(scope, args, ctx.clone(), health.clone(), shutdown) => outcome,
+        };
+        health.set_leading(false);
+        match outcome {
+            Outcome::Lost => warn!(
+                identity,
+                reason = gate.why_not(),
+                "lost leadership: stopped reconciling"
+            ),
+            Outcome::Stopped => break,
+            Outcome::Ended => warn!("controller stopped unexpectedly"),
         }
     }
-    server.abort();
-    info!("stopped");
-    Ok(())
 }
 
 /// Competes for the Lease named by the flags, through a client of its own whose calls time out
@@ -355,46 +406,22 @@ async fn run_controller(
     // writes do not, and timers come from the requeues it asks for.
     let stream = scope
         .watch::<GuiSession>(&ctx.client, config)
-        .inspect_ok({
-            let index = accounts.index.clone();
-            let counts = accounts.counts.clone();
-            let health = health.clone();
-            move |event| {
-                accounts_named(&index, &counts, event);
-                if matches!(event, watcher::Event::Apply(_) | watcher::Event::Delete(_)) {
-                    // Own-identity sessions change the index without changing a count.
-                    health.metrics.set_tracked("account_index", index.indexed());
-                }
-                health.states.observe(event);
-            }
-        })
+        .inspect_ok(index_and_count(
+            accounts.index.clone(),
+            accounts.counts.clone(),
+            health.clone(),
+        ))
         .map_ok(metadata_of)
         .reflect(writer)
         // After the cache: what is kept per object goes with the object, and after a relist
         // (which reports no deletes for objects deleted during a watch gap) with every object
         // the cache no longer has.
-        .inspect_ok({
-            let ctx = ctx.clone();
-            let index = accounts.index.clone();
-            let counts = accounts.counts.clone();
-            let reader = reader.clone();
-            move |event| match event {
-                watcher::Event::Delete(obj) => ctx.forget_object(obj),
-                watcher::Event::InitDone => {
-                    ctx.retain_live();
-                    let gone = index.retain(|session| {
-                        let mut cached = ObjectRef::<CachedGuiSession>::new(&session.name);
-                        cached.namespace = session.namespace.clone();
-                        reader.get(&cached).is_some()
-                    });
-                    for account in gone {
-                        let _ = counts.send(account);
-                    }
-                    ctx.metrics.set_tracked("account_index", index.indexed());
-                }
-                _ => {}
-            }
-        })
+        .inspect_ok(forget_what_the_cache_lost(
+            ctx.clone(),
+            accounts.index.clone(),
+            accounts.counts.clone(),
+            reader.clone(),
+        ))
         .try_filter({
             let mut generations = Generations::default();
             move |event| futures::future::ready(generations.is_news(event))

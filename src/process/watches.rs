@@ -15,6 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, predicates, reflector, watcher};
 use tokio::sync::mpsc;
 
+use super::http::Health;
 use crate::account::controller::{AccountContext, AccountObject};
 use crate::account::controller::{
     error_policy as account_error_policy, reconcile as reconcile_account,
@@ -248,24 +249,7 @@ impl AccountWatches {
         });
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let (count_tx, count_rx) = mpsc::unbounded_channel::<AccountKey>();
-        let account_ctx = Arc::new(AccountContext {
-            client: client.clone(),
-            lightsail: ctx.lightsail.clone(),
-            index: index.clone(),
-            wake: wake_tx,
-            static_keys: args.account_static_keys,
-            // One writer per account status: the default instance (shards only load credentials).
-            write_status: args.shard().is_none(),
-            stalled_retry: args.stalled_retry,
-            recheck: args.account_recheck,
-            cluster_id: args.cluster_id.clone().unwrap_or_default(),
-            namespaced_roles: args
-                .namespaced_account_roles
-                .iter()
-                .map(|p| p.trim().to_owned())
-                .filter(|p| !p.is_empty())
-                .collect(),
-        });
+        let account_ctx = Arc::new(account_context(ctx, args, index.clone(), wake_tx));
         let (namespaced, namespaced_writer) = reflector::store();
         let (cluster, cluster_writer) = reflector::store();
         let (namespaces, namespaces_writer) = reflector::store();
@@ -274,24 +258,7 @@ impl AccountWatches {
             cluster: cluster.clone(),
             namespaces: namespaces.clone(),
         }));
-        // Recounts go to the controller of the account's kind.
-        let (namespaced_counts, cluster_counts) = {
-            let (ns_tx, ns_rx) = mpsc::unbounded_channel();
-            let (cl_tx, cl_rx) = mpsc::unbounded_channel();
-            let mut count_rx = count_rx;
-            tokio::spawn(async move {
-                while let Some(key) = count_rx.recv().await {
-                    let sent = match &key.namespace {
-                        Some(ns) => ns_tx.send(ObjectRef::new(&key.name).within(ns)).is_ok(),
-                        None => cl_tx.send(ObjectRef::new(&key.name)).is_ok(),
-                    };
-                    if !sent {
-                        break;
-                    }
-                }
-            });
-            (receiver_stream(ns_rx), receiver_stream(cl_rx))
-        };
+        let (namespaced_counts, cluster_counts) = recounts_by_kind(count_rx);
         let namespaced_stream = scope
             .watch::<LightsailAccount>(&client, watcher::Config::default())
             .default_backoff()
@@ -316,26 +283,12 @@ impl AccountWatches {
         ))
         .applied_objects()
         .predicate_filter(predicates::generation, Default::default());
-        // A namespace's labels decide which cluster accounts it may use: when they change, its
-        // GuiSessions that name a cluster account decide again.
-        let namespace_index = index.clone();
-        let namespace_wake = account_ctx.wake.clone();
-        let namespaces_stream = watcher(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect(namespaces_writer)
-        .applied_objects()
-        .predicate_filter(predicates::labels, Default::default())
-        .for_each(move |ns| {
-            if let Ok(ns) = ns {
-                for session in namespace_index.label_dependent_sessions_in(&ns.name_any()) {
-                    let _ = namespace_wake.send(session);
-                }
-            }
-            futures::future::ready(())
-        });
+        let namespaces_stream = namespace_wakes(
+            &client,
+            namespaces_writer,
+            index.clone(),
+            account_ctx.wake.clone(),
+        );
         let namespaced_controller = Controller::for_stream(namespaced_stream, namespaced)
             .reconcile_on(namespaced_counts)
             .run(
@@ -361,5 +314,126 @@ impl AccountWatches {
             wakes: receiver_stream(wake_rx),
             controllers,
         }
+    }
+}
+
+/// The account controllers' context, from the GuiSession controller's and the flags.
+fn account_context(
+    ctx: &Context,
+    args: &RunArgs,
+    index: Arc<AccountIndex>,
+    wake_tx: mpsc::UnboundedSender<ObjectRef<GuiSession>>,
+) -> AccountContext {
+    AccountContext {
+        client: ctx.client.clone(),
+        lightsail: ctx.lightsail.clone(),
+        index,
+        wake: wake_tx,
+        static_keys: args.account_static_keys,
+        // One writer per account status: the default instance (shards only load credentials).
+        write_status: args.shard().is_none(),
+        stalled_retry: args.stalled_retry,
+        recheck: args.account_recheck,
+        cluster_id: args.cluster_id.clone().unwrap_or_default(),
+        namespaced_roles: args
+            .namespaced_account_roles
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    }
+}
+
+/// Recounts go to the controller of the account's kind: one stream of namespaced and one of
+/// cluster account references.
+fn recounts_by_kind(
+    mut count_rx: mpsc::UnboundedReceiver<AccountKey>,
+) -> (
+    futures::stream::BoxStream<'static, ObjectRef<LightsailAccount>>,
+    futures::stream::BoxStream<'static, ObjectRef<ClusterLightsailAccount>>,
+) {
+    let (ns_tx, ns_rx) = mpsc::unbounded_channel();
+    let (cl_tx, cl_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(key) = count_rx.recv().await {
+            let sent = match &key.namespace {
+                Some(ns) => ns_tx.send(ObjectRef::new(&key.name).within(ns)).is_ok(),
+                None => cl_tx.send(ObjectRef::new(&key.name)).is_ok(),
+            };
+            if !sent {
+                break;
+            }
+        }
+    });
+    (receiver_stream(ns_rx), receiver_stream(cl_rx))
+}
+
+/// A namespace's labels decide which cluster accounts it may use: when they change, its
+/// GuiSessions that name a cluster account decide again.
+fn namespace_wakes(
+    client: &kube::Client,
+    writer: reflector::store::Writer<Namespace>,
+    index: Arc<AccountIndex>,
+    wake: mpsc::UnboundedSender<ObjectRef<GuiSession>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    watcher(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(predicates::labels, Default::default())
+    .for_each(move |ns| {
+        if let Ok(ns) = ns {
+            for session in index.label_dependent_sessions_in(&ns.name_any()) {
+                let _ = wake.send(session);
+            }
+        }
+        futures::future::ready(())
+    })
+}
+
+/// Before the cache: the account index and the state gauge take what they need from the full
+/// object.
+pub(super) fn index_and_count(
+    index: Arc<AccountIndex>,
+    counts: mpsc::UnboundedSender<AccountKey>,
+    health: Arc<Health>,
+) -> impl FnMut(&watcher::Event<GuiSession>) {
+    move |event| {
+        accounts_named(&index, &counts, event);
+        if matches!(event, watcher::Event::Apply(_) | watcher::Event::Delete(_)) {
+            // Own-identity sessions change the index without changing a count.
+            health.metrics.set_tracked("account_index", index.indexed());
+        }
+        health.states.observe(event);
+    }
+}
+
+/// After the cache: what is kept per object goes with the object, and after a relist (which
+/// reports no deletes for objects deleted during a watch gap) with every object the cache no
+/// longer has.
+pub(super) fn forget_what_the_cache_lost(
+    ctx: Arc<Context>,
+    index: Arc<AccountIndex>,
+    counts: mpsc::UnboundedSender<AccountKey>,
+    reader: reflector::Store<CachedGuiSession>,
+) -> impl FnMut(&watcher::Event<CachedGuiSession>) {
+    move |event| match event {
+        watcher::Event::Delete(obj) => ctx.forget_object(obj),
+        watcher::Event::InitDone => {
+            ctx.retain_live();
+            let gone = index.retain(|session| {
+                let mut cached = ObjectRef::<CachedGuiSession>::new(&session.name);
+                cached.namespace = session.namespace.clone();
+                reader.get(&cached).is_some()
+            });
+            for account in gone {
+                let _ = counts.send(account);
+            }
+            ctx.metrics.set_tracked("account_index", index.indexed());
+        }
+        _ => {}
     }
 }

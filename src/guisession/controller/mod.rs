@@ -29,6 +29,7 @@ use crate::leadership::LeaderGate;
 use crate::metrics::Metrics;
 
 mod context;
+mod effects;
 mod reconcile;
 mod secrets;
 

@@ -13,9 +13,10 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::effects::Flow;
 use super::{
-    AccountUse, Error, FINALIZER, MAX_CONFLICTS, MAX_STEPS, Reconcile, ScopeKey, SecretVersion,
-    is_status, own_identity_refusal,
+    AccountUse, Error, FINALIZER, MAX_CONFLICTS, MAX_STEPS, Reconcile, ScopeKey, is_status,
+    own_identity_refusal,
 };
 use crate::account::policy::NamespaceSelector;
 use crate::account::policy::{AccountFound, AccountRefusal, check_account};
@@ -24,7 +25,7 @@ use crate::account::types::edge_key;
 use crate::aws::lightsail::{Permit, Scope};
 use crate::aws::model::Action;
 use crate::guisession::policy::{
-    AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, SecretSeen, Transition, View,
+    AccountView, Effect, Input, Next, Note, SKIP_STOP_ANNOTATION, Target, Transition, View,
     transition, until,
 };
 use crate::guisession::types::{AccountKind, GuiSession, GuiSessionStatus};
@@ -176,170 +177,79 @@ impl Reconcile<'_> {
             {
                 // The rate-limit wait comes before the fence, then the decision is made again
                 // with the time after it: the fence must be fresh when the call goes out.
-                if !self.ctx.leader.may_mutate() {
-                    return Ok(self.not_leader());
-                }
-                match self
-                    .ctx
-                    .lightsail
-                    .permit(self.scope(target), Action::StartGuiSession)
-                    .await
-                {
-                    Ok(p) => permit = Some((p, self.scope_key(target))),
-                    Err(e) => {
-                        input = Input::StartAnswered {
-                            target: target.clone(),
-                            fence: None,
-                            result: Err(e),
-                        };
-                    }
+                match self.take_permit(target, &mut permit).await {
+                    Flow::Next(next) => input = *next,
+                    Flow::Proceed | Flow::Again => {}
+                    Flow::Exit(result) => return result,
                 }
                 continue;
             }
-            match self.apply(&step).await {
-                Ok(()) => {}
-                Err(e) if is_status(&e, 409) => {
-                    conflicts += 1;
-                    self.ctx.metrics.count_status_conflict();
-                    if conflicts > MAX_CONFLICTS {
-                        return Err(Error::Conflicts(conflicts));
-                    }
-                    // Someone else changed the object since it was read: read it again and
-                    // decide again on what is there now, with the same input. Its account may
-                    // have changed with it.
-                    self.obj = self.api.get(&self.obj.name_any()).await?;
-                    self.account = self.resolve_account();
-                    if self.account == AccountUse::Loading {
-                        return Ok(Requeue::await_change());
-                    }
-                    continue;
-                }
-                Err(e) if is_status(&e, 404) => return Ok(Requeue::await_change()),
-                Err(e) => return Err(e),
+            match self.write(&step, &mut conflicts).await {
+                Flow::Proceed => {}
+                Flow::Next(next) => input = *next,
+                Flow::Again => continue,
+                Flow::Exit(result) => return result,
             }
             self.ctx.settle_unconfirmed(&self.obj);
             self.publish(&step.notes).await;
-            input = match step.effect {
-                Effect::Done(next) => return self.requeue(next),
-                Effect::Confirm { start, after } => {
-                    debug!(
-                        namespace = self.obj.namespace().unwrap_or_default(),
-                        name = self.obj.name_any(),
-                        operation = start.operation.id.as_deref().unwrap_or_default(),
-                        "start answered; recording it with its first poll"
-                    );
-                    let operation_id = start.operation.id.clone().unwrap_or_default();
-                    let scope_target = start.target.clone();
-                    self.ctx.keep_unconfirmed(&self.obj, *start);
-                    if !self.ctx.is_draining() {
-                        return self.requeue(Next::After(after));
-                    }
-                    // Shutting down: no later reconcile will record this start, so this one
-                    // polls it (within the shutdown grace) instead of leaving it to the lookup
-                    // of the next leader.
-                    tokio::time::sleep(after).await;
-                    Input::Polled(
-                        self.ctx
-                            .lightsail
-                            .get_operation(self.scope(&scope_target), &operation_id)
-                            .await,
-                    )
-                }
-                Effect::Start(target) => {
-                    let Some((permit, key)) = permit.take() else {
-                        continue;
-                    };
-                    if key != self.scope_key(&target) {
-                        // Not expected (the permit is taken for the decided target just before
-                        // its fence), but never send a start through another target's client.
-                        continue;
-                    }
-                    if !self.ctx.leader.may_mutate() {
-                        return Ok(self.not_leader());
-                    }
-                    if decided_at.elapsed() > self.ctx.start_budget {
-                        // Too late for the call to end inside the settle window. The fence
-                        // stays; after the window the resource is looked up and started anew.
-                        warn!(
-                            namespace = self.obj.namespace().unwrap_or_default(),
-                            name = self.obj.name_any(),
-                            "start fenced but not sent in time; retrying after the settle window"
-                        );
-                        return Ok(Requeue::requeue(self.ctx.settings.start_settle));
-                    }
-                    let fence = step.status.pending_start.clone();
-                    let result = self
-                        .ctx
-                        .lightsail
-                        .start_gui_session(permit, &target.resource_name)
-                        .await;
-                    Input::StartAnswered {
-                        target,
-                        fence,
-                        result,
-                    }
-                }
-                Effect::Poll {
-                    target,
-                    operation_id,
-                } => Input::Polled(
-                    self.ctx
-                        .lightsail
-                        .get_operation(self.scope(&target), &operation_id)
-                        .await,
-                ),
-                Effect::Lookup(target) => {
-                    let at = Timestamp::now();
-                    let result = self
-                        .ctx
-                        .lightsail
-                        .operations_for_resource(self.scope(&target), &target.resource_name)
-                        .await;
-                    Input::LookedUp { target, at, result }
-                }
-                Effect::Access(target) => Input::AccessAnswered {
-                    result: self
-                        .ctx
-                        .lightsail
-                        .create_gui_session_access_details(
-                            self.scope(&target),
-                            &target.resource_name,
-                        )
-                        .await,
-                    target,
-                },
-                Effect::WriteSecret(secret) => {
-                    let result = self.write_secret(&secret).await;
-                    if let Ok(written) = &result {
-                        self.secret = SecretSeen::Ours {
-                            session_started_at: Some(secret.session_started_at),
-                            intact: true,
-                        };
-                        self.secret_version = SecretVersion::of(written);
-                    }
-                    let result = result.map(|_| ());
-                    Input::SecretWritten {
-                        access: secret.access,
-                        result,
-                    }
-                }
-                Effect::DeleteSecret(name) => Input::SecretDeleted(self.delete_secret(&name).await),
-                Effect::Stop(target) => {
-                    if !self.ctx.leader.may_mutate() {
-                        return Ok(self.not_leader());
-                    }
-                    Input::StopAnswered(
-                        self.ctx
-                            .lightsail
-                            .stop_gui_session(self.scope(&target), &target.resource_name)
-                            .await
-                            .map(|_| ()),
-                    )
-                }
-            };
+            match self.perform(step, &mut permit, decided_at).await {
+                Flow::Next(next) => input = *next,
+                Flow::Proceed | Flow::Again => continue,
+                Flow::Exit(result) => return result,
+            }
         }
         // Not expected: every path ends within a few steps. Come back soon rather than never.
         Ok(Requeue::requeue(self.ctx.settings.follow_backoff_initial))
+    }
+
+    /// The rate-limit permit for a start to `target`, taken before its fence is written.
+    async fn take_permit(&self, target: &Target, permit: &mut Option<(Permit, ScopeKey)>) -> Flow {
+        if !self.ctx.leader.may_mutate() {
+            return Flow::Exit(Ok(self.not_leader()));
+        }
+        match self
+            .ctx
+            .lightsail
+            .permit(self.scope(target), Action::StartGuiSession)
+            .await
+        {
+            Ok(p) => {
+                *permit = Some((p, self.scope_key(target)));
+                Flow::Again
+            }
+            Err(e) => Flow::Next(Box::new(Input::StartAnswered {
+                target: target.clone(),
+                fence: None,
+                result: Err(e),
+            })),
+        }
+    }
+
+    /// Writes what the step changes. A conflict means someone else changed the object since it
+    /// was read: read it again and decide again on what is there now, with the same input (its
+    /// account may have changed with it).
+    async fn write(&mut self, step: &Transition, conflicts: &mut u32) -> Flow {
+        match self.apply(step).await {
+            Ok(()) => Flow::Proceed,
+            Err(e) if is_status(&e, 409) => {
+                *conflicts += 1;
+                self.ctx.metrics.count_status_conflict();
+                if *conflicts > MAX_CONFLICTS {
+                    return Flow::Exit(Err(Error::Conflicts(*conflicts)));
+                }
+                self.obj = match self.api.get(&self.obj.name_any()).await {
+                    Ok(obj) => obj,
+                    Err(e) => return Flow::Exit(Err(e.into())),
+                };
+                self.account = self.resolve_account();
+                if self.account == AccountUse::Loading {
+                    return Flow::Exit(Ok(Requeue::await_change()));
+                }
+                Flow::Again
+            }
+            Err(e) if is_status(&e, 404) => Flow::Exit(Ok(Requeue::await_change())),
+            Err(e) => Flow::Exit(Err(e)),
+        }
     }
 
     pub(super) fn not_leader(&self) -> Requeue {

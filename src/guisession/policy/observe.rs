@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 
 use super::{AccountView, Effect, Machine, Next, Target, Transition, UnconfirmedStart, add};
+use crate::account::policy::AccountRefusal;
 use crate::guisession::conditions::{Phase, condition_true};
 use crate::guisession::types::Operation;
 use crate::schedule::WindowState;
@@ -19,38 +20,10 @@ impl Machine<'_> {
             _ => None,
         };
         if let AccountView::Refused(refusal) = self.view.account {
-            // Nothing can be done in an account that cannot be used; the account's next change
-            // wakes this object (no polling meanwhile). Judged before the target: without its
-            // account the target's Region is unknown, and a session must never be forgotten
-            // because its account is momentarily unusable.
-            if self.view.spec.suspend {
-                self.phase(Phase::Suspended);
-            } else if refusal.pending {
-                self.waiting(refusal.message.clone());
-            } else {
-                self.phase(Phase::Stalled {
-                    reason: refusal.reason.to_owned(),
-                    message: refusal.message.clone(),
-                });
-            }
-            return self.done(Next::Change);
+            return self.refused(refusal);
         }
         let target = self.target();
-        match Target::recorded(&self.status) {
-            Some(recorded) if recorded != target => self.forget_session(&recorded, &target),
-            // A status written before targets were recorded: it is the spec's.
-            None if self.status.operation.is_some() => self.record_target(&target),
-            _ => {}
-        }
-        if self
-            .status
-            .pending_start
-            .as_ref()
-            .is_some_and(|p| Target::pending(p) != target)
-        {
-            // A start of a resource the spec no longer names cannot be this object's session.
-            self.status.pending_start = None;
-        }
+        self.follow_target(&target);
         if self.view.spec.suspend {
             self.phase(Phase::Suspended);
             return self.done(Next::Change);
@@ -66,6 +39,49 @@ impl Machine<'_> {
             Ok(Some(WindowState::Closed { opens_at })) => return self.outside_schedule(opens_at),
             Ok(_) => {}
         }
+        self.next_for_session(target)
+    }
+
+    /// Nothing can be done in an account that cannot be used; the account's next change wakes
+    /// this object (no polling meanwhile). Judged before the target: without its account the
+    /// target's Region is unknown, and a session must never be forgotten because its account is
+    /// momentarily unusable.
+    fn refused(mut self, refusal: &AccountRefusal) -> Transition {
+        if self.view.spec.suspend {
+            self.phase(Phase::Suspended);
+        } else if refusal.pending {
+            self.waiting(refusal.message.clone());
+        } else {
+            self.phase(Phase::Stalled {
+                reason: refusal.reason.to_owned(),
+                message: refusal.message.clone(),
+            });
+        }
+        self.done(Next::Change)
+    }
+
+    /// The recorded session and fence follow the target the spec names now.
+    fn follow_target(&mut self, target: &Target) {
+        match Target::recorded(&self.status) {
+            Some(recorded) if recorded != *target => self.forget_session(&recorded, target),
+            // A status written before targets were recorded: it is the spec's.
+            None if self.status.operation.is_some() => self.record_target(target),
+            _ => {}
+        }
+        if self
+            .status
+            .pending_start
+            .as_ref()
+            .is_some_and(|p| Target::pending(p) != *target)
+        {
+            // A start of a resource the spec no longer names cannot be this object's session.
+            self.status.pending_start = None;
+        }
+    }
+
+    /// What the session itself needs next: wait out a stall, record or follow a start, look up
+    /// an unconfirmed one, keep a live session, or start a new one.
+    fn next_for_session(mut self, target: Target) -> Transition {
         if let Some(at) = self.stalled_until() {
             return self.done(Next::At(at));
         }
