@@ -496,9 +496,12 @@ fn help_documents_every_flag_the_script_takes() {
 fn node_demo_installs_with_helm_on_a_real_node_and_leaves_nothing_behind() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The builds are the slow part on a cold cache and have no deadline of their own here; the
-    // demo then finds them cached and its run is what DEADLINE bounds.
+    // demo then finds them cached and its run is what DEADLINE bounds. The images hold the debug
+    // binaries this test run built (--profile dev, and LGO_IMAGE_PROFILE for the demo's own
+    // scripts/image): the demo's output is the same, without a release build of the tree.
     for args in [&["operator"][..], &["simulator"][..]] {
         let out = Command::new(repo_root().join("scripts/image"))
+            .args(["--profile", "dev"])
             .args(args)
             .stderr(Stdio::inherit())
             .output()
@@ -515,7 +518,11 @@ fn node_demo_installs_with_helm_on_a_real_node_and_leaves_nothing_behind() {
         "scripts/control-plane-build --node failed"
     );
 
-    let run = run_demo(&["--node", "--exit-when-ready"], &[], |_| None);
+    let run = run_demo(
+        &["--node", "--exit-when-ready"],
+        &[("LGO_IMAGE_PROFILE", "dev")],
+        |_| None,
+    );
     assert!(run.status.success(), "{}", run.output);
     let row = |name: &str| {
         run.output

@@ -178,9 +178,11 @@ fn run(cmd: &mut Command, input: Option<&str>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `scripts/image --profile dev ARGS`: the debug binaries this test run already built, in the
+/// image users get (the profile changes the binary only).
 fn build_image(args: &[&str]) -> PathBuf {
     let mut cmd = Command::new(repo_root().join("scripts/image"));
-    cmd.args(args);
+    cmd.args(["--profile", "dev"]).args(args);
     PathBuf::from(run(&mut cmd, None).trim())
 }
 
