@@ -24,8 +24,10 @@ const DEADLINE: Duration = Duration::from_secs(300);
 
 /// The simulator's binary, from its own workspace member: cargo gives a test the paths of its
 /// own package's binaries only, so this builds it (a no-op when `cargo test --workspace` already
-/// did) next to this test binary. The nested cargo runs without the variables cargo sets for
-/// tests, which build scripts watch and would rebuild on.
+/// did) next to this test binary. `--workspace --benches` resolves features as that test run
+/// did (every member, dev-dependencies on; there are no bench targets): `-p lightsail-sim` alone
+/// would build a second simulator of ~150 crates with fewer features. The nested cargo runs
+/// without the variables cargo sets for tests, which build scripts watch and would rebuild on.
 fn sim_binary() -> &'static Path {
     static SIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SIM.get_or_init(|| {
@@ -34,10 +36,10 @@ fn sim_binary() -> &'static Path {
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "lightsail-sim",
+                "--workspace",
                 "--bin",
                 "lightsail-sim",
+                "--benches",
             ])
             .current_dir(repo_root());
         for (name, _) in std::env::vars_os() {
@@ -49,8 +51,8 @@ fn sim_binary() -> &'static Path {
                 cargo.env_remove(&*name);
             }
         }
-        let status = cargo.status().expect("run cargo build -p lightsail-sim");
-        assert!(status.success(), "cargo build -p lightsail-sim failed");
+        let status = cargo.status().expect("run cargo build --bin lightsail-sim");
+        assert!(status.success(), "cargo build --bin lightsail-sim failed");
         // target/debug/deps/demo-HASH -> target/debug/lightsail-sim
         let exe = std::env::current_exe().expect("current exe");
         let debug = exe
