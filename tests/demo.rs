@@ -12,6 +12,9 @@ use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+#[path = "support/root.rs"]
+mod root;
+
 /// Every demo starts a control plane of its own; one at a time keeps a 2-core machine responsive
 /// enough for the demo's own deadlines.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -496,6 +499,11 @@ fn help_documents_every_flag_the_script_takes() {
 
 #[test]
 fn node_demo_installs_with_helm_on_a_real_node_and_leaves_nothing_behind() {
+    if !root::node_test_can_run(
+        "tests/demo.rs node_demo_installs_with_helm_on_a_real_node_and_leaves_nothing_behind",
+    ) {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // The builds are the slow part on a cold cache and have no deadline of their own here; the
     // demo then finds them cached and its run is what DEADLINE bounds. The images hold the debug

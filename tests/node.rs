@@ -6,7 +6,8 @@
 //! One test walks the whole life of an install, because the node is expensive to start and each
 //! phase starts from the state the previous one left: install -> the leader Pod deleted ->
 //! `helm upgrade` while 200 GuiSessions renew -> `helm uninstall` -> the node stopped, with
-//! nothing left behind. Each phase prints its figures.
+//! nothing left behind. Each phase prints its figures. It needs root: otherwise it is skipped,
+//! saying so, or fails under CI (support/root.rs).
 mod support;
 
 use std::io::{BufRead, BufReader, Read};
@@ -373,6 +374,11 @@ fn started_at(gs: &GuiSession) -> Option<Timestamp> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm_install_failover_upgrade_and_uninstall_on_a_real_node() {
+    if !support::root::node_test_can_run(
+        "tests/node.rs helm_install_failover_upgrade_and_uninstall_on_a_real_node",
+    ) {
+        return;
+    }
     let version = env!("CARGO_PKG_VERSION");
     let upgrade_tag = format!("{version}-upgrade");
 

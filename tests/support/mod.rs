@@ -11,6 +11,7 @@ pub mod audit;
 pub mod chart;
 pub mod env;
 pub mod operator;
+pub mod root;
 pub mod tenant;
 
 use std::io::{BufRead, BufReader, Write};
