@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_lightsail::Client;
 use aws_sdk_lightsail::config::Region;
 use aws_sdk_lightsail::config::retry::RetryConfig;
@@ -163,26 +164,7 @@ impl Lightsail {
         scope: Scope<'_>,
         action: Action,
     ) -> Result<Arc<RegionClient>, LightsailError> {
-        let Some(region) = scope.region.or(self.default_region.as_deref()) else {
-            return Err(LightsailError {
-                action,
-                code: "NoRegion".into(),
-                message: "no AWS Region: set spec.region, or give the operator a default Region (--region, AWS_REGION)".into(),
-                class: ErrorClass::Terminal,
-                answered: true,
-            });
-        };
-        if !is_region_name(region) {
-            return Err(LightsailError {
-                action,
-                code: "InvalidRegion".into(),
-                message: format!(
-                    "{region:?} is not an AWS Region name (like eu-central-1): check spec.region or the account's region"
-                ),
-                class: ErrorClass::Terminal,
-                answered: true,
-            });
-        }
+        let region = self.checked_region(scope, action)?;
         let key = (scope.account.map(str::to_owned), region.to_owned());
         if let Some(c) = self
             .clients
@@ -214,11 +196,66 @@ impl Lightsail {
                 "no credentials provider is configured",
             ));
         }
+        let config = self.client_config(credentials, region);
+        let rate = if account_id.is_empty() {
+            self.rate
+        } else {
+            self.shared_rate(&account_id)
+        };
+        let c = Arc::new(RegionClient {
+            client: Client::from_conf(config),
+            limiter: self.shared_limiter(account_id, region, rate),
+            own_share: own_share.map(|r| RateLimiter::direct(quota(r))),
+        });
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_CLIENTS {
+            clients.retain(|_, c| Arc::strong_count(c) > 1);
+        }
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    /// The Region a call in `scope` goes to: the scope's or the default, and a Region name.
+    fn checked_region<'s>(
+        &'s self,
+        scope: Scope<'s>,
+        action: Action,
+    ) -> Result<&'s str, LightsailError> {
+        let Some(region) = scope.region.or(self.default_region.as_deref()) else {
+            return Err(LightsailError {
+                action,
+                code: "NoRegion".into(),
+                message: "no AWS Region: set spec.region, or give the operator a default Region (--region, AWS_REGION)".into(),
+                class: ErrorClass::Terminal,
+                answered: true,
+            });
+        };
+        if !is_region_name(region) {
+            return Err(LightsailError {
+                action,
+                code: "InvalidRegion".into(),
+                message: format!(
+                    "{region:?} is not an AWS Region name (like eu-central-1): check spec.region or the account's region"
+                ),
+                class: ErrorClass::Terminal,
+                answered: true,
+            });
+        }
+        Ok(region)
+    }
+
+    /// The SDK configuration of a client in `region`, signing with `credentials` (the
+    /// operator's own when `None`).
+    fn client_config(
+        &self,
+        credentials: Option<SharedCredentialsProvider>,
+        region: &str,
+    ) -> aws_sdk_lightsail::Config {
         let mut builder = aws_sdk_lightsail::config::Builder::from(&self.base);
         if let Some(provider) = credentials {
             builder = builder.credentials_provider(provider);
         }
-        let config = builder
+        builder
             .region(Region::new(region.to_owned()))
             // Retries are the controller's job (per-object backoff with jitter, visible in
             // status and metrics); SDK retries underneath would multiply them.
@@ -229,33 +266,25 @@ impl Lightsail {
                     .operation_timeout(self.call_timeout)
                     .build(),
             )
-            .build();
-        let rate = if account_id.is_empty() {
-            self.rate
-        } else {
-            self.shared_rate(&account_id)
-        };
-        let limiter = {
-            let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-            if limiters.len() >= MAX_CLIENTS {
-                limiters.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            limiters
-                .entry((account_id, region.to_owned()))
-                .or_insert_with(|| Arc::new(RateLimiter::direct(quota(rate))))
-                .clone()
-        };
-        let c = Arc::new(RegionClient {
-            client: Client::from_conf(config),
-            limiter,
-            own_share: own_share.map(|r| RateLimiter::direct(quota(r))),
-        });
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if clients.len() >= MAX_CLIENTS {
-            clients.retain(|_, c| Arc::strong_count(c) > 1);
+            .build()
+    }
+
+    /// The limiter of an AWS account (`""`: the operator's own) in a Region, shared by every
+    /// client that calls there.
+    fn shared_limiter(
+        &self,
+        account_id: String,
+        region: &str,
+        rate: RateLimit,
+    ) -> Arc<DefaultDirectRateLimiter> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        if limiters.len() >= MAX_CLIENTS {
+            limiters.retain(|_, l| Arc::strong_count(l) > 1);
         }
-        clients.insert(key, c.clone());
-        Ok(c)
+        limiters
+            .entry((account_id, region.to_owned()))
+            .or_insert_with(|| Arc::new(RateLimiter::direct(quota(rate))))
+            .clone()
     }
 
     /// Waits for the Region's rate limit. Taken apart from the call so that a caller can do its
