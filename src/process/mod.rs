@@ -294,7 +294,7 @@ async fn lead_until_shutdown(
         health.set_leading(true);
         // The gate goes first and reads the clock on every poll: a process resumed after its
         // Lease ran out drops the controller (stopping every reconcile, mid-call if need be;
-        // the start marker makes that safe, see controller::Step::start) before the
+        // the fence makes that safe, see guisession/controller/effects.rs) before the
         // controller can start anything.
         let outcome = tokio::select! {
             biased;
