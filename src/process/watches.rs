@@ -259,30 +259,27 @@ impl AccountWatches {
             namespaces: namespaces.clone(),
         }));
         let (namespaced_counts, cluster_counts) = recounts_by_kind(count_rx);
-        let namespaced_stream = scope
-            .watch::<LightsailAccount>(&client, watcher::Config::default())
-            .default_backoff()
-            .reflect(namespaced_writer)
-            .inspect_ok(account_events(
+        let namespaced_stream = account_triggers(
+            scope.watch::<LightsailAccount>(&client, watcher::Config::default()),
+            namespaced_writer,
+            account_events(
                 ctx.lightsail.clone(),
                 index.clone(),
                 account_ctx.wake.clone(),
-            ))
-            .applied_objects()
-            .predicate_filter(predicates::generation, Default::default());
-        let cluster_stream = watcher(
-            Api::<ClusterLightsailAccount>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect(cluster_writer)
-        .inspect_ok(account_events(
-            ctx.lightsail.clone(),
-            index.clone(),
-            account_ctx.wake.clone(),
-        ))
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+            ),
+        );
+        let cluster_stream = account_triggers(
+            watcher(
+                Api::<ClusterLightsailAccount>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+            cluster_writer,
+            account_events(
+                ctx.lightsail.clone(),
+                index.clone(),
+                account_ctx.wake.clone(),
+            ),
+        );
         let namespaces_stream = namespace_wakes(
             &client,
             namespaces_writer,
@@ -436,4 +433,19 @@ pub(super) fn forget_what_the_cache_lost(
         }
         _ => {}
     }
+}
+
+/// What triggers an account's reconcile: its changes of generation, after the cache and the
+/// wake-ups of its GuiSessions (`on_event`) have seen every event.
+fn account_triggers<K: AccountObject + Send + Sync + 'static>(
+    watch: impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send,
+    writer: reflector::store::Writer<K>,
+    on_event: impl FnMut(&watcher::Event<K>) + Send,
+) -> impl futures::Stream<Item = watcher::Result<K>> + Send {
+    watch
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(on_event)
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default())
 }
