@@ -45,6 +45,7 @@ pub const SESSION_STATES: &[&str] = &[
     "stalled",
     "suspended",
     "outside_schedule",
+    "idle_stopped",
 ];
 
 pub struct Metrics {
@@ -58,6 +59,9 @@ pub struct Metrics {
     status_conflicts: Counter,
     leader: Gauge,
     tracked: Family<MapLabels, Gauge>,
+    computer_starts: Counter,
+    computer_stops: Counter,
+    computers_running: Gauge,
 }
 
 impl Default for Metrics {
@@ -92,7 +96,7 @@ impl Default for Metrics {
         let sessions = Family::<StateLabels, Gauge>::default();
         registry.register(
             "sessions",
-            "GuiSessions by state (active, starting, retrying, stalled, suspended, outside_schedule)",
+            "GuiSessions by state (active, starting, retrying, stalled, suspended, outside_schedule, idle_stopped)",
             sessions.clone(),
         );
         for state in SESSION_STATES {
@@ -126,7 +130,28 @@ impl Default for Metrics {
             "Entries the operator keeps per GuiSession beyond its cache, by map (unconfirmed_starts, backoffs, account_index): each returns to at most the live object count once objects are gone",
             tracked.clone(),
         );
+        let computer_starts = Counter::default();
+        registry.register(
+            "computer_starts",
+            "Computers started by the operator (StartInstance accepted)",
+            computer_starts.clone(),
+        );
+        let computer_stops = Counter::default();
+        registry.register(
+            "computer_stops",
+            "Computers stopped by the operator at a window's end (StopInstance accepted)",
+            computer_stops.clone(),
+        );
+        let computers_running = Gauge::default();
+        registry.register(
+            "computers_running",
+            "GuiSessions whose computer the operator last saw running",
+            computers_running.clone(),
+        );
         Metrics {
+            computer_starts,
+            computer_stops,
+            computers_running,
             tracked,
             registry,
             reconciles,
@@ -180,6 +205,18 @@ impl Metrics {
                 map: map.to_owned(),
             })
             .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    pub fn count_computer_start(&self) {
+        self.computer_starts.inc();
+    }
+
+    pub fn count_computer_stop(&self) {
+        self.computer_stops.inc();
+    }
+
+    pub fn set_computers_running(&self, running: i64) {
+        self.computers_running.set(running);
     }
 
     pub fn set_leader(&self, leader: bool) {

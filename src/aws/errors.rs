@@ -292,6 +292,17 @@ impl LightsailError {
         }
     }
 
+    /// A request the SDK could not build (never sent).
+    pub(super) fn invalid_request(action: Action, message: &str) -> Self {
+        LightsailError {
+            action,
+            code: "InvalidRequest".into(),
+            message: message.into(),
+            class: describe("InvalidRequest").class,
+            answered: true,
+        }
+    }
+
     /// An error for a call that was never sent because there are no credentials.
     pub(super) fn no_credentials(action: Action, cause: &str) -> Self {
         LightsailError {

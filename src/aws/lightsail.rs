@@ -18,7 +18,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::errors::{ErrorClass, LightsailError, error_chain, one_line, sources};
 use super::model::Operation;
-use super::model::{AccessDetails, Action, RateLimit};
+use super::model::{AccessDetails, Action, ComputerSeen, RateLimit};
 use super::sdk::{ModelledCode, operation_from_sdk};
 use crate::metrics::Metrics;
 
@@ -33,6 +33,13 @@ fn quota(rate: RateLimit) -> Quota {
 pub struct Permit {
     client: Client,
     action: Action,
+}
+
+impl Permit {
+    /// The call this permit was taken for.
+    pub fn action(&self) -> Action {
+        self.action
+    }
 }
 
 struct RegionClient {
@@ -384,6 +391,96 @@ impl Lightsail {
             })
             .await?;
         Ok(AccessDetails::from_sdk(&out))
+    }
+
+    /// `GetInstanceState`: the computer's state.
+    pub async fn get_instance_state(
+        &self,
+        scope: Scope<'_>,
+        instance_name: &str,
+    ) -> Result<ComputerSeen, LightsailError> {
+        let out = self
+            .call(scope, Action::GetInstanceState, |c| {
+                c.get_instance_state().instance_name(instance_name).send()
+            })
+            .await?;
+        Ok(ComputerSeen::from_state(out.state()))
+    }
+
+    /// `GetInstance`: the computer's state and its `StopInstanceOnIdle` add-on.
+    pub async fn get_instance(
+        &self,
+        scope: Scope<'_>,
+        instance_name: &str,
+    ) -> Result<ComputerSeen, LightsailError> {
+        let out = self
+            .call(scope, Action::GetInstance, |c| {
+                c.get_instance().instance_name(instance_name).send()
+            })
+            .await?;
+        Ok(ComputerSeen::from_instance(out.instance()))
+    }
+
+    /// `StartInstance` under a permit from [`Lightsail::permit`] (like StartGUISession: the
+    /// call goes out right after the fence is written).
+    pub async fn start_instance(
+        &self,
+        permit: Permit,
+        instance_name: &str,
+    ) -> Result<Vec<Operation>, LightsailError> {
+        debug_assert_eq!(permit.action, Action::StartInstance);
+        let out = self
+            .call_with(permit, |c| {
+                c.start_instance().instance_name(instance_name).send()
+            })
+            .await?;
+        Ok(out.operations().iter().map(operation_from_sdk).collect())
+    }
+
+    /// `StopInstance`, never forced: AWS warns that forcing can lose data.
+    pub async fn stop_instance(
+        &self,
+        scope: Scope<'_>,
+        instance_name: &str,
+    ) -> Result<Vec<Operation>, LightsailError> {
+        let out = self
+            .call(scope, Action::StopInstance, |c| {
+                c.stop_instance().instance_name(instance_name).send()
+            })
+            .await?;
+        Ok(out.operations().iter().map(operation_from_sdk).collect())
+    }
+
+    /// `EnableAddOn` for `StopInstanceOnIdle`: enables the idle-stop rule, or changes it.
+    /// `threshold` (CPU percent) and `duration` (idle minutes) go as strings, as Lightsail
+    /// takes them.
+    pub async fn enable_idle_stop(
+        &self,
+        scope: Scope<'_>,
+        resource_name: &str,
+        threshold: &str,
+        duration: &str,
+    ) -> Result<Vec<Operation>, LightsailError> {
+        use aws_sdk_lightsail::types::{AddOnRequest, AddOnType, StopInstanceOnIdleRequest};
+        let request = AddOnRequest::builder()
+            .add_on_type(AddOnType::StopInstanceOnIdle)
+            .stop_instance_on_idle_request(
+                StopInstanceOnIdleRequest::builder()
+                    .threshold(threshold)
+                    .duration(duration)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| LightsailError::invalid_request(Action::EnableAddOn, &e.to_string()))?;
+        let out = self
+            .call(scope, Action::EnableAddOn, |c| {
+                c.enable_add_on()
+                    .resource_name(resource_name)
+                    .add_on_request(request)
+                    .send()
+            })
+            .await?;
+        Ok(out.operations().iter().map(operation_from_sdk).collect())
     }
 
     /// `GetOperation`.

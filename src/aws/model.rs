@@ -16,6 +16,11 @@ pub enum Action {
     GetOperation,
     GetOperationsForResource,
     CreateGuiSessionAccessDetails,
+    GetInstanceState,
+    GetInstance,
+    StartInstance,
+    StopInstance,
+    EnableAddOn,
 }
 
 impl Action {
@@ -26,6 +31,11 @@ impl Action {
             Action::GetOperation => "GetOperation",
             Action::GetOperationsForResource => "GetOperationsForResource",
             Action::CreateGuiSessionAccessDetails => "CreateGUISessionAccessDetails",
+            Action::GetInstanceState => "GetInstanceState",
+            Action::GetInstance => "GetInstance",
+            Action::StartInstance => "StartInstance",
+            Action::StopInstance => "StopInstance",
+            Action::EnableAddOn => "EnableAddOn",
         }
     }
 }
@@ -64,6 +74,27 @@ pub struct AccessDetails {
     pub primary_url: Option<SessionUrl>,
     /// The session to its operating system.
     pub secondary_url: Option<SessionUrl>,
+}
+
+/// What GetInstanceState (or GetInstance) says of a computer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComputerSeen {
+    /// The state's name as sent (`running`, `stopped`, ...); empty when Lightsail sent none.
+    pub state: String,
+    /// The `StopInstanceOnIdle` add-on, when the answer came from GetInstance (`None`: not
+    /// asked); `Some(None)`: the computer has no such add-on.
+    pub idle_stop: Option<Option<IdleStopAddOn>>,
+}
+
+/// The computer's `StopInstanceOnIdle` add-on as GetInstance reports it. Lightsail sends its
+/// numbers as strings; they are kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdleStopAddOn {
+    pub status: Option<String>,
+    /// CPU percentage at or below which the computer counts as idle.
+    pub threshold: Option<String>,
+    /// Idle minutes before the computer is stopped.
+    pub duration: Option<String>,
 }
 
 /// Client-side rate limit per Region.
@@ -143,6 +174,11 @@ impl Operation {
     /// Whether this is a StopGUISession operation.
     pub fn is_stop(&self) -> bool {
         self.operation_type.as_deref() == Some("StopGUISession")
+    }
+
+    /// Whether this operation is of `action` (e.g. a StartInstance).
+    pub fn is(&self, action: Action) -> bool {
+        self.operation_type.as_deref() == Some(action.as_str())
     }
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_lightsail::types as sdk;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::errors::{LightsailError, describe, error_chain, normalize_code, sources, with_hint};
-use super::model::{AccessDetails, Action, SessionUrl};
+use super::model::{AccessDetails, Action, ComputerSeen, IdleStopAddOn, SessionUrl};
 use super::model::{Location, Operation, OperationStatus};
 
 /// Why the credentials could not be resolved, when that is why the call failed. The SDK
@@ -42,10 +42,15 @@ macro_rules! modelled_codes {
 }
 
 use aws_sdk_lightsail::operation::create_gui_session_access_details::CreateGUISessionAccessDetailsError;
+use aws_sdk_lightsail::operation::enable_add_on::EnableAddOnError;
+use aws_sdk_lightsail::operation::get_instance::GetInstanceError;
+use aws_sdk_lightsail::operation::get_instance_state::GetInstanceStateError;
 use aws_sdk_lightsail::operation::get_operation::GetOperationError;
 use aws_sdk_lightsail::operation::get_operations_for_resource::GetOperationsForResourceError;
 use aws_sdk_lightsail::operation::start_gui_session::StartGUISessionError;
+use aws_sdk_lightsail::operation::start_instance::StartInstanceError;
 use aws_sdk_lightsail::operation::stop_gui_session::StopGUISessionError;
+use aws_sdk_lightsail::operation::stop_instance::StopInstanceError;
 
 modelled_codes! {
     StartGUISessionError {
@@ -74,6 +79,36 @@ modelled_codes! {
         InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
         OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
         ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    GetInstanceStateError {
+        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
+        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
+        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
+        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    GetInstanceError {
+        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
+        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
+        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
+        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    StartInstanceError {
+        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
+        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
+        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
+        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    StopInstanceError {
+        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
+        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
+        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
+        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+    }
+    EnableAddOnError {
+        AccessDeniedException => "AccessDenied", InvalidInputException => "InvalidInput",
+        NotFoundException => "NotFound", OperationFailureException => "OperationFailure",
+        RegionSetupInProgressException => "RegionSetupInProgress", ServiceException => "Service",
+        UnauthenticatedException => "Unauthenticated",
     }
 }
 
@@ -175,4 +210,39 @@ impl AccessDetails {
             secondary_url: url(false),
         }
     }
+}
+
+impl ComputerSeen {
+    /// GetInstanceState's answer: the state only.
+    pub(super) fn from_state(state: Option<&sdk::InstanceState>) -> Self {
+        ComputerSeen {
+            state: state_name(state),
+            idle_stop: None,
+        }
+    }
+
+    /// GetInstance's answer: the state and the `StopInstanceOnIdle` add-on.
+    pub(super) fn from_instance(instance: Option<&sdk::Instance>) -> Self {
+        let idle_stop = instance
+            .map(|i| i.add_ons())
+            .unwrap_or_default()
+            .iter()
+            .find(|a| a.name() == Some(sdk::AddOnType::StopInstanceOnIdle.as_str()))
+            .map(|a| IdleStopAddOn {
+                status: a.status().map(str::to_owned),
+                threshold: a.threshold().map(str::to_owned),
+                duration: a.duration().map(str::to_owned),
+            });
+        ComputerSeen {
+            state: state_name(instance.and_then(|i| i.state())),
+            idle_stop: Some(idle_stop),
+        }
+    }
+}
+
+fn state_name(state: Option<&sdk::InstanceState>) -> String {
+    state
+        .and_then(|s| s.name())
+        .map(str::to_owned)
+        .unwrap_or_default()
 }

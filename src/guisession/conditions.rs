@@ -21,6 +21,15 @@ pub enum Phase {
     /// `spec.schedule` has no window open: nothing to do until `opens_at`, which is the desired
     /// state (settled, like Suspended).
     OutsideSchedule { opens_at: Option<Timestamp> },
+    /// The computer is being started (by the operator or someone else), or is stopping before
+    /// the operator starts it: in progress.
+    ComputerStarting { message: String },
+    /// The computer is not running and the operator may not start it: nothing changes until
+    /// someone starts it (or the spec allows the operator to).
+    ComputerStopped { message: String },
+    /// The computer stopped inside the window after it ran there (its idle-stop rule, or a
+    /// person): respected until the next window, which is the desired state (settled).
+    ComputerIdleStopped { message: String },
     /// A transient error; the controller retries with backoff.
     Retrying { reason: String, message: String },
     /// A terminal error; retried slowly, or at once on a spec change.
@@ -32,11 +41,12 @@ impl Phase {
     pub fn label(&self) -> &'static str {
         match self {
             Phase::Active { .. } | Phase::Renewing { .. } => "active",
-            Phase::Starting { .. } => "starting",
+            Phase::Starting { .. } | Phase::ComputerStarting { .. } => "starting",
+            Phase::ComputerIdleStopped { .. } => "idle_stopped",
             Phase::Suspended => "suspended",
             Phase::OutsideSchedule { .. } => "outside_schedule",
             Phase::Retrying { .. } => "retrying",
-            Phase::Stalled { .. } => "stalled",
+            Phase::Stalled { .. } | Phase::ComputerStopped { .. } => "stalled",
         }
     }
 }
@@ -58,6 +68,7 @@ pub fn state_label(status: Option<&GuiSessionStatus>) -> &'static str {
     match condition_true(status, "Ready") {
         Some(c) if c.reason == REASON_SUSPENDED => "suspended",
         Some(c) if c.reason == REASON_OUTSIDE_SCHEDULE => "outside_schedule",
+        Some(c) if c.reason == REASON_COMPUTER_IDLE_STOPPED => "idle_stopped",
         Some(_) => "active",
         None if condition_true(status, "Stalled").is_some() => "stalled",
         None if condition_true(status, "Reconciling")
@@ -75,6 +86,9 @@ pub const REASON_STARTING: &str = "SessionStarting";
 pub const REASON_SUSPENDED: &str = "Suspended";
 pub const REASON_RETRYING: &str = "Retrying";
 pub const REASON_OUTSIDE_SCHEDULE: &str = "OutsideSchedule";
+pub const REASON_COMPUTER_STARTING: &str = "ComputerStarting";
+pub const REASON_COMPUTER_STOPPED: &str = "ComputerStopped";
+pub const REASON_COMPUTER_IDLE_STOPPED: &str = "ComputerIdleStopped";
 
 /// Turns an error code into a valid condition reason (`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`).
 pub fn reason_from_code(code: &str) -> String {
@@ -135,6 +149,21 @@ pub fn conditions(
                 ("False", REASON_OUTSIDE_SCHEDULE, msg),
             )
         }
+        Phase::ComputerStarting { message } => (
+            ("False", REASON_COMPUTER_STARTING, message.clone()),
+            ("True", REASON_COMPUTER_STARTING, message.clone()),
+            ("False", REASON_COMPUTER_STARTING, message.clone()),
+        ),
+        Phase::ComputerStopped { message } => (
+            ("False", REASON_COMPUTER_STOPPED, message.clone()),
+            ("False", REASON_COMPUTER_STOPPED, message.clone()),
+            ("True", REASON_COMPUTER_STOPPED, message.clone()),
+        ),
+        Phase::ComputerIdleStopped { message } => (
+            ("True", REASON_COMPUTER_IDLE_STOPPED, message.clone()),
+            ("False", REASON_COMPUTER_IDLE_STOPPED, message.clone()),
+            ("False", REASON_COMPUTER_IDLE_STOPPED, message.clone()),
+        ),
         Phase::Retrying { reason, message } => (
             ("False", reason.as_str(), message.clone()),
             ("True", REASON_RETRYING, message.clone()),
@@ -239,6 +268,15 @@ mod tests {
                 reason: "NotFound".into(),
                 message: "m".into(),
             },
+            Phase::ComputerStarting {
+                message: "m".into(),
+            },
+            Phase::ComputerStopped {
+                message: "m".into(),
+            },
+            Phase::ComputerIdleStopped {
+                message: "m".into(),
+            },
         ]
     }
 
@@ -257,6 +295,12 @@ mod tests {
             t("True", "False", "False"),
             t("False", "True", "False"),
             t("False", "False", "True"),
+            // A computer being started is in progress, not failed.
+            t("False", "True", "False"),
+            // A stopped computer the operator may not start needs a person: Stalled.
+            t("False", "False", "True"),
+            // A stop the operator respects is settled, like a closed window.
+            t("True", "False", "False"),
         ];
         for (phase, want) in all_phases().iter().zip(expected) {
             assert_eq!(statuses(phase), want, "{phase:?}");

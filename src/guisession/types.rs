@@ -35,6 +35,10 @@ pub const DEFAULT_MAX_SESSION_AGE: &str = "1h";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.computer) || !has(self.computer.stopAtWindowEnd) || !self.computer.stopAtWindowEnd || has(self.schedule)",
+    "message": "computer.stopAtWindowEnd needs a schedule: it stops the computer when a schedule window closes"
+}]))]
 pub struct GuiSessionSpec {
     /// Name of the Lightsail resource (for example an instance) whose GUI session is kept available. It must exist in the Region the operator works in (or in `region`).
     #[schemars(pattern(r"^\w[\w\-]*\w$"), length(max = 255))]
@@ -75,6 +79,58 @@ pub struct GuiSessionSpec {
     /// Opt-in: keep sessions alive only inside these windows. Outside a window no session is started or renewed. When unset, sessions are kept alive all the time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<SessionSchedule>,
+
+    /// What the operator may do with the computer behind the session. Before every session start the operator reads the computer's state (GetInstanceState); a session is only started on a `running` computer. When unset, a computer that is not running makes the GuiSession Stalled (reason ComputerStopped) and nothing else is done to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer: Option<ComputerPolicy>,
+}
+
+/// What the operator may do with the computer (the Lightsail instance) behind the session.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputerPolicy {
+    /// When true, a `stopped` computer is started (StartInstance) when a session is due, and the session is started once the computer is `running`. With a schedule this happens only inside an open window. When false (the default), a computer that is not running makes the GuiSession Stalled (reason ComputerStopped) and the operator reads its state again with backoff (after 30s, then as long again as it has been stopped, at most every 5m) until someone starts it.
+    #[serde(default)]
+    pub start_if_stopped: bool,
+
+    /// Requires `schedule`. When true, when a window closes the operator stops the GUI session (StopGUISession) and then the computer (StopInstance, never forced), once per close. A computer someone starts again outside the window is left running.
+    #[serde(default)]
+    pub stop_at_window_end: bool,
+
+    /// When true, a computer that stops inside an open window after the operator saw it running there (its idle-stop rule fired, or someone stopped it) is started again with `startIfStopped`. When false (the default), such a stop is respected until the next window opens (without a schedule: until the spec changes): the GuiSession shows Ready with reason ComputerIdleStopped, and a computer someone starts again gets its session.
+    #[serde(default)]
+    pub restart_in_window: bool,
+
+    /// The computer's cost-control rule (the `StopInstanceOnIdle` add-on): stop it after it has been idle for `duration`. When set, the operator enables the rule (EnableAddOn) when the computer's rule differs; when unset, the rule is left as it is. Either way `status.computer.idleStop` shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_stop: Option<IdleStopSpec>,
+}
+
+/// The `StopInstanceOnIdle` rule of a Lightsail for Research computer.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleStopSpec {
+    /// CPU utilization, in percent, at or below which the computer counts as idle.
+    #[schemars(range(min = 1, max = 100))]
+    pub threshold: u8,
+
+    /// How long the computer must stay idle before it is stopped, as a Go duration in whole minutes such as `30m` or `1h30m`.
+    #[schemars(length(max = 64))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "duration(self) >= duration('1m') && duration(self) <= duration('720h') && duration(self).getSeconds() % 60 == 0",
+        "message": "duration must be a whole number of minutes between 1m and 720h, such as 30m or 1h30m"
+    }]))]
+    pub duration: String,
+}
+
+impl IdleStopSpec {
+    /// `duration` in whole minutes, as EnableAddOn takes it; `None` when it is not a whole,
+    /// positive number of minutes (admission refuses those).
+    pub fn minutes(&self) -> Option<u64> {
+        let d = crate::duration::parse_go_duration(&self.duration).ok()?;
+        (d.as_secs() >= 60 && d.as_secs() % 60 == 0 && d.subsec_nanos() == 0)
+            .then_some(d.as_secs() / 60)
+    }
 }
 
 /// Where the access URLs of the GUI session go.
@@ -174,6 +230,7 @@ impl GuiSessionSpec {
             account_ref: None,
             access: None,
             schedule: None,
+            computer: None,
         }
     }
 }
@@ -230,6 +287,10 @@ pub struct GuiSessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<ScheduleStatus>,
 
+    /// The computer behind the session, as the operator last saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer: Option<ComputerStatus>,
+
     /// Standard kstatus conditions. `Ready` is `True` while a GUI session is available (or the object is suspended, which is its desired state); `Reconciling` is `True` while a first session is being started or an error is being retried; `Stalled` is `True` after an error that retrying will not fix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -275,6 +336,54 @@ pub struct ScheduleStatus {
     /// When that changes next: the end of the open window, or the start of the next one. Unset when the schedule never opens again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_change_at: Option<Timestamp>,
+}
+
+/// The computer behind the session (see `spec.computer`).
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComputerStatus {
+    /// The computer's state as Lightsail last reported it: `pending`, `running`, `stopping`, `stopped` (or another name, which the operator treats as not running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// When the operator last read the state (GetInstanceState or GetInstance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// When the operator last saw the computer `running`: a later stop inside the same window is respected (see `spec.computer.restartInWindow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_seen_at: Option<Timestamp>,
+    /// Since when the computer has been seen not running without a break; the re-check backoff counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_running_since: Option<Timestamp>,
+    /// The computer's idle-stop rule (`StopInstanceOnIdle` add-on) as GetInstance last reported it, or as the operator last set it. Unset while not read, or when the computer has no such rule (see `addOnsCheckedAt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_stop: Option<IdleStopStatus>,
+    /// When the operator last read the computer's add-ons (GetInstance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_ons_checked_at: Option<Timestamp>,
+    /// Present while a StartInstance call may be in flight: written with an optimistic-concurrency precondition before the call, exactly like `status.pendingStart`, so that only one operator replica starts the computer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_start: Option<PendingStart>,
+    /// The last StartInstance, StopInstance or EnableAddOn operation of the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+    /// When the operator last handled the end of a schedule window (`spec.computer.stopAtWindowEnd`): it stopped the computer, or found it not running. Once per close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end_stop_at: Option<Timestamp>,
+}
+
+/// A computer's idle-stop rule.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdleStopStatus {
+    /// The add-on's status as Lightsail reports it, for example `Enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// CPU percentage at or below which the computer counts as idle, as Lightsail sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<String>,
+    /// Idle minutes before the computer is stopped, as Lightsail sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
 }
 
 /// A StartGUISession call that may be in flight (see `status.pendingStart`).

@@ -216,6 +216,15 @@ pub struct RunArgs {
     #[arg(long, env = "LGO_POLL_MAX", default_value = "30s", value_parser = duration_arg)]
     pub poll_max: Duration,
 
+    /// First delay before reading the state of a computer that is not running again (ComputerStopped,
+    /// or a stop respected inside a window); later delays grow with how long it has been stopped.
+    #[arg(long, env = "LGO_COMPUTER_RECHECK_INITIAL", default_value = "30s", value_parser = duration_arg)]
+    pub computer_recheck_initial: Duration,
+
+    /// Longest delay between two reads of a computer that is not running.
+    #[arg(long, env = "LGO_COMPUTER_RECHECK_MAX", default_value = "5m", value_parser = duration_arg)]
+    pub computer_recheck_max: Duration,
+
     /// How long a pending start (status.pendingStart) belongs to the replica that wrote it: no
     /// other replica starts a session for the object before it has passed, and after it the
     /// resource's operations are looked up (and adopted) before anyone starts again. Must be

@@ -31,6 +31,9 @@ impl Health {
 
 pub(super) async fn metrics_handler(State(health): State<Arc<Health>>) -> String {
     health.metrics.set_session_counts(&health.states.counts());
+    health
+        .metrics
+        .set_computers_running(health.states.computers_running());
     health.metrics.render()
 }
 

@@ -228,6 +228,8 @@ fn context(
         stalled_retry: args.stalled_retry,
         follow_backoff_initial: args.poll_initial,
         follow_backoff_max: args.poll_max,
+        computer_recheck_initial: args.computer_recheck_initial,
+        computer_recheck_max: args.computer_recheck_max,
         start_settle: args.start_settle,
         default_region: lightsail.default_region().map(str::to_owned),
         identity: identity.to_owned(),

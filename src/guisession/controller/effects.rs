@@ -42,6 +42,91 @@ impl Reconcile<'_> {
                 let fence = step.status.pending_start.clone();
                 return self.send_start(target, fence, permit, decided_at).await;
             }
+            Effect::StartComputer(target) => {
+                let fence = step
+                    .status
+                    .computer
+                    .as_ref()
+                    .and_then(|c| c.pending_start.clone());
+                return self
+                    .send_computer_start(target, fence, permit, decided_at)
+                    .await;
+            }
+            Effect::CheckComputer {
+                target,
+                add_ons,
+                before_start,
+            } => {
+                let at = Timestamp::now();
+                let scope = self.scope(&target);
+                let result = if add_ons {
+                    self.ctx
+                        .lightsail
+                        .get_instance(scope, &target.resource_name)
+                        .await
+                } else {
+                    self.ctx
+                        .lightsail
+                        .get_instance_state(scope, &target.resource_name)
+                        .await
+                };
+                Input::ComputerChecked {
+                    target,
+                    at,
+                    before_start,
+                    result,
+                }
+            }
+            Effect::StopComputer(target) => {
+                if !self.ctx.leader.may_mutate() {
+                    return Flow::Exit(Ok(self.not_leader()));
+                }
+                let result = self
+                    .ctx
+                    .lightsail
+                    .stop_instance(self.scope(&target), &target.resource_name)
+                    .await;
+                if result.is_ok() {
+                    self.ctx.metrics.count_computer_stop();
+                }
+                Input::ComputerStopAnswered { target, result }
+            }
+            Effect::PollComputer {
+                target,
+                operation_id,
+            } => Input::ComputerPolled {
+                result: self
+                    .ctx
+                    .lightsail
+                    .get_operation(self.scope(&target), &operation_id)
+                    .await,
+                target,
+            },
+            Effect::EnableIdleStop {
+                target,
+                threshold,
+                duration,
+            } => {
+                if !self.ctx.leader.may_mutate() {
+                    return Flow::Exit(Ok(self.not_leader()));
+                }
+                let result = self
+                    .ctx
+                    .lightsail
+                    .enable_idle_stop(
+                        self.scope(&target),
+                        &target.resource_name,
+                        &threshold,
+                        &duration,
+                    )
+                    .await;
+                Input::IdleStopAnswered {
+                    target,
+                    threshold,
+                    duration,
+                    result,
+                }
+            }
             Effect::Poll {
                 target,
                 operation_id,
@@ -126,6 +211,67 @@ impl Reconcile<'_> {
         )))
     }
 
+    /// Sends StartInstance behind its written fence, under the same rules as a session start.
+    async fn send_computer_start(
+        &mut self,
+        target: Target,
+        fence: Option<PendingStart>,
+        permit: &mut Option<(Permit, ScopeKey)>,
+        decided_at: Instant,
+    ) -> Flow {
+        let permit = match self.fenced_permit(&target, permit, decided_at) {
+            Ok(permit) => permit,
+            Err(flow) => return flow,
+        };
+        let result = self
+            .ctx
+            .lightsail
+            .start_instance(permit, &target.resource_name)
+            .await;
+        if result.is_ok() {
+            self.ctx.metrics.count_computer_start();
+        }
+        Flow::Next(Box::new(Input::ComputerStartAnswered {
+            target,
+            fence,
+            result,
+        }))
+    }
+
+    /// The permit for a fenced call to `target`, while this replica leads and the call can
+    /// still end inside the settle window; otherwise how the reconcile goes on.
+    fn fenced_permit(
+        &self,
+        target: &Target,
+        permit: &mut Option<(Permit, ScopeKey)>,
+        decided_at: Instant,
+    ) -> Result<Permit, Flow> {
+        let Some((permit, key)) = permit.take() else {
+            return Err(Flow::Again);
+        };
+        if key != self.scope_key(target) {
+            // Not expected (the permit is taken for the decided target just before its fence),
+            // but never send a start through another target's client.
+            return Err(Flow::Again);
+        }
+        if !self.ctx.leader.may_mutate() {
+            return Err(Flow::Exit(Ok(self.not_leader())));
+        }
+        if decided_at.elapsed() > self.ctx.start_budget {
+            // Too late for the call to end inside the settle window. The fence stays; after the
+            // window the state is read again and the start made anew.
+            warn!(
+                namespace = self.obj.namespace().unwrap_or_default(),
+                name = self.obj.name_any(),
+                "start fenced but not sent in time; retrying after the settle window"
+            );
+            return Err(Flow::Exit(Ok(Requeue::requeue(
+                self.ctx.settings.start_settle,
+            ))));
+        }
+        Ok(permit)
+    }
+
     /// Sends StartGUISession behind its written fence, with the permit taken for this target,
     /// while this replica leads and while the call can still end inside the settle window.
     async fn send_start(
@@ -135,27 +281,10 @@ impl Reconcile<'_> {
         permit: &mut Option<(Permit, ScopeKey)>,
         decided_at: Instant,
     ) -> Flow {
-        let Some((permit, key)) = permit.take() else {
-            return Flow::Again;
+        let permit = match self.fenced_permit(&target, permit, decided_at) {
+            Ok(permit) => permit,
+            Err(flow) => return flow,
         };
-        if key != self.scope_key(&target) {
-            // Not expected (the permit is taken for the decided target just before its fence),
-            // but never send a start through another target's client.
-            return Flow::Again;
-        }
-        if !self.ctx.leader.may_mutate() {
-            return Flow::Exit(Ok(self.not_leader()));
-        }
-        if decided_at.elapsed() > self.ctx.start_budget {
-            // Too late for the call to end inside the settle window. The fence stays; after the
-            // window the resource is looked up and started anew.
-            warn!(
-                namespace = self.obj.namespace().unwrap_or_default(),
-                name = self.obj.name_any(),
-                "start fenced but not sent in time; retrying after the settle window"
-            );
-            return Flow::Exit(Ok(Requeue::requeue(self.ctx.settings.start_settle)));
-        }
         let result = self
             .ctx
             .lightsail

@@ -170,14 +170,19 @@ impl Reconcile<'_> {
                 effect = ?step.effect,
                 "reconciling"
             );
-            if let Effect::Start(target) = &step.effect
+            let fenced = match &step.effect {
+                Effect::Start(target) => Some((target, Action::StartGuiSession)),
+                Effect::StartComputer(target) => Some((target, Action::StartInstance)),
+                _ => None,
+            };
+            if let Some((target, action)) = fenced
                 && permit
                     .as_ref()
-                    .is_none_or(|(_, key)| *key != self.scope_key(target))
+                    .is_none_or(|(p, key)| *key != self.scope_key(target) || p.action() != action)
             {
                 // The rate-limit wait comes before the fence, then the decision is made again
                 // with the time after it: the fence must be fresh when the call goes out.
-                match self.take_permit(target, &mut permit).await {
+                match self.take_permit(target, action, &mut permit).await {
                     Flow::Next(next) => input = *next,
                     Flow::Proceed | Flow::Again => {}
                     Flow::Exit(result) => return result,
@@ -203,19 +208,26 @@ impl Reconcile<'_> {
     }
 
     /// The rate-limit permit for a start to `target`, taken before its fence is written.
-    async fn take_permit(&self, target: &Target, permit: &mut Option<(Permit, ScopeKey)>) -> Flow {
+    async fn take_permit(
+        &self,
+        target: &Target,
+        action: Action,
+        permit: &mut Option<(Permit, ScopeKey)>,
+    ) -> Flow {
         if !self.ctx.leader.may_mutate() {
             return Flow::Exit(Ok(self.not_leader()));
         }
-        match self
-            .ctx
-            .lightsail
-            .permit(self.scope(target), Action::StartGuiSession)
-            .await
-        {
+        match self.ctx.lightsail.permit(self.scope(target), action).await {
             Ok(p) => {
                 *permit = Some((p, self.scope_key(target)));
                 Flow::Again
+            }
+            Err(e) if action == Action::StartInstance => {
+                Flow::Next(Box::new(Input::ComputerStartAnswered {
+                    target: target.clone(),
+                    fence: None,
+                    result: Err(e),
+                }))
             }
             Err(e) => Flow::Next(Box::new(Input::StartAnswered {
                 target: target.clone(),

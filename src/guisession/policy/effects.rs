@@ -23,6 +23,14 @@ pub struct AccessSecret {
     pub access: AccessStatus,
 }
 
+/// A read of the computer made for a session start: the start goes on after the read (without a
+/// new lookup) only while the status still carries the same session fence as when it was
+/// decided (none, or the one being taken over).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartCheck {
+    pub fence: Option<crate::guisession::types::PendingStart>,
+}
+
 /// What the controller does after writing the new status.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -48,6 +56,30 @@ pub enum Effect {
     Confirm {
         start: Box<UnconfirmedStart>,
         after: Duration,
+    },
+    /// Read the computer's state: GetInstance when `add_ons` (it carries the add-ons too),
+    /// GetInstanceState otherwise. `before_start`: read for a session start, which goes on
+    /// when the computer runs (see [`StartCheck`]).
+    CheckComputer {
+        target: Target,
+        add_ons: bool,
+        before_start: Option<StartCheck>,
+    },
+    /// Call StartInstance, but only once the status carrying its fence
+    /// (`status.computer.pendingStart`) is written.
+    StartComputer(Target),
+    /// Call StopInstance (never forced), once the status recording the window end is written.
+    StopComputer(Target),
+    /// Call GetOperation for the computer's recorded operation.
+    PollComputer {
+        target: Target,
+        operation_id: String,
+    },
+    /// Call EnableAddOn for the StopInstanceOnIdle rule.
+    EnableIdleStop {
+        target: Target,
+        threshold: String,
+        duration: String,
     },
     /// Nothing more now.
     Done(Next),

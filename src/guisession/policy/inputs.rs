@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::Target;
 use crate::account::policy::AccountRefusal;
 use crate::aws::errors::LightsailError;
-use crate::aws::model::AccessDetails;
+use crate::aws::model::{AccessDetails, ComputerSeen};
 use crate::guisession::types::{
     AccessStatus, GuiSessionSpec, GuiSessionStatus, Operation, PendingStart,
 };
@@ -121,4 +121,37 @@ pub enum Input {
     },
     /// An access Secret no longer asked for was deleted (or was gone already).
     SecretDeleted(Result<(), SecretError>),
+    /// GetInstanceState (or GetInstance, when add-ons were asked for) for `target` answered.
+    /// `at`: when the call was sent.
+    ComputerChecked {
+        target: Target,
+        at: Timestamp,
+        /// As the effect asked (see [`super::StartCheck`]).
+        before_start: Option<super::StartCheck>,
+        result: Result<ComputerSeen, LightsailError>,
+    },
+    /// StartInstance for `target` answered; `fence` as for [`Input::StartAnswered`].
+    ComputerStartAnswered {
+        target: Target,
+        fence: Option<PendingStart>,
+        result: Result<Vec<Operation>, LightsailError>,
+    },
+    /// StopInstance for `target` answered.
+    ComputerStopAnswered {
+        target: Target,
+        result: Result<Vec<Operation>, LightsailError>,
+    },
+    /// GetOperation for the computer's recorded operation answered.
+    ComputerPolled {
+        target: Target,
+        result: Result<Option<Operation>, LightsailError>,
+    },
+    /// EnableAddOn (StopInstanceOnIdle) for `target` answered; `threshold` and `duration` are
+    /// what was sent.
+    IdleStopAnswered {
+        target: Target,
+        threshold: String,
+        duration: String,
+        result: Result<Vec<Operation>, LightsailError>,
+    },
 }

@@ -22,6 +22,7 @@ use crate::guisession::types::{
 };
 
 mod access;
+mod computer;
 mod effects;
 mod failure;
 mod inputs;
@@ -32,7 +33,8 @@ mod start;
 mod stop;
 mod window;
 
-pub use effects::{AccessSecret, Effect, Next, Note, Transition};
+pub use computer::RUNNING;
+pub use effects::{AccessSecret, Effect, Next, Note, StartCheck, Transition};
 pub use inputs::{AccountView, Input, SecretError, SecretSeen, UnconfirmedStart, View};
 pub use settings::{Settings, effective_max_session_age, guard_rail_note, start_budget};
 
@@ -129,6 +131,27 @@ pub fn transition(
         Input::AccessAnswered { target, result } => machine.access_answered(target, result),
         Input::SecretWritten { access, result } => machine.secret_written(access, result),
         Input::SecretDeleted(result) => machine.secret_deleted(result),
+        Input::ComputerChecked {
+            target,
+            at,
+            before_start,
+            result,
+        } => machine.computer_checked(target, at, before_start, result),
+        Input::ComputerStartAnswered {
+            target,
+            fence,
+            result,
+        } => machine.computer_start_answered(target, fence, result),
+        Input::ComputerStopAnswered { target, result } => {
+            machine.computer_stop_answered(target, result)
+        }
+        Input::ComputerPolled { target, result } => machine.computer_polled(target, result),
+        Input::IdleStopAnswered {
+            target,
+            threshold,
+            duration,
+            result,
+        } => machine.idle_stop_answered(target, threshold, duration, result),
     };
     // Whatever else is due, come back when the schedule window closes.
     if let (

@@ -94,12 +94,11 @@ impl Machine<'_> {
         }
         if let Some(pending) = self.status.pending_start.clone() {
             let settle_end = self.settle_end(&pending);
-            return if self.now < settle_end {
+            if self.now < settle_end {
                 // Its writer may be calling Lightsail right now.
-                self.done(Next::At(settle_end))
-            } else {
-                self.finish(Effect::Lookup(target))
-            };
+                return self.done(Next::At(settle_end));
+            }
+            return self.finish(Effect::Lookup(target));
         }
         let expiry = self.session_expiry();
         let live = expiry.is_some_and(|at| self.now < at);
@@ -114,6 +113,9 @@ impl Machine<'_> {
                 }),
                 None => self.finish(Effect::Lookup(target)),
             };
+        }
+        if let Some(effect) = self.idle_stop_effect(&target) {
+            return self.finish(effect);
         }
         match expiry {
             Some(at) if live => {

@@ -24,6 +24,11 @@ pub struct Settings {
     pub default_region: Option<String>,
     /// This replica's name, written into `pendingStart.holder`.
     pub identity: String,
+    /// First delay before reading the state of a computer that is not running again; later
+    /// delays grow with how long it has not been running.
+    pub computer_recheck_initial: Duration,
+    /// Longest delay between two reads of a computer that is not running.
+    pub computer_recheck_max: Duration,
     /// Whether the operator may write access Secrets (`spec.access`): off unless the chart grants
     /// it the Secret permissions.
     pub access_secrets: bool,
@@ -38,6 +43,8 @@ impl Default for Settings {
             follow_backoff_max: Duration::from_secs(30),
             start_settle: Duration::from_secs(60),
             default_region: None,
+            computer_recheck_initial: Duration::from_secs(30),
+            computer_recheck_max: Duration::from_secs(5 * 60),
             identity: "lightsail-gui-operator".into(),
             access_secrets: false,
         }

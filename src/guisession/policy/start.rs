@@ -43,13 +43,28 @@ impl Machine<'_> {
 
     /// Writes the fence and asks for StartGUISession, unless the guard rail says it is too soon
     /// after the last start.
-    pub(super) fn start(mut self, target: Target) -> Transition {
+    pub(super) fn start(self, target: Target) -> Transition {
         if let Some(last) = self.status.last_start_at {
             let earliest = add(last, self.settings.min_session_age);
-            if self.now < earliest {
+            if self.now < earliest && !self.computer_just_seen_stopped() {
                 return self.done(Next::At(earliest));
             }
+            if self.now < earliest {
+                // Too soon for a session, but the computer's condition is news now.
+                return match self.computer_ready(&target) {
+                    Ok(this) => this.done(Next::At(earliest)),
+                    Err(t) => t,
+                };
+            }
         }
+        match self.computer_ready(&target) {
+            Ok(this) => this.fence_start(target),
+            Err(t) => t,
+        }
+    }
+
+    /// Writes the fence of a start to a computer just seen running.
+    fn fence_start(mut self, target: Target) -> Transition {
         self.status.pending_start = Some(PendingStart {
             requested_at: self.stamp(),
             resource_name: target.resource_name.clone(),
@@ -94,7 +109,9 @@ impl Machine<'_> {
                     // Lightsail definitely started nothing: the fence may go.
                     self.status.pending_start = None;
                 }
-                return self.failed(error, true);
+                let may_be_the_computer = may_be_the_computer(&error);
+                let failed = self.failed(error, true);
+                return read_computer_after(failed, may_be_the_computer, target);
             }
         };
         let Some(op) = operations
@@ -221,6 +238,14 @@ impl Machine<'_> {
                     format!("StartGUISession operation failed: {code}: {details}"),
                 );
             }
+            if newly_failed {
+                // AWS does not say how a start on a computer that is not running fails: read
+                // it, so that the condition says so at once.
+                self.status.operation = Some(op);
+                let retry = add(self.now, self.settings.stalled_retry);
+                let failed = self.done(Next::At(retry));
+                return read_computer_after(failed, true, target.clone());
+            }
             Next::At(add(self.now, self.settings.stalled_retry))
         } else {
             let expires_at = add(started_at, self.max_age());
@@ -289,5 +314,41 @@ impl Machine<'_> {
         let started_at = self.status.session_started_at.unwrap_or(self.stamp());
         let target = Target::recorded(&self.status).unwrap_or_else(|| self.target());
         self.record(&target, op, started_at)
+    }
+}
+
+/// Whether a failed StartGUISession may have failed because the computer is not running (AWS
+/// does not document the answer): not when the error is about identity, Region or resource.
+fn may_be_the_computer(error: &LightsailError) -> bool {
+    error.class == crate::aws::errors::ErrorClass::Terminal
+        && !matches!(
+            error.code.as_str(),
+            "NotFound"
+                | "AccessDenied"
+                | "Unauthenticated"
+                | "NoCredentials"
+                | "NoRegion"
+                | "InvalidRegion"
+                | "AccountNotReady"
+        )
+}
+
+/// A failed start that may be the computer's doing reads the computer next (once: the stall
+/// that follows waits as usual when it is running).
+fn read_computer_after(
+    failed: Transition,
+    may_be_the_computer: bool,
+    target: Target,
+) -> Transition {
+    if !may_be_the_computer || !matches!(failed.effect, Effect::Done(Next::At(_))) {
+        return failed;
+    }
+    Transition {
+        effect: Effect::CheckComputer {
+            target,
+            add_ons: false,
+            before_start: None,
+        },
+        ..failed
     }
 }

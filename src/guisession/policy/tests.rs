@@ -39,6 +39,8 @@ pub(super) fn settings() -> Settings {
         default_region: Some("us-east-1".into()),
         identity: "replica-a".into(),
         access_secrets: true,
+        computer_recheck_initial: secs(30),
+        computer_recheck_max: secs(300),
     }
 }
 fn target() -> Target {
@@ -92,6 +94,9 @@ struct Obj {
     /// The start the controller holds in memory after [`Effect::Confirm`].
     unconfirmed: Option<UnconfirmedStart>,
     settings: Settings,
+    /// The computer's state, answered at once to every read of it (`None`: reads are left to
+    /// the test).
+    computer: Option<&'static str>,
 }
 
 impl Obj {
@@ -108,10 +113,40 @@ impl Obj {
             account_region: None,
             unconfirmed: None,
             settings: settings(),
+            computer: Some("running"),
         }
     }
 
+    /// One transition; a read of the computer it asks for is answered at once (as
+    /// `self.computer`) and the transition after it returned.
     fn step(&mut self, input: Input, now: Timestamp) -> Transition {
+        let t = self.step_once(input, now);
+        match (&t.effect, self.computer) {
+            (
+                Effect::CheckComputer {
+                    target,
+                    add_ons,
+                    before_start,
+                },
+                Some(state),
+            ) => {
+                let seen = crate::aws::model::ComputerSeen {
+                    state: state.into(),
+                    idle_stop: add_ons.then_some(None),
+                };
+                let input = Input::ComputerChecked {
+                    target: target.clone(),
+                    at: now,
+                    before_start: before_start.clone(),
+                    result: Ok(seen),
+                };
+                self.step_once(input, now)
+            }
+            _ => t,
+        }
+    }
+
+    fn step_once(&mut self, input: Input, now: Timestamp) -> Transition {
         let view = View {
             name: "gs",
             spec: &self.spec,

@@ -16,12 +16,12 @@ impl Machine<'_> {
         self.stops_at_window_end() && matches!(self.window(), Ok(Some(WindowState::Closed { .. })))
     }
 
+    /// The session is stopped when a window closes: `spec.schedule.stopAtWindowEnd`, or
+    /// `spec.computer.stopAtWindowEnd` (which stops the session before the computer).
     pub(super) fn stops_at_window_end(&self) -> bool {
-        self.view
-            .spec
-            .schedule
-            .as_ref()
-            .is_some_and(|s| s.stop_at_window_end)
+        let spec = self.view.spec;
+        spec.schedule.as_ref().is_some_and(|s| s.stop_at_window_end)
+            || spec.computer.as_ref().is_some_and(|c| c.stop_at_window_end)
     }
 
     /// Where `spec.schedule` stands now, recorded in `status.schedule`. `Ok(None)`: no schedule.
@@ -83,10 +83,15 @@ impl Machine<'_> {
         {
             return self.finish(Effect::Stop(target));
         }
+        // Then the computer, once no session runs on it.
+        let this = match self.stop_computer_at_close(opens_at) {
+            Ok(this) => this,
+            Err(t) => return t,
+        };
         // No window within the evaluator's look-ahead: look again a day later (an exclusion
         // ending beyond the horizon, or a spec edit, may change that).
         let next = opens_at.map_or(Next::After(Duration::from_secs(24 * 3600)), Next::At);
-        self.done(next)
+        this.done(next)
     }
 
     /// StopGUISession at the end of a schedule window answered.

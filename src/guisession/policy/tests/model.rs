@@ -91,7 +91,17 @@ struct World {
     budget: Duration,
     /// Whether the account is being checked again after a transient error.
     account_checking: bool,
+    /// When the computer is running from (`None`: stopped until someone starts it).
+    computer_running_at: Option<Timestamp>,
+    /// StartInstance calls that reached Lightsail: when, and whether the computer was not
+    /// stopped then (refused).
+    instance_starts: Vec<(Timestamp, bool)>,
+    /// StartGUISession calls that reached Lightsail while the computer was not running.
+    sessions_on_a_stopped_computer: usize,
 }
+
+/// How long the model's computer stays `pending` after StartInstance.
+const COMPUTER_START_TIME: Duration = Duration::from_secs(20);
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The operator's `--max-clock-skew` default: replicas' clocks differ by at most this.
@@ -135,6 +145,30 @@ impl World {
                 MAX_CLOCK_SKEW,
             ),
             account_checking: false,
+            computer_running_at: Some(t0()),
+            instance_starts: Vec::new(),
+            sessions_on_a_stopped_computer: 0,
+        }
+    }
+
+    /// A world whose computer is stopped and whose GuiSession may start it.
+    fn with_stopped_computer(mut self) -> World {
+        self.computer_running_at = None;
+        self.stored.spec.computer = Some(crate::guisession::types::ComputerPolicy {
+            start_if_stopped: true,
+            ..Default::default()
+        });
+        for replica in &mut self.replicas {
+            replica.view = self.stored.clone();
+        }
+        self
+    }
+
+    fn computer_state(&self) -> &'static str {
+        match self.computer_running_at {
+            None => "stopped",
+            Some(at) if self.now < at => "pending",
+            Some(_) => "running",
         }
     }
 
@@ -311,6 +345,9 @@ impl World {
                     // The controller's check right before sending.
                     return Step::Idle;
                 }
+                if self.computer_state() != "running" {
+                    self.sessions_on_a_stopped_computer += 1;
+                }
                 let started = matches!(
                     fault,
                     Fault::None
@@ -379,7 +416,91 @@ impl World {
                     result,
                 })
             }
-            Effect::Stop(_) | Effect::Done(_) | Effect::Confirm { .. } => Step::Idle,
+            Effect::CheckComputer {
+                target,
+                before_start,
+                ..
+            } => {
+                let result = match Self::fault_error(fault, Action::GetInstanceState) {
+                    Some(e) => Err(e),
+                    None => Ok(crate::aws::model::ComputerSeen {
+                        state: self.computer_state().into(),
+                        idle_stop: None,
+                    }),
+                };
+                Step::Deciding(Input::ComputerChecked {
+                    target,
+                    at: self.clock(r),
+                    before_start,
+                    result,
+                })
+            }
+            Effect::StartComputer(target) => {
+                if until(decided_at, self.clock(r)) > self.budget {
+                    return Step::Idle;
+                }
+                let fence = self.replicas[r]
+                    .view
+                    .status
+                    .computer
+                    .as_ref()
+                    .and_then(|c| c.pending_start.clone());
+                let refused = self.computer_state() != "stopped";
+                self.instance_starts.push((self.now, refused));
+                let result = match Self::fault_error(fault, Action::StartInstance) {
+                    Some(e) => Err(e),
+                    None if refused => Err(LightsailError {
+                        action: Action::StartInstance,
+                        code: "InvalidInput".into(),
+                        message: "not stopped".into(),
+                        class: ErrorClass::Terminal,
+                        answered: true,
+                    }),
+                    None => {
+                        self.computer_running_at = Some(add(self.now, COMPUTER_START_TIME));
+                        Ok(vec![Operation {
+                            operation_type: Some("StartInstance".into()),
+                            ..start_op(
+                                &format!("instance-op-{}", self.instance_starts.len()),
+                                self.lightsail_time(self.now),
+                                OperationStatus::Started,
+                            )
+                        }])
+                    }
+                };
+                Step::Deciding(Input::ComputerStartAnswered {
+                    target,
+                    fence,
+                    result,
+                })
+            }
+            Effect::PollComputer {
+                target,
+                operation_id,
+            } => {
+                let done = self.computer_state() == "running";
+                let result = match Self::fault_error(fault, Action::GetOperation) {
+                    Some(e) => Err(e),
+                    None => Ok(Some(Operation {
+                        operation_type: Some("StartInstance".into()),
+                        ..start_op(
+                            &operation_id,
+                            self.lightsail_time(self.now),
+                            if done {
+                                OperationStatus::Succeeded
+                            } else {
+                                OperationStatus::Started
+                            },
+                        )
+                    })),
+                };
+                Step::Deciding(Input::ComputerPolled { target, result })
+            }
+            Effect::Stop(_)
+            | Effect::StopComputer(_)
+            | Effect::EnableIdleStop { .. }
+            | Effect::Done(_)
+            | Effect::Confirm { .. } => Step::Idle,
             effect @ (Effect::Access(_) | Effect::WriteSecret(_) | Effect::DeleteSecret(_)) => {
                 panic!("the model's GuiSession asks for no access Secret, yet: {effect:?}")
             }
@@ -450,14 +571,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A stopped computer with `startIfStopped`: the fence on StartInstance keeps three
+    /// replicas with stale caches, crashes and faults from starting it twice, and no session is
+    /// started before it runs.
+    #[test]
+    fn no_schedule_of_replicas_starts_a_stopped_computer_twice_or_a_session_before_it_runs(
+        clocks in proptest::collection::vec(0i64..=1, 3),
+        acts in proptest::collection::vec(act(3), 1..400),
+    ) {
+        let mut world = World::new(3, 0, &clocks).with_stopped_computer();
+        for (i, a) in acts.iter().enumerate() {
+            world.act(a);
+            let refused: Vec<_> = world.instance_starts.iter().filter(|(_, r)| *r).collect();
+            prop_assert!(refused.is_empty(), "StartInstance sent to a computer not stopped after step {i} ({a:?}): {refused:?}");
+            prop_assert!(world.sessions_on_a_stopped_computer == 0, "a session started on a computer not running after step {i} ({a:?})");
+            if let Some(dup) = world.duplicate() {
+                prop_assert!(false, "two starts in one window after step {i} ({a:?}): {dup}");
+            }
+        }
+    }
+}
+
 /// The model must be able to fail: without the fence (a replica that starts on its own stale
 /// view), the same kind of schedule finds a duplicate.
 #[test]
 fn the_model_catches_a_start_made_on_a_stale_view() {
     let mut world = World::new(2, 0, &[0, 0]);
     // Replica 0 starts a session; replica 1 never sees it.
-    for _ in 0..6 {
-        world.act(&Act::Step(0, Fault::None));
+    for _ in 0..20 {
+        if world.sent.is_empty() {
+            world.act(&Act::Step(0, Fault::None));
+        }
     }
     assert_eq!(world.sent.len(), 1);
     // Replica 1 decides on its stale view and, ignoring the conflict, calls anyway.
@@ -475,15 +622,39 @@ fn the_model_catches_a_start_made_on_a_stale_view() {
             account: AccountView::Own,
             unconfirmed: None,
         },
-        Input::LookedUp {
+        // The computer read that follows its lookup, which found nothing.
+        Input::ComputerChecked {
             target: target(),
             at: world.now,
-            result: Ok(vec![]),
+            before_start: Some(crate::guisession::policy::StartCheck { fence: None }),
+            result: Ok(crate::aws::model::ComputerSeen {
+                state: "running".into(),
+                idle_stop: None,
+            }),
         },
         world.now,
         &world.replicas[1].settings,
     );
+    assert!(matches!(t.effect, Effect::Start(_)), "{:?}", t.effect);
     let fence = t.status.pending_start.clone();
     world.call(1, t.effect, world.now, fence, Fault::None);
     assert!(world.duplicate().is_some());
+}
+
+/// The stopped-computer property is not vacuous: one replica left alone starts the computer
+/// once, waits while it is pending, and starts the session once it runs.
+#[test]
+fn the_model_starts_a_stopped_computer_then_its_session() {
+    let mut world = World::new(1, 0, &[0]).with_stopped_computer();
+    for _ in 0..60 {
+        world.act(&Act::Step(0, Fault::None));
+        world.act(&Act::Advance(2));
+    }
+    assert_eq!(world.instance_starts.len(), 1, "one StartInstance");
+    assert_eq!(world.sent.len(), 1, "then one StartGUISession");
+    assert_eq!(world.sessions_on_a_stopped_computer, 0);
+    assert!(
+        world.sent[0].sent_at >= add(world.instance_starts[0].0, COMPUTER_START_TIME),
+        "the session waited for the computer"
+    );
 }
