@@ -180,6 +180,8 @@ mod clock;
 mod config;
 mod faults;
 mod identity;
+mod instance;
+mod meter;
 mod server;
 mod sigv4;
 mod state;
@@ -194,20 +196,22 @@ pub use calls::{
 pub use cli::SimArgs;
 pub use config::{
     AccessFailure, AccessFailureStatus, AccountSpec, ComputerSpec, ConfigError, ConfigFile,
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_SESSION_DURATION,
-    DEFAULT_OPERATIONS_PAGE_SIZE, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
-    DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME, ErrorStyle, Faults, LightsailException,
-    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_MAX_SESSION_DURATION,
-    MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, OperationFailure, RateLimit, RoleSpec,
-    SimConfig, StsFaults, check_accounts, format_duration, format_signed_duration,
-    is_valid_account_id, is_valid_external_id, is_valid_resource_name, is_valid_role_name,
-    is_valid_role_session_name, parse_duration, parse_signed_duration, role_arn,
-    validate_clock_offset, validate_sts_credential_lifetime,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID, DEFAULT_INSTANCE_START_TIME,
+    DEFAULT_INSTANCE_STOP_TIME, DEFAULT_MAX_SESSION_DURATION, DEFAULT_OPERATIONS_PAGE_SIZE,
+    DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY, DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME,
+    ErrorStyle, Faults, INSTANCE_NOT_RUNNING, InstanceState, LightsailException,
+    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_INSTANCE_TIME, MAX_MAX_SESSION_DURATION,
+    MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, MeterWindow, OperationFailure,
+    RateLimit, RoleSpec, SessionWhenNotRunning, SimConfig, StsFaults, check_accounts,
+    format_duration, format_signed_duration, is_valid_account_id, is_valid_external_id,
+    is_valid_resource_name, is_valid_role_name, is_valid_role_session_name, parse_duration,
+    parse_signed_duration, role_arn, validate_clock_offset, validate_instance_time,
+    validate_sts_credential_lifetime,
 };
 pub use identity::BASE_USER_NAME;
 pub use jiff::SignedDuration;
 pub use server::AccountsView;
-pub use state::ComputerView;
+pub use state::{BilledInterval, ComputerView, IdleStop};
 pub use sts::StsAction;
 pub use wire::{Action, UNKNOWN_ACTION};
 
@@ -239,6 +243,8 @@ impl Simulator {
                 settle_time: config.settle_time,
                 session_lifetime: config.session_lifetime,
                 page_size: config.operations_page_size,
+                instance_start_time: config.instance_start_time,
+                instance_stop_time: config.instance_stop_time,
             },
             Arc::clone(&clock),
             &config.account_id,
@@ -439,6 +445,29 @@ impl RunningSimulator {
     /// One computer with its current state.
     pub fn computer(&self, name: &str) -> Option<ComputerView> {
         lock(&self.shared.world).view_of(name)
+    }
+
+    /// Makes the StopInstanceOnIdle rule of `name` fire, as AWS would after the idle duration:
+    /// the computer goes `stopping`, then `stopped` (as a `StopInstance` without force). Refused
+    /// (with the reason) when there is no such computer, its add-on is not enabled or it is not
+    /// running.
+    pub fn trigger_idle_stop(&self, name: &str) -> Result<ComputerView, String> {
+        lock(&self.shared.world)
+            .trigger_idle_stop(name)
+            .map_err(|refusal| refusal.message().to_owned())
+    }
+
+    /// Puts `name` in `state` at once, as a person in the console would (`pending` and
+    /// `stopping` then settle after its starting or stopping time); no operation is made.
+    /// Refused when there is no such computer.
+    pub fn set_computer_state(
+        &self,
+        name: &str,
+        state: InstanceState,
+    ) -> Result<ComputerView, String> {
+        lock(&self.shared.world)
+            .set_state(name, state)
+            .map_err(|refusal| refusal.message().to_owned())
     }
 
     /// Clears `holdStartResponse` for `name`, sending its held responses; `false` when there
