@@ -105,6 +105,7 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
                                         transitiveTagKeys}; {\"entries\":[...],\"dropped\":N}
   GET  /_sim/metrics                    the same counts in Prometheus text
   POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
+                                        the cost meters (states stay),
                                         bucket; issued STS credentials stay valid either way)
   GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
