@@ -10,13 +10,26 @@ use std::sync::Arc;
 pub const OUTCOME_OK: &str = "ok";
 /// Entries the call log keeps; older ones are dropped (and counted) past this.
 pub const CALL_LOG_CAPACITY: usize = 10_000;
-/// The actions the call log keeps.
-const LOGGED_ACTIONS: [&str; 4] = [
+/// The actions the call log keeps: those that change something, and the STS ones.
+const LOGGED_ACTIONS: [&str; 8] = [
     "StartGUISession",
     "StopGUISession",
+    "StartInstance",
+    "StopInstance",
+    "EnableAddOn",
+    "DisableAddOn",
     "AssumeRole",
     "GetCallerIdentity",
 ];
+
+/// What a call log entry keeps besides who and when, for the calls that have it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Details {
+    /// What an `AssumeRole` whose parameters were valid asked for.
+    pub assume_role: Option<AssumeRoleRequest>,
+    /// `StopInstance`'s `force`, as sent.
+    pub force: Option<bool>,
+}
 
 /// Who made a call, as far as the simulator knows: never a secret.
 #[derive(Clone, Copy, Debug, Default)]
@@ -60,16 +73,16 @@ impl CallCounter {
         }
     }
 
-    /// Counts a call; Start/Stop and STS calls also go into the log, with who signed them (as
-    /// claimed, when the signature was refused), the wall-clock time and, for an `AssumeRole`
-    /// whose parameters were valid, what it asked for.
+    /// Counts a call; the calls that change something and the STS calls also go into the log,
+    /// with who signed them (as claimed, when the signature was refused), the wall-clock time
+    /// and their [`Details`].
     pub(crate) fn record(
         &mut self,
         action: &'static str,
         resource: Arc<str>,
         outcome: &'static str,
         who: Who<'_>,
-        assume_role: Option<AssumeRoleRequest>,
+        details: Details,
     ) {
         if LOGGED_ACTIONS.contains(&action) {
             if self.log.len() >= self.log_capacity {
@@ -85,7 +98,8 @@ impl CallCounter {
                     access_key_id: who.access_key_id.map(str::to_owned),
                     account: who.account.map(str::to_owned),
                     caller_arn: who.caller_arn.map(str::to_owned),
-                    assume_role,
+                    assume_role: details.assume_role,
+                    force: details.force,
                 });
             }
         }
@@ -149,14 +163,15 @@ pub struct CallCount {
     pub count: u64,
 }
 
-/// One `StartGUISession`, `StopGUISession`, `AssumeRole` or `GetCallerIdentity` call in the
-/// log.
+/// One `StartGUISession`, `StopGUISession`, `StartInstance`, `StopInstance`, `EnableAddOn`,
+/// `DisableAddOn`, `AssumeRole` or `GetCallerIdentity` call in the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallLogEntry {
-    /// `StartGUISession`, `StopGUISession`, `AssumeRole` or `GetCallerIdentity`.
+    /// The action, e.g. `StartGUISession` or `StopInstance`.
     pub action: String,
-    /// What the call was about: the computer's name for Start/Stop, the `RoleArn` as requested
+    /// What the call was about: the computer's name for the Lightsail calls, the `RoleArn` as
+    /// requested
     /// for `AssumeRole` (so `matching(Some("AssumeRole"), Some(role_arn), Some("ok"))` counts a
     /// role's assumptions), empty when it named none and for `GetCallerIdentity`.
     pub resource: String,
@@ -182,6 +197,10 @@ pub struct CallLogEntry {
     /// policy): what it asked for, session tags included. None for other calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role: Option<AssumeRoleRequest>,
+    /// For a `StopInstance`: its `force` member as sent (`true` forces a stop, which AWS warns
+    /// can lose data); none when it was not sent, and for other calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
 }
 
 /// What an `AssumeRole` call asked for, as the call log keeps it: no secrets (an external id is
@@ -351,21 +370,21 @@ mod tests {
             Arc::clone(&vm),
             OUTCOME_OK,
             Who::default(),
-            None,
+            Details::default(),
         );
         counter.record(
             "GetOperation",
             Arc::clone(&vm),
             OUTCOME_OK,
             Who::default(),
-            None,
+            Details::default(),
         );
         counter.record(
             "GetOperation",
             Arc::from("odd\"name"),
             "ThrottlingException",
             Who::default(),
-            None,
+            Details::default(),
         );
         let report = counter.report();
         assert_eq!(report.total, 3);
@@ -396,28 +415,28 @@ mod tests {
             Arc::clone(&vm),
             OUTCOME_OK,
             key("AKID1"),
-            None,
+            Details::default(),
         );
         counter.record(
             "StartGUISession",
             Arc::clone(&vm),
             OUTCOME_OK,
             key("AKID1"),
-            None,
+            Details::default(),
         );
         counter.record(
             "StopGUISession",
             Arc::clone(&vm),
             "NotFoundException",
             Who::default(),
-            None,
+            Details::default(),
         );
         counter.record(
             "StartGUISession",
             Arc::clone(&vm),
             OUTCOME_OK,
             key("AKID2"),
-            None,
+            Details::default(),
         );
         let log = counter.log();
         assert_eq!(log.dropped, 1);
@@ -467,11 +486,21 @@ mod tests {
             Arc::clone(&role),
             OUTCOME_OK,
             base,
-            Some(asked.clone()),
+            Details {
+                assume_role: Some(asked.clone()),
+                force: None,
+            },
         );
-        counter.record("AssumeRole", Arc::clone(&role), "AccessDenied", base, None);
-        counter.record("GetCallerIdentity", Arc::from(""), OUTCOME_OK, base, None);
-        counter.record("GetOperation", Arc::from("vm-1"), OUTCOME_OK, base, None);
+        let none = Details::default;
+        counter.record(
+            "AssumeRole",
+            Arc::clone(&role),
+            "AccessDenied",
+            base,
+            none(),
+        );
+        counter.record("GetCallerIdentity", Arc::from(""), OUTCOME_OK, base, none());
+        counter.record("GetOperation", Arc::from("vm-1"), OUTCOME_OK, base, none());
         let log = counter.log();
         assert_eq!(log.entries.len(), 3);
         assert_eq!(

@@ -2,8 +2,8 @@
 
 use super::config::{
     ComputerSpec, ConfigError, ConfigFile, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
-    DEFAULT_SECRET_ACCESS_KEY, ErrorStyle, Faults, RateLimit, SimConfig, StsFaults, parse_duration,
-    parse_signed_duration,
+    DEFAULT_INSTANCE_START_TIME, DEFAULT_INSTANCE_STOP_TIME, DEFAULT_SECRET_ACCESS_KEY, ErrorStyle,
+    Faults, RateLimit, SimConfig, StsFaults, parse_duration, parse_signed_duration,
 };
 use jiff::SignedDuration;
 use std::path::PathBuf;
@@ -18,6 +18,8 @@ start with - or +.
 
 Config file (--config; YAML, or JSON when named *.json):
   clockOffset: -2h               # AWS's clock two hours behind this machine's (--clock-offset wins)
+  instanceStartTime: 2s          # pending -> running after StartInstance (--instance-start-time wins)
+  instanceStopTime: 2s           # stopping -> stopped after StopInstance (--instance-stop-time wins)
   accountId: \"000000000000\"      # the base account, of --access-key-id (--account-id wins)
   stsCredentialLifetime: 20s     # SIMULATOR KNOB, not AWS: every STS credential expires after this
                                  # at the latest, whatever DurationSeconds asked (1s to 12h;
@@ -56,6 +58,24 @@ Config file (--config; YAML, or JSON when named *.json):
       accessFailure: {status: failedInstanceCreation, reason: \"no capacity\"}
                                  # after the setup calls access fails with this status (or
                                  # failedStartingGUISession) and failureReason, not started
+      state: running             # power state when added: pending, running (default), stopping,
+                                 # stopped; an update keeps the live state
+      startingTime: 500ms        # pending -> running (default instanceStartTime)
+      stoppingTime: 500ms        # stopping -> stopped (default instanceStopTime)
+      sessionWhenNotRunning: error   # StartGUISession on a computer not running: error
+                                 # (InvalidInputException) or failedOperation (an operation that
+                                 # ends Failed, errorCode InstanceNotRunning)
+      meterWindows:              # billed time is split inside/outside these (half-open, RFC 3339,
+        - {start: \"2026-03-02T08:00:00Z\", end: \"2026-03-02T18:00:00Z\"}   # wall clock)
+      blueprintId: lfr_ubuntu    # what GetInstance reports (optional)
+
+Computers: GetInstanceState, GetInstance, StartInstance, StopInstance (force: only on a stopping
+one), EnableAddOn and DisableAddOn (the StopInstanceOnIdle add-on) act on the computer behind a
+session. States pending (0), running (16), stopping (64), stopped (80); only a stopped computer
+starts, only a running or pending one stops (else InvalidInputException). A computer that is not
+running has no session: CreateGUISessionAccessDetails answers stopped. A computer is billed while
+pending, running or stopping; /_sim/computers shows runningSeconds, the part inside and outside
+meterWindows, and the billed intervals.
 
 STS: the same URL answers STS (awsQuery: form-encoded POST /, Action=AssumeRole or
 GetCallerIdentity, Version=2011-06-15, SigV4 service sts) next to Lightsail: point
@@ -76,7 +96,8 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
 `Authorization: Bearer TOKEN` (the token is required off loopback):
   GET  /_sim/calls                      call counts by action, resource, outcome (JSON); AssumeRole
                                         is counted by the RoleArn asked for
-  GET  /_sim/calls/log                  every Start/StopGUISession, AssumeRole and GetCallerIdentity
+  GET  /_sim/calls/log                  every Start/StopGUISession, Start/StopInstance (with force as
+                                        sent), Enable/DisableAddOn, AssumeRole and GetCallerIdentity
                                         call: action, resource (RoleArn for AssumeRole), outcome,
                                         wall-clock time, accessKeyId, account, callerArn, and for
                                         AssumeRole assumeRole: {roleArn, roleSessionName,
@@ -84,6 +105,7 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
                                         transitiveTagKeys}; {\"entries\":[...],\"dropped\":N}
   GET  /_sim/metrics                    the same counts in Prometheus text
   POST /_sim/reset[?scope=all]          zero the counts and the log (all: also sessions, operations,
+                                        the cost meters (states stay),
                                         bucket; issued STS credentials stay valid either way)
   GET  /_sim/clock, PUT /_sim/clock     the clock offset: {\"offset\":\"-2h\"}; GET adds AWS's \"now\"
   GET  /_sim/faults, PUT /_sim/faults   faults as JSON: {\"latency\":\"20ms\",\"latencyJitter\":\"5ms\",
@@ -93,12 +115,18 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
                                         \"serviceErrorRate\":0}}; PUT replaces them all, omitted
                                         fields are off: {\"sts\":{\"unavailable\":true}} takes
                                         STS down, {} clears every fault
-  GET  /_sim/computers                  all computers with session state, held responses and
-                                        accessCallsSinceStart (reading it counts no call)
+  GET  /_sim/computers                  all computers with session state, held responses,
+                                        accessCallsSinceStart (reading it counts no call), state,
+                                        idleStop, runningSeconds(Inside|Outside)Windows and
+                                        billedIntervals
   POST /_sim/computers                  add or update a computer (a config-file entry as JSON, e.g.
                                         {\"name\":\"vm-1\",\"accessSetupCalls\":4}); keeps its history
   GET|DELETE /_sim/computers/NAME       one computer
   POST /_sim/computers/NAME/release     clear holdStartResponse and send the held responses
+  POST /_sim/computers/NAME/idle-stop   the StopInstanceOnIdle rule fires: running -> stopping ->
+                                        stopped (409 unless the add-on is on and it is running)
+  POST /_sim/computers/NAME/state       set the state by hand (a person in the console), e.g.
+                                        {\"state\":\"stopped\"}; pending/stopping then settle
   GET  /_sim/accounts                   {\"accountId\",\"baseUserArn\",\"accounts\":[...]}
   POST /_sim/accounts                   add or replace an account (a config-file entry as JSON, e.g.
                                         {\"id\":\"111122223333\",\"roles\":[{\"name\":\"gui\",
@@ -107,7 +135,8 @@ Control endpoint, same port; with --control-token every /_sim/ request needs
                                         for credentials issued from then on; GET adds
                                         issuedCredentials (a count; secrets are never shown)";
 
-/// Serves the Lightsail GUI-session API (awsJson1_1, SigV4) for tests and benchmarks.
+/// Serves the Lightsail GUI-session API (awsJson1_1, SigV4) for tests and benchmarks, with the
+/// computers behind the sessions (their power state and idle-stop add-on).
 #[derive(Debug, clap::Parser)]
 #[command(name = "lightsail-sim", version, after_help = AFTER_HELP)]
 pub struct SimArgs {
@@ -176,6 +205,26 @@ pub struct SimArgs {
         default_value = "code"
     )]
     pub error_style: ErrorStyle,
+
+    /// How long a computer stays pending after StartInstance before it is running (a computer's
+    /// startingTime wins). Default: the config file's instanceStartTime, else 2s.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_INSTANCE_START_TIME",
+        value_name = "DURATION",
+        value_parser = duration_arg
+    )]
+    pub instance_start_time: Option<Duration>,
+
+    /// How long a computer stays stopping after StopInstance before it is stopped (a computer's
+    /// stoppingTime wins). Default: the config file's instanceStopTime, else 2s.
+    #[arg(
+        long,
+        env = "LIGHTSAIL_SIM_INSTANCE_STOP_TIME",
+        value_name = "DURATION",
+        value_parser = duration_arg
+    )]
+    pub instance_stop_time: Option<Duration>,
 
     /// Operations per GetOperationsForResource page.
     #[arg(long, env = "LIGHTSAIL_SIM_OPERATIONS_PAGE_SIZE", default_value_t = super::config::DEFAULT_OPERATIONS_PAGE_SIZE)]
@@ -310,6 +359,14 @@ impl SimArgs {
             computers,
             session_lifetime: self.session_lifetime,
             settle_time: self.settle_time,
+            instance_start_time: self
+                .instance_start_time
+                .or(file.instance_start_time)
+                .unwrap_or(DEFAULT_INSTANCE_START_TIME),
+            instance_stop_time: self
+                .instance_stop_time
+                .or(file.instance_stop_time)
+                .unwrap_or(DEFAULT_INSTANCE_STOP_TIME),
             error_style: self.error_style,
             operations_page_size: self.operations_page_size,
             faults: Faults {
@@ -473,6 +530,41 @@ mod tests {
                 .is_err_and(|e| e.contains("not a fraction between 0 and 1")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn instance_times_come_from_the_flags_else_the_file_else_two_seconds() {
+        let parse = |args: &[&str]| -> Result<(Duration, Duration), String> {
+            SimArgs::try_parse_from(args)
+                .map_err(|e| e.to_string())
+                .and_then(|a| a.to_config().map_err(|e| e.to_string()))
+                .map(|c| (c.instance_start_time, c.instance_stop_time))
+        };
+        let two = Duration::from_secs(2);
+        assert_eq!(parse(&["lightsail-sim"]), Ok((two, two)));
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("no temporary directory");
+        };
+        let path = dir.path().join("sim.yaml");
+        let file = "instanceStartTime: 300ms\ninstanceStopTime: 1s\n";
+        assert!(std::fs::write(&path, file).is_ok());
+        let path = path.display().to_string();
+        assert_eq!(
+            parse(&["lightsail-sim", "--config", &path]),
+            Ok((Duration::from_millis(300), Duration::from_secs(1)))
+        );
+        assert_eq!(
+            parse(&[
+                "lightsail-sim",
+                "--config",
+                &path,
+                "--instance-stop-time",
+                "200ms"
+            ]),
+            Ok((Duration::from_millis(300), Duration::from_millis(200)))
+        );
+        let too_long = parse(&["lightsail-sim", "--instance-start-time", "25h"]);
+        assert!(too_long.is_err_and(|e| e.contains("is more than 24h")));
     }
 
     #[test]

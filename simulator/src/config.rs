@@ -2,6 +2,8 @@
 //! can reach, the inventory of virtual computers with their per-computer behaviours, session and
 //! operation timings, the error body style, the faults and the offset of its clock.
 
+pub use super::instance::InstanceState;
+pub use super::meter::MeterWindow;
 use super::trust_policy::TrustPolicy;
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
@@ -28,6 +30,10 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
 /// How long an operation stays `Started` before it becomes terminal.
 pub const DEFAULT_SETTLE_TIME: Duration = Duration::from_secs(1);
+/// How long a started computer stays `pending` before it is `running`, unless its spec says.
+pub const DEFAULT_INSTANCE_START_TIME: Duration = Duration::from_secs(2);
+/// How long a stopped computer stays `stopping` before it is `stopped`, unless its spec says.
+pub const DEFAULT_INSTANCE_STOP_TIME: Duration = Duration::from_secs(2);
 /// Operations per `GetOperationsForResource` page.
 pub const DEFAULT_OPERATIONS_PAGE_SIZE: usize = 10;
 /// Most `accessSetupCalls` a computer may have: `percentageComplete` rises by at least one with
@@ -62,6 +68,12 @@ pub struct SimConfig {
     pub session_lifetime: Duration,
     /// How long each Start/Stop operation stays `Started` before it succeeds or fails.
     pub settle_time: Duration,
+    /// How long a computer stays `pending` after `StartInstance` (its spec's `startingTime`
+    /// wins).
+    pub instance_start_time: Duration,
+    /// How long a computer stays `stopping` after `StopInstance` (its spec's `stoppingTime`
+    /// wins).
+    pub instance_stop_time: Duration,
     /// How modelled Lightsail exceptions are written on the wire.
     pub error_style: ErrorStyle,
     /// Operations per `GetOperationsForResource` page.
@@ -88,6 +100,8 @@ impl Default for SimConfig {
             computers: Vec::new(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             settle_time: DEFAULT_SETTLE_TIME,
+            instance_start_time: DEFAULT_INSTANCE_START_TIME,
+            instance_stop_time: DEFAULT_INSTANCE_STOP_TIME,
             error_style: ErrorStyle::default(),
             operations_page_size: DEFAULT_OPERATIONS_PAGE_SIZE,
             faults: Faults::default(),
@@ -152,6 +166,14 @@ impl SimConfig {
         self
     }
 
+    /// Sets how long computers stay `pending` after a start and `stopping` after a stop,
+    /// unless their spec says.
+    pub fn with_instance_times(mut self, starting: Duration, stopping: Duration) -> Self {
+        self.instance_start_time = starting;
+        self.instance_stop_time = stopping;
+        self
+    }
+
     /// Sets the error body style.
     pub fn with_error_style(mut self, style: ErrorStyle) -> Self {
         self.error_style = style;
@@ -189,6 +211,8 @@ impl SimConfig {
                 "the control token must not be empty".to_owned(),
             ));
         }
+        validate_instance_time("the instance start time", self.instance_start_time)?;
+        validate_instance_time("the instance stop time", self.instance_stop_time)?;
         if self.operations_page_size == 0 {
             return Err(ConfigError::Invalid(
                 "operations page size must be at least 1".to_owned(),
@@ -624,7 +648,57 @@ pub struct ComputerSpec {
     /// (for a `Failed` one use `startFailsWith`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_failure: Option<AccessFailure>,
+    /// The state the computer is in when it is added (default `running`; `pending` and
+    /// `stopping` then settle as after a start or stop). An update of an existing computer
+    /// keeps its live state: change that with `POST /_sim/computers/NAME/state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<InstanceState>,
+    /// How long it stays `pending` after a start (default: the simulator's
+    /// `instanceStartTime`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration_text"
+    )]
+    pub starting_time: Option<Duration>,
+    /// How long it stays `stopping` after a stop (default: the simulator's
+    /// `instanceStopTime`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration_text"
+    )]
+    pub stopping_time: Option<Duration>,
+    /// What `StartGUISession` answers while the computer is not `running`, which AWS does not
+    /// document: an `InvalidInputException` (the default) or a `Failed` operation.
+    #[serde(default)]
+    pub session_when_not_running: SessionWhenNotRunning,
+    /// Metering windows (half-open, RFC 3339, compared on the wall clock): the view splits the
+    /// billed time into the part inside any of them and the rest. Changing them keeps the
+    /// meter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meter_windows: Vec<MeterWindow>,
+    /// The `blueprintId` `GetInstance` reports, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blueprint_id: Option<String>,
 }
+
+/// What `StartGUISession` answers for a computer that is not `running` (AWS does not document
+/// it; the console asks to start the computer first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SessionWhenNotRunning {
+    /// `error`: `InvalidInputException` (HTTP 400), no operation made.
+    #[default]
+    Error,
+    /// `failedOperation`: an operation is made, `Started` for the settle time, then `Failed`
+    /// with errorCode [`INSTANCE_NOT_RUNNING`].
+    FailedOperation,
+}
+
+/// The `errorCode` of a `StartGUISession` operation failed because its computer was not
+/// running (see [`SessionWhenNotRunning::FailedOperation`]).
+pub const INSTANCE_NOT_RUNNING: &str = "InstanceNotRunning";
 
 fn default_region() -> String {
     DEFAULT_REGION.to_owned()
@@ -648,7 +722,54 @@ impl ComputerSpec {
             omit_is_terminal: false,
             access_setup_calls: 0,
             access_failure: None,
+            state: None,
+            starting_time: None,
+            stopping_time: None,
+            session_when_not_running: SessionWhenNotRunning::Error,
+            meter_windows: Vec::new(),
+            blueprint_id: None,
         }
+    }
+
+    /// Adds it in `state` (see [`ComputerSpec::state`]).
+    pub fn in_state(mut self, state: InstanceState) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Adds it `stopped`.
+    pub fn stopped(self) -> Self {
+        self.in_state(InstanceState::Stopped)
+    }
+
+    /// Makes it `pending` for `time` after each start.
+    pub fn starting_time(mut self, time: Duration) -> Self {
+        self.starting_time = Some(time);
+        self
+    }
+
+    /// Makes it `stopping` for `time` after each stop.
+    pub fn stopping_time(mut self, time: Duration) -> Self {
+        self.stopping_time = Some(time);
+        self
+    }
+
+    /// Sets what `StartGUISession` answers while it is not running.
+    pub fn session_when_not_running(mut self, answer: SessionWhenNotRunning) -> Self {
+        self.session_when_not_running = answer;
+        self
+    }
+
+    /// Adds a metering window `[start, end)`.
+    pub fn meter_window(mut self, start: jiff::Timestamp, end: jiff::Timestamp) -> Self {
+        self.meter_windows.push(MeterWindow::new(start, end));
+        self
+    }
+
+    /// Sets the `blueprintId` `GetInstance` reports.
+    pub fn blueprint_id(mut self, blueprint_id: impl Into<String>) -> Self {
+        self.blueprint_id = Some(blueprint_id.into());
+        self
     }
 
     /// Places the computer in `region`.
@@ -760,6 +881,32 @@ impl ComputerSpec {
                 self.name
             )));
         }
+        for window in &self.meter_windows {
+            if window.start >= window.end {
+                return Err(ConfigError::Invalid(format!(
+                    "meter window {} to {} of computer {:?} does not end after it starts",
+                    window.start, window.end, self.name
+                )));
+            }
+        }
+        for (field, time) in [
+            ("startingTime", self.starting_time),
+            ("stoppingTime", self.stopping_time),
+        ] {
+            if let Some(time) = time {
+                validate_instance_time(&format!("{field} of computer {:?}", self.name), time)?;
+            }
+        }
+        if self
+            .blueprint_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(ConfigError::Invalid(format!(
+                "blueprintId of computer {:?} must not be empty",
+                self.name
+            )));
+        }
         Ok(())
     }
 
@@ -777,6 +924,28 @@ impl ComputerSpec {
             self.calls_fail_with
         }
     }
+}
+
+/// Longest starting or stopping time: a typo such as `2000h` is caught.
+pub const MAX_INSTANCE_TIME: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks a starting or stopping time (`what` names it): whole milliseconds, at most
+/// [`MAX_INSTANCE_TIME`].
+pub fn validate_instance_time(what: &str, time: Duration) -> Result<(), ConfigError> {
+    if time > MAX_INSTANCE_TIME {
+        return Err(ConfigError::Invalid(format!(
+            "{what} {} is more than {}",
+            format_duration(time),
+            format_duration(MAX_INSTANCE_TIME)
+        )));
+    }
+    if !time.subsec_nanos().is_multiple_of(1_000_000) {
+        return Err(ConfigError::Invalid(format!(
+            "{what} {} is not a whole number of milliseconds",
+            format_duration(time)
+        )));
+    }
+    Ok(())
 }
 
 /// Lightsail's `resourceName` pattern `\w[\w\-]*\w` (`\w` being ASCII word characters).
@@ -1079,7 +1248,8 @@ pub enum ConfigError {
 
 /// The config file: `computers:` is a list of [`ComputerSpec`]s, `accounts:` a list of
 /// [`AccountSpec`]s, `accountId:` the base account, `clockOffset:` a signed duration such as
-/// `-2h`, `stsCredentialLifetime:` a duration such as `20s`. YAML, or JSON when the file name
+/// `-2h`, `stsCredentialLifetime:` a duration such as `20s`, `instanceStartTime:` and
+/// `instanceStopTime:` durations such as `2s`. YAML, or JSON when the file name
 /// ends in `.json`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -1107,6 +1277,20 @@ pub struct ConfigFile {
         with = "optional_signed_duration_text"
     )]
     pub clock_offset: Option<SignedDuration>,
+    /// [`SimConfig::instance_start_time`]; `--instance-start-time` overrides it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration_text"
+    )]
+    pub instance_start_time: Option<Duration>,
+    /// [`SimConfig::instance_stop_time`]; `--instance-stop-time` overrides it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "optional_duration_text"
+    )]
+    pub instance_stop_time: Option<Duration>,
 }
 
 impl ConfigFile {
@@ -1133,6 +1317,14 @@ impl ConfigFile {
         }
         if let Some(lifetime) = file.sts_credential_lifetime {
             validate_sts_credential_lifetime(lifetime).map_err(|e| parse_error(e.to_string()))?;
+        }
+        for (field, time) in [
+            ("instanceStartTime", file.instance_start_time),
+            ("instanceStopTime", file.instance_stop_time),
+        ] {
+            if let Some(time) = time {
+                validate_instance_time(field, time).map_err(|e| parse_error(e.to_string()))?;
+            }
         }
         if let Some(id) = &file.account_id
             && !is_valid_account_id(id)
@@ -1652,6 +1844,67 @@ mod tests {
                 Ok(spec) => panic!("{json} was accepted: {spec:?}"),
                 Err(error) => assert!(error.contains(complaint), "{json}: {error}"),
             }
+        }
+    }
+
+    #[test]
+    fn computer_power_knobs_parse_and_bad_ones_are_refused() {
+        let json = r#"{"name": "vm-1", "state": "stopped", "startingTime": "200ms",
+            "stoppingTime": "1s", "sessionWhenNotRunning": "failedOperation",
+            "meterWindows": [{"start": "2026-03-02T08:00:00Z", "end": "2026-03-02T18:00:00Z"}],
+            "blueprintId": "lfr_ubuntu"}"#;
+        let spec: Result<ComputerSpec, _> = serde_json::from_str(json);
+        let Ok(spec) = spec else {
+            panic!("{spec:?}");
+        };
+        assert!(spec.validate().is_ok());
+        let expected = ComputerSpec::new("vm-1")
+            .stopped()
+            .starting_time(Duration::from_millis(200))
+            .stopping_time(Duration::from_secs(1))
+            .session_when_not_running(SessionWhenNotRunning::FailedOperation)
+            .meter_window(
+                jiff::Timestamp::from_second(1_772_438_400).unwrap_or_default(),
+                jiff::Timestamp::from_second(1_772_474_400).unwrap_or_default(),
+            )
+            .blueprint_id("lfr_ubuntu");
+        assert_eq!(spec, expected);
+        // The defaults: running, simulator-wide times, an error when not running.
+        let plain: Result<ComputerSpec, _> = serde_json::from_str(r#"{"name": "vm-2"}"#);
+        assert_eq!(plain.ok(), Some(ComputerSpec::new("vm-2")));
+        assert_eq!(
+            ComputerSpec::new("vm-2").session_when_not_running,
+            SessionWhenNotRunning::Error
+        );
+        for (json, complaint) in [
+            (
+                r#"{"name": "vm-1", "state": "asleep"}"#,
+                "unknown variant `asleep`",
+            ),
+            (
+                r#"{"name": "vm-1", "sessionWhenNotRunning": "ignore"}"#,
+                "unknown variant `ignore`",
+            ),
+            (
+                r#"{"name": "vm-1", "meterWindows": [{"start": "2026-03-02T18:00:00Z", "end": "2026-03-02T08:00:00Z"}]}"#,
+                "does not end after it starts",
+            ),
+            (
+                r#"{"name": "vm-1", "startingTime": "48h"}"#,
+                "startingTime of computer \"vm-1\" 48h is more than 24h",
+            ),
+            (
+                r#"{"name": "vm-1", "stoppingTime": "1500us"}"#,
+                "not a whole number of milliseconds",
+            ),
+        ] {
+            let checked = serde_json::from_str::<ComputerSpec>(json)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| spec.validate().map_err(|e| e.to_string()));
+            assert!(
+                checked.as_ref().is_err_and(|e| e.contains(complaint)),
+                "{json}: {checked:?}"
+            );
         }
     }
 

@@ -4,8 +4,10 @@
 //! It shares no code with the operator. What it does:
 //!
 //! * **Protocol** — awsJson1_1 on `POST /` with `X-Amz-Target: Lightsail_20161128.<Action>`
-//!   for `StartGUISession`, `StopGUISession`, `GetOperation`, `GetOperationsForResource` and
-//!   `CreateGUISessionAccessDetails`. Other targets answer `UnknownOperationException`, bodies
+//!   for `StartGUISession`, `StopGUISession`, `GetOperation`, `GetOperationsForResource`,
+//!   `CreateGUISessionAccessDetails`, and for the computer behind a session `GetInstanceState`,
+//!   `GetInstance`, `StartInstance`, `StopInstance`, `EnableAddOn` and `DisableAddOn` (see
+//!   *Computers* below). Other targets answer `UnknownOperationException`, bodies
 //!   that are not a JSON object `SerializationException`.
 //! * **SigV4** — requests must be signed for service `lightsail` with the configured key pair
 //!   (default [`DEFAULT_ACCESS_KEY_ID`] / [`DEFAULT_SECRET_ACCESS_KEY`]) or with temporary
@@ -72,6 +74,32 @@
 //!   for the settle time, then `Succeeded` or `Failed`. All of it is computed from timestamps
 //!   when read; nothing runs in the background. A Start on a session that is already up
 //!   starts it anew (AWS does not document that case); every Start/Stop is kept in the history.
+//! * **Computers** — each computer has a power state ([`InstanceState`]): `pending` (code 0),
+//!   `running` (16), `stopping` (64), `stopped` (80), `running` unless its spec's `state` says
+//!   otherwise when it is added (an update keeps the live state). `StartInstance` starts only a
+//!   `stopped` computer, `StopInstance` stops only a `running` or `pending` one (`force: true`
+//!   also stops a `stopping` one at once); anything else is `InvalidInputException` (400). A
+//!   start is `pending` for the computer's `startingTime`, a stop `stopping` for its
+//!   `stoppingTime` (defaults [`SimConfig::instance_start_time`] and
+//!   [`SimConfig::instance_stop_time`], 2 s), and their operations (`StartInstance`,
+//!   `StopInstance`) are `Started` until then, then `Succeeded`. `EnableAddOn` /
+//!   `DisableAddOn` set and remove the StopInstanceOnIdle add-on (`threshold` a CPU percentage
+//!   0–100, `duration` idle minutes > 0, both numeric Strings; another `addOnType` is
+//!   `InvalidInputException`), which `GetInstance` lists in `addOns`; their operations succeed
+//!   at once. All of them appear in `GetOperation` / `GetOperationsForResource`. A computer that
+//!   is not `running` has no session: `StartGUISession` answers per
+//!   [`ComputerSpec::session_when_not_running`] (`InvalidInputException` "The instance NAME is
+//!   not running (its state is STATE): start it before starting a GUI session", or an operation
+//!   that ends `Failed` with errorCode [`INSTANCE_NOT_RUNNING`]); a session whose computer
+//!   begins to stop ends, and `CreateGUISessionAccessDetails` answers `stopped` (no URLs) until
+//!   a new `StartGUISession` on the running computer. The idle rule never fires by itself:
+//!   [`RunningSimulator::trigger_idle_stop`] (or `POST /_sim/computers/NAME/idle-stop`) fires it,
+//!   stopping the computer as an unforced `StopInstance` would (no operation is made).
+//! * **Cost meter** — a computer is billed from the moment it starts `pending` until it is
+//!   `stopped` (EC2's rule): `pending`, `running` and `stopping` count. [`ComputerView`] shows
+//!   the billed seconds, the part inside the spec's `meterWindows` (half-open RFC 3339 spans,
+//!   compared on the wall clock, overlapping ones counted once) and outside, and the billed
+//!   intervals, since the computer was added or the last `POST /_sim/reset?scope=all`.
 //! * **Access details** — `CreateGUISessionAccessDetails` answers the session status; while it
 //!   is `started`, two sessions (`primary`: the computer's application, `secondary`: its
 //!   operating system) whose URLs carry a bearer token, new on every call, so a renewal yields
@@ -101,9 +129,10 @@
 //!   signing time) and the SigV4 window (±15 minutes, else `RequestExpired`). Ages are kept on
 //!   the wall clock, so operations settle and sessions expire after the same durations on either
 //!   clock, and changing the offset at run time acts like the node's clock jumping.
-//! * **Call log** — besides the counts, every `StartGUISession` / `StopGUISession` call answered
-//!   is kept with its outcome (`ok`, or the error: refused ones too, so only `ok` entries changed a
-//!   session), resource, wall-clock time (not shifted), the access key id that signed it, and the
+//! * **Call log** — besides the counts, every `StartGUISession`, `StopGUISession`,
+//!   `StartInstance`, `StopInstance` (with its `force` as sent, so a test can check that nothing
+//!   forces), `EnableAddOn` and `DisableAddOn` call answered is kept with its outcome (`ok`, or
+//!   the error: refused ones too, so only `ok` entries changed something), resource, wall-clock time (not shifted), the access key id that signed it, and the
 //!   `account` and `callerArn` of that key when the simulator knows it, up to
 //!   [`CALL_LOG_CAPACITY`] entries (older ones are dropped and counted). `AssumeRole` and
 //!   `GetCallerIdentity` calls are kept in the same log, an `AssumeRole` with the `RoleArn` asked
@@ -126,6 +155,7 @@
 //! | `sts_credential_lifetime` (simulator knob, not AWS) | `--sts-credential-lifetime 20s` (wins over the file) | `stsCredentialLifetime: 20s` | off; whole seconds, 1 s to 12 h |
 //! | `session_lifetime` | `--session-lifetime` | | `1h` |
 //! | `settle_time` | `--settle-time` | | `1s` |
+//! | `instance_start_time`, `instance_stop_time` | `--instance-start-time`, `--instance-stop-time` (win over the file) | `instanceStartTime:`, `instanceStopTime:` | [`DEFAULT_INSTANCE_START_TIME`], [`DEFAULT_INSTANCE_STOP_TIME`] (2 s); per computer `startingTime`, `stoppingTime` |
 //! | `error_style` | `--error-style code\|type` | | `code` |
 //! | `operations_page_size` | `--operations-page-size` | | [`DEFAULT_OPERATIONS_PAGE_SIZE`] |
 //! | `faults` (Lightsail) | `--latency`, `--latency-jitter`, `--service-error-rate`, `--throttle-rate`, `--rate-limit`, `--rate-burst` | | none |
@@ -142,13 +172,15 @@
 //! | `GET /_sim/calls` | [`CallReport`] `{"calls":[{"action","resource","outcome","count"}],"total"}` |
 //! | `GET /_sim/calls/log` | [`CallLog`] `{"entries":[{"action","resource","outcome","time","accessKeyId","account","callerArn","assumeRole"}],"dropped"}`: Start/Stop and STS calls, oldest first; `assumeRole` (AssumeRole only) is `{"roleArn","roleSessionName","externalId","durationSeconds","tags":[{"key","value"}],"transitiveTagKeys"}` |
 //! | `GET /_sim/metrics` | the counts as Prometheus text (`lightsail_sim_calls_total`) |
-//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations and refills the rate-limit bucket (issued STS credentials stay valid) |
+//! | `POST /_sim/reset` | zeroes the counts and empties the call log; `?scope=all` also forgets sessions and operations, restarts the cost meters (power states stay) and refills the rate-limit bucket (issued STS credentials stay valid) |
 //! | `GET /_sim/clock` | `{"offset":"-2h","now":"…Z"}`: the clock offset and AWS's time it makes |
 //! | `PUT /_sim/clock` | `{"offset":"-2h"}` sets the offset (answers as GET) |
 //! | `GET /_sim/faults`, `PUT /_sim/faults` | [`Faults`] as JSON, `{"latency":"20ms","latencyJitter":"5ms","serviceErrorRate":0.1,"throttleRate":0.1,"rateLimit":{"requestsPerSecond":50,"burst":100},"sts":{"unavailable":false,"throttleRate":0,"serviceErrorRate":0}}`; PUT replaces them all (omitted fields are off): `{"sts":{"unavailable":true}}` takes STS down, `{}` clears everything |
 //! | `GET /_sim/computers` | `{"computers":[`[`ComputerView`]`]}` |
-//! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history |
+//! | `POST /_sim/computers` | a [`ComputerSpec`]: adds a computer (201) or replaces the spec of one (200), keeping its history, power state and meter |
 //! | `GET /_sim/computers/{name}`, `DELETE …` | one computer |
+//! | `POST /_sim/computers/{name}/idle-stop` | the StopInstanceOnIdle rule fires: the computer goes `stopping`, then `stopped` (a [`ComputerView`]; 404 for no such computer, 409 when the add-on is not enabled or the computer is not `running`) |
+//! | `POST /_sim/computers/{name}/state` | `{"state":"stopped"}`: sets the power state at once, as a person in the console would (`pending`/`stopping` then settle); no operation |
 //! | `POST /_sim/computers/{name}/release` | clears `holdStartResponse`, sending the held responses |
 //! | `GET /_sim/accounts` | [`AccountsView`] `{"accountId","baseUserArn","accounts":[`[`AccountSpec`]`]}` |
 //! | `POST /_sim/accounts` | an [`AccountSpec`]: adds an account (201) or replaces its roles (200); legacy roles may trust only known accounts, trust policies are checked |
@@ -180,6 +212,8 @@ mod clock;
 mod config;
 mod faults;
 mod identity;
+mod instance;
+mod meter;
 mod server;
 mod sigv4;
 mod state;
@@ -194,20 +228,22 @@ pub use calls::{
 pub use cli::SimArgs;
 pub use config::{
     AccessFailure, AccessFailureStatus, AccountSpec, ComputerSpec, ConfigError, ConfigFile,
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID, DEFAULT_MAX_SESSION_DURATION,
-    DEFAULT_OPERATIONS_PAGE_SIZE, DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY,
-    DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME, ErrorStyle, Faults, LightsailException,
-    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_MAX_SESSION_DURATION,
-    MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, OperationFailure, RateLimit, RoleSpec,
-    SimConfig, StsFaults, check_accounts, format_duration, format_signed_duration,
-    is_valid_account_id, is_valid_external_id, is_valid_resource_name, is_valid_role_name,
-    is_valid_role_session_name, parse_duration, parse_signed_duration, role_arn,
-    validate_clock_offset, validate_sts_credential_lifetime,
+    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID, DEFAULT_INSTANCE_START_TIME,
+    DEFAULT_INSTANCE_STOP_TIME, DEFAULT_MAX_SESSION_DURATION, DEFAULT_OPERATIONS_PAGE_SIZE,
+    DEFAULT_REGION, DEFAULT_SECRET_ACCESS_KEY, DEFAULT_SESSION_LIFETIME, DEFAULT_SETTLE_TIME,
+    ErrorStyle, Faults, INSTANCE_NOT_RUNNING, InstanceState, LightsailException,
+    MAX_ACCESS_SETUP_CALLS, MAX_CLOCK_OFFSET, MAX_INSTANCE_TIME, MAX_MAX_SESSION_DURATION,
+    MAX_STS_CREDENTIAL_LIFETIME, MIN_MAX_SESSION_DURATION, MeterWindow, OperationFailure,
+    RateLimit, RoleSpec, SessionWhenNotRunning, SimConfig, StsFaults, check_accounts,
+    format_duration, format_signed_duration, is_valid_account_id, is_valid_external_id,
+    is_valid_resource_name, is_valid_role_name, is_valid_role_session_name, parse_duration,
+    parse_signed_duration, role_arn, validate_clock_offset, validate_instance_time,
+    validate_sts_credential_lifetime,
 };
 pub use identity::BASE_USER_NAME;
 pub use jiff::SignedDuration;
 pub use server::AccountsView;
-pub use state::ComputerView;
+pub use state::{BilledInterval, ComputerView, IdleStop};
 pub use sts::StsAction;
 pub use wire::{Action, UNKNOWN_ACTION};
 
@@ -239,6 +275,8 @@ impl Simulator {
                 settle_time: config.settle_time,
                 session_lifetime: config.session_lifetime,
                 page_size: config.operations_page_size,
+                instance_start_time: config.instance_start_time,
+                instance_stop_time: config.instance_stop_time,
             },
             Arc::clone(&clock),
             &config.account_id,
@@ -439,6 +477,29 @@ impl RunningSimulator {
     /// One computer with its current state.
     pub fn computer(&self, name: &str) -> Option<ComputerView> {
         lock(&self.shared.world).view_of(name)
+    }
+
+    /// Makes the StopInstanceOnIdle rule of `name` fire, as AWS would after the idle duration:
+    /// the computer goes `stopping`, then `stopped` (as a `StopInstance` without force). Refused
+    /// (with the reason) when there is no such computer, its add-on is not enabled or it is not
+    /// running.
+    pub fn trigger_idle_stop(&self, name: &str) -> Result<ComputerView, String> {
+        lock(&self.shared.world)
+            .trigger_idle_stop(name)
+            .map_err(|refusal| refusal.message().to_owned())
+    }
+
+    /// Puts `name` in `state` at once, as a person in the console would (`pending` and
+    /// `stopping` then settle after its starting or stopping time); no operation is made.
+    /// Refused when there is no such computer.
+    pub fn set_computer_state(
+        &self,
+        name: &str,
+        state: InstanceState,
+    ) -> Result<ComputerView, String> {
+        lock(&self.shared.world)
+            .set_state(name, state)
+            .map_err(|refusal| refusal.message().to_owned())
     }
 
     /// Clears `holdStartResponse` for `name`, sending its held responses; `false` when there

@@ -1,7 +1,7 @@
 //! HTTP routes: the AWS protocols on `POST /` (Lightsail's awsJson1_1, and STS's awsQuery told
 //! apart by its form-encoded body) and the control endpoint under `/_sim/`.
 
-use super::calls::{AssumeRoleRequest, CallCounter, CallLog, CallReport, OUTCOME_OK, Who};
+use super::calls::{AssumeRoleRequest, CallCounter, CallLog, CallReport, Details, OUTCOME_OK, Who};
 use super::clock::SimClock;
 use super::config::{
     AccountSpec, ComputerSpec, ConfigError, ErrorStyle, Faults, LightsailException,
@@ -9,8 +9,9 @@ use super::config::{
 };
 use super::faults::{FaultState, StsVerdict, Verdict};
 use super::identity::{Caller, Identities};
+use super::instance::InstanceState;
 use super::sigv4::{Verifier, claimed_access_key_id};
-use super::state::{ComputerView, World, new_uuid};
+use super::state::{ComputerView, ControlRefusal, World, new_uuid};
 use super::sts::{self, Form, StsAction, StsError};
 use super::wire::{Action, AwsError, ErrorCode, RequestFields, UNKNOWN_ACTION, json_response};
 use axum::body::{Body, Bytes};
@@ -103,8 +104,11 @@ impl Shared {
             account,
             caller_arn: caller.map(|c| &*c.arn),
         };
-        let assume_role = call.assume_role.clone();
-        lock(&self.calls).record(call.action, resource, outcome, who, assume_role);
+        let details = Details {
+            assume_role: call.assume_role.clone(),
+            force: call.force,
+        };
+        lock(&self.calls).record(call.action, resource, outcome, who, details);
     }
 
     /// The resource a call is about, for counting calls that fail before reaching the world.
@@ -112,8 +116,8 @@ impl Shared {
         let Some(fields) = fields else {
             return Arc::from("");
         };
-        if let Some(name) = &fields.resource_name {
-            return Arc::from(name.as_str());
+        if let Some(name) = fields.computer_name() {
+            return Arc::from(name);
         }
         if action == Some(Action::GetOperation)
             && let Some(id) = &fields.operation_id
@@ -214,6 +218,8 @@ fn control_routes(shared: Arc<Shared>) -> Router {
             get(get_computer).delete(delete_computer),
         )
         .route("/_sim/computers/{name}/release", post(post_release))
+        .route("/_sim/computers/{name}/idle-stop", post(post_idle_stop))
+        .route("/_sim/computers/{name}/state", post(post_state))
         .route("/_sim/accounts", get(get_accounts).post(post_account))
         .route("/_sim/sts", get(get_sts).put(put_sts))
         .with_state(shared)
@@ -228,6 +234,8 @@ struct CallContext<'a> {
     request_id: &'a str,
     /// What an `AssumeRole` asked for, once its parameters hold (for the call log).
     assume_role: Option<AssumeRoleRequest>,
+    /// A `StopInstance`'s `force` as sent (for the call log: the operator must never force).
+    force: Option<bool>,
 }
 
 /// One AWS call, answered with AWS's `Date` (the shifted clock), as AWS does on every answer:
@@ -271,8 +279,14 @@ async fn answer_aws_call(
         caller: None,
         request_id: &request_id,
         assume_role: None,
+        force: None,
     };
     let fields = RequestFields::parse(&body);
+    if action == Some(Action::StopInstance)
+        && let Ok(fields) = &fields
+    {
+        call.force = fields.force;
+    }
 
     let verified = shared.authenticate(LIGHTSAIL_SERVICE, &method, &uri, headers, &body);
     let (region, caller) = match verified {
@@ -336,6 +350,31 @@ async fn answer_aws_call(
             Action::CreateGuiSessionAccessDetails => {
                 world.access_details(resource_name, region, account)
             }
+            Action::GetInstanceState => {
+                world.instance_state(fields.instance_name.as_deref(), region, account)
+            }
+            Action::GetInstance => world.instance(fields.instance_name.as_deref(), region, account),
+            Action::StartInstance => {
+                world.start_instance(fields.instance_name.as_deref(), region, account)
+            }
+            Action::StopInstance => world.stop_instance(
+                fields.instance_name.as_deref(),
+                fields.force.unwrap_or(false),
+                region,
+                account,
+            ),
+            Action::EnableAddOn => world.enable_add_on(
+                resource_name,
+                fields.add_on_request.as_ref(),
+                region,
+                account,
+            ),
+            Action::DisableAddOn => world.disable_add_on(
+                resource_name,
+                fields.add_on_type.as_deref(),
+                region,
+                account,
+            ),
         }
     };
     let resource = answer.resource.unwrap_or_else(|| Arc::from(""));
@@ -372,6 +411,7 @@ fn answer_sts_call(
         caller: None,
         request_id: &request_id,
         assume_role: None,
+        force: None,
     };
     // AssumeRole calls are counted (and logged) by the role they ask for.
     let resource: Arc<str> = match action {
@@ -600,6 +640,50 @@ async fn post_release(State(shared): State<Arc<Shared>>, Path(name): Path<String
     match shared.release_start_responses(&name) {
         Some(view) => Json(view).into_response(),
         None => control_error(StatusCode::NOT_FOUND, format!("no computer {name:?}")),
+    }
+}
+
+/// A refused control request about a computer: 404 when there is none, else 409.
+fn refused(refusal: &ControlRefusal) -> Response {
+    let status = match refusal {
+        ControlRefusal::NotFound(_) => StatusCode::NOT_FOUND,
+        ControlRefusal::Conflict(_) => StatusCode::CONFLICT,
+    };
+    control_error(status, refusal.message())
+}
+
+async fn post_idle_stop(State(shared): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    match lock(&shared.world).trigger_idle_stop(&name) {
+        Ok(view) => {
+            tracing::info!(computer = %name, "idle rule fired");
+            Json(view).into_response()
+        }
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// `POST /_sim/computers/NAME/state` body: `{"state": "stopped"}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateBody {
+    state: InstanceState,
+}
+
+async fn post_state(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: StateBody = match parse_control_body(&body) {
+        Ok(body) => body,
+        Err(response) => return *response,
+    };
+    match lock(&shared.world).set_state(&name, body.state) {
+        Ok(view) => {
+            tracing::info!(computer = %name, state = %body.state, "state set by hand");
+            Json(view).into_response()
+        }
+        Err(refusal) => refused(&refusal),
     }
 }
 

@@ -1,12 +1,22 @@
 //! The simulated accounts' computers, their GUI sessions and the operation history. Every
 //! computer and operation belongs to one account; callers see only their own account's.
 //!
-//! Nothing runs in the background: an operation's status and a session's state are computed at
-//! read time from when things happened, the settle time and the session lifetime. Times are kept
-//! on the wall clock; reported timestamps are shifted by the [`SimClock`] offset.
+//! Nothing runs in the background: an operation's status, a session's state and a computer's
+//! power state are computed at read time from when things happened, the settle time, the session
+//! lifetime and the starting/stopping times. Times are kept on the wall clock; reported
+//! timestamps are shifted by the [`SimClock`] offset.
+
+mod instance_calls;
+mod view;
+
+pub(crate) use instance_calls::ControlRefusal;
+pub use view::{BilledInterval, ComputerView, IdleStop};
 
 use super::clock::SimClock;
-use super::config::{ComputerSpec, LightsailException, OperationFailure};
+use super::config::{
+    ComputerSpec, INSTANCE_NOT_RUNNING, LightsailException, OperationFailure, SessionWhenNotRunning,
+};
+use super::instance::{InstanceState, Power};
 use super::wire::{
     AccessDetailsBody, AwsError, EpochMillis, LocationBody, OperationBody, OperationsBody,
     OperationsPageBody, SessionBody, SingleOperationBody,
@@ -53,6 +63,10 @@ pub(crate) fn new_uuid() -> String {
 enum OperationKind {
     Start,
     Stop,
+    StartInstance,
+    StopInstance,
+    EnableAddOn,
+    DisableAddOn,
 }
 
 impl OperationKind {
@@ -60,11 +74,16 @@ impl OperationKind {
         match self {
             Self::Start => "StartGUISession",
             Self::Stop => "StopGUISession",
+            Self::StartInstance => "StartInstance",
+            Self::StopInstance => "StopInstance",
+            Self::EnableAddOn => "EnableAddOn",
+            Self::DisableAddOn => "DisableAddOn",
         }
     }
 }
 
-/// One Start or Stop, immutable once made.
+/// One operation (a GUI-session Start or Stop, an instance start or stop, an add-on change),
+/// immutable once made.
 struct Operation {
     id: Arc<str>,
     resource: Arc<str>,
@@ -121,6 +140,14 @@ pub(crate) struct Computer {
     /// Its account, resolved (the base account when the spec names none).
     account: Arc<str>,
     pub spec: ComputerSpec,
+    /// When it was added (wall clock): `GetInstance`'s `createdAt`.
+    created_at: i64,
+    /// The resource id in its ARN.
+    arn_id: Arc<str>,
+    /// Its power history: the state and the meter.
+    power: Power,
+    /// The StopInstanceOnIdle add-on, while enabled.
+    idle_stop: Option<IdleStop>,
     /// Operation ids, oldest first.
     operations: Vec<Arc<str>>,
     /// The latest Start or Stop, which decides the session state.
@@ -158,31 +185,16 @@ impl Drop for DecrementOnDrop {
     }
 }
 
-/// What `GET /_sim/computers` shows of a computer.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ComputerView {
-    /// The spec as last set.
-    #[serde(flatten)]
-    pub spec: ComputerSpec,
-    /// Session status as `CreateGUISessionAccessDetails` would report it now.
-    pub session_status: String,
-    /// Start/Stop operations made so far.
-    pub operation_count: usize,
-    /// `CreateGUISessionAccessDetails` calls answered since the latest `StartGUISession` (or
-    /// since the computer was added or its history cleared), which `accessSetupCalls` counts.
-    /// Reading the view counts no call.
-    pub access_calls_since_start: u32,
-    /// `StartGUISession` responses currently held back.
-    pub held_start_responses: usize,
-}
-
 /// Timings that shape every session and operation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timings {
     pub settle_time: Duration,
     pub session_lifetime: Duration,
     pub page_size: usize,
+    /// Default `pending` time of computers whose spec names none.
+    pub instance_start_time: Duration,
+    /// Default `stopping` time of computers whose spec names none.
+    pub instance_stop_time: Duration,
 }
 
 /// All computers and operations.
@@ -245,10 +257,17 @@ impl World {
             }
             None => {
                 let name: Arc<str> = Arc::from(spec.name.as_str());
+                let now = now_millis();
+                let (starting, stopping) = self.power_times(&spec);
+                let power = Power::new(now, spec.state.unwrap_or_default(), starting, stopping);
                 let computer = Computer {
                     name: Arc::clone(&name),
                     region: Arc::from(spec.region.as_str()),
                     account,
+                    created_at: now,
+                    arn_id: Arc::from(new_uuid()),
+                    power,
+                    idle_stop: None,
                     hold: watch::Sender::new(spec.hold_start_response),
                     held: Arc::new(AtomicUsize::new(0)),
                     spec,
@@ -283,14 +302,31 @@ impl World {
         }
     }
 
-    /// Forgets all sessions and operations, keeping the computers.
+    /// Forgets all sessions and operations, keeping the computers in their power state; their
+    /// meters start again from now.
     pub(crate) fn clear_history(&mut self) {
         self.operations.clear();
+        let now = now_millis();
         for computer in self.computers.values_mut() {
             computer.operations.clear();
             computer.last_session_operation = None;
             computer.access_calls = 0;
+            computer.power.restart_meter(now);
         }
+    }
+
+    /// A computer's (pending, stopping) times in milliseconds: its spec's, else the defaults.
+    fn power_times(&self, spec: &ComputerSpec) -> (i64, i64) {
+        (
+            millis(
+                spec.starting_time
+                    .unwrap_or(self.timings.instance_start_time),
+            ),
+            millis(
+                spec.stopping_time
+                    .unwrap_or(self.timings.instance_stop_time),
+            ),
+        )
     }
 
     /// The computer an operation belongs to.
@@ -322,13 +358,12 @@ impl World {
     }
 
     fn view(&self, computer: &Computer, now: i64) -> ComputerView {
-        ComputerView {
-            spec: computer.spec.clone(),
-            session_status: self.session_status(computer, now).status.to_owned(),
-            operation_count: computer.operations.len(),
-            access_calls_since_start: computer.access_calls,
-            held_start_responses: computer.held.load(Ordering::SeqCst),
-        }
+        view::of(
+            computer,
+            self.session_status(computer, now).status,
+            computer.held.load(Ordering::SeqCst),
+            now,
+        )
     }
 
     /// The computer a call names, as seen from `region` by a caller of `account`, after its
@@ -340,12 +375,26 @@ impl World {
         region: &str,
         account: &str,
     ) -> Result<&Computer, (AwsError, Option<Arc<str>>)> {
+        self.resolve_member("resourceName", resource_name, region, account)
+    }
+
+    /// [`resolve`](Self::resolve) for a call that names the computer in `member` (e.g.
+    /// `instanceName`).
+    fn resolve_member(
+        &self,
+        member: &str,
+        resource_name: Option<&str>,
+        region: &str,
+        account: &str,
+    ) -> Result<&Computer, (AwsError, Option<Arc<str>>)> {
         let Some(name) = resource_name else {
             return Err((
                 AwsError::lightsail(
                     LightsailException::InvalidInput,
-                    "1 validation error detected: Value null at 'resourceName' failed to satisfy \
-                     constraint: Member must not be null",
+                    format!(
+                        "1 validation error detected: Value null at '{member}' failed to \
+                         satisfy constraint: Member must not be null"
+                    ),
                 ),
                 None,
             ));
@@ -356,7 +405,7 @@ impl World {
                 AwsError::lightsail(
                     LightsailException::InvalidInput,
                     format!(
-                        "1 validation error detected: Value '{name}' at 'resourceName' failed to \
+                        "1 validation error detected: Value '{name}' at '{member}' failed to \
                          satisfy constraint: Member must satisfy regular expression pattern: \
                          \\w[\\w\\-]*\\w"
                     ),
@@ -401,7 +450,26 @@ impl World {
                 Some(name),
             );
         };
-        let (kind, failure) = if start {
+        let power_state = computer.power.state_at(now);
+        let not_running = start && power_state != InstanceState::Running;
+        let (kind, failure) = if not_running {
+            let message = not_running_message(&computer.name, power_state);
+            match computer.spec.session_when_not_running {
+                SessionWhenNotRunning::Error => {
+                    return Answer::error(
+                        AwsError::lightsail(LightsailException::InvalidInput, message),
+                        Some(name),
+                    );
+                }
+                SessionWhenNotRunning::FailedOperation => (
+                    OperationKind::Start,
+                    Some(OperationFailure {
+                        error_code: INSTANCE_NOT_RUNNING.to_owned(),
+                        error_details: message,
+                    }),
+                ),
+            }
+        } else if start {
             (OperationKind::Start, computer.spec.start_fails_with.clone())
         } else {
             (OperationKind::Stop, computer.spec.stop_fails_with.clone())
@@ -611,6 +679,15 @@ impl World {
         let Some(operation) = latest else {
             return SessionStatus::new("notStarted", 0);
         };
+        // The computer stopping ends the session: it reads `stopped` while the computer is not
+        // running, and stays so after a restart until a new StartGUISession.
+        let ended_by_stop = computer
+            .power
+            .last_stop_at()
+            .is_some_and(|stop| stop >= operation.created_at);
+        if ended_by_stop || computer.power.state_at(now) != InstanceState::Running {
+            return SessionStatus::new("stopped", 100);
+        }
         let span = (operation.settles_at - operation.created_at).max(1);
         let progress = ((now - operation.created_at) * 100 / span).clamp(0, 99) as u8;
         let settled = now >= operation.settles_at;
@@ -654,6 +731,15 @@ impl World {
                 };
                 SessionStatus::new(status, 100)
             }
+            // Only GUI-session operations become the latest session operation.
+            (
+                OperationKind::StartInstance
+                | OperationKind::StopInstance
+                | OperationKind::EnableAddOn
+                | OperationKind::DisableAddOn,
+                _,
+                _,
+            ) => SessionStatus::new("notStarted", 0),
         }
     }
 }
@@ -724,6 +810,14 @@ impl SessionStatus<'_> {
     }
 }
 
+/// What `StartGUISession` says about a computer that is not running.
+fn not_running_message(name: &str, state: InstanceState) -> String {
+    format!(
+        "The instance {name} is not running (its state is {state}): start it before starting a \
+         GUI session"
+    )
+}
+
 fn forced(computer: &Computer) -> Result<(), AwsError> {
     match computer.spec.forced_exception() {
         None => Ok(()),
@@ -741,24 +835,6 @@ fn forced(computer: &Computer) -> Result<(), AwsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn computer_views_read_back_from_json() {
-        let view = ComputerView {
-            spec: ComputerSpec::new("vm-1").hold_start_response(true),
-            session_status: "started".to_owned(),
-            operation_count: 2,
-            access_calls_since_start: 3,
-            held_start_responses: 1,
-        };
-        let json = serde_json::to_value(&view).ok();
-        assert_eq!(
-            json.as_ref().map(|j| j["holdStartResponse"].clone()),
-            Some(serde_json::Value::Bool(true))
-        );
-        let back: Option<ComputerView> = json.and_then(|j| serde_json::from_value(j).ok());
-        assert_eq!(back, Some(view));
-    }
 
     #[test]
     fn setup_calls_set_up_then_start_with_rising_percentages() {

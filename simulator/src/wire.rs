@@ -25,12 +25,39 @@ pub enum Action {
     GetOperationsForResource,
     /// `CreateGUISessionAccessDetails`
     CreateGuiSessionAccessDetails,
+    /// `GetInstanceState`
+    GetInstanceState,
+    /// `GetInstance`
+    GetInstance,
+    /// `StartInstance`
+    StartInstance,
+    /// `StopInstance`
+    StopInstance,
+    /// `EnableAddOn`
+    EnableAddOn,
+    /// `DisableAddOn`
+    DisableAddOn,
 }
 
 /// How calls with a missing or unknown `X-Amz-Target` are counted.
 pub const UNKNOWN_ACTION: &str = "Unknown";
 
 impl Action {
+    /// Every simulated action.
+    pub const ALL: [Self; 11] = [
+        Self::StartGuiSession,
+        Self::StopGuiSession,
+        Self::GetOperation,
+        Self::GetOperationsForResource,
+        Self::CreateGuiSessionAccessDetails,
+        Self::GetInstanceState,
+        Self::GetInstance,
+        Self::StartInstance,
+        Self::StopInstance,
+        Self::EnableAddOn,
+        Self::DisableAddOn,
+    ];
+
     /// The action's wire name.
     pub fn name(self) -> &'static str {
         match self {
@@ -39,19 +66,19 @@ impl Action {
             Self::GetOperation => "GetOperation",
             Self::GetOperationsForResource => "GetOperationsForResource",
             Self::CreateGuiSessionAccessDetails => "CreateGUISessionAccessDetails",
+            Self::GetInstanceState => "GetInstanceState",
+            Self::GetInstance => "GetInstance",
+            Self::StartInstance => "StartInstance",
+            Self::StopInstance => "StopInstance",
+            Self::EnableAddOn => "EnableAddOn",
+            Self::DisableAddOn => "DisableAddOn",
         }
     }
 
     /// Resolves an `X-Amz-Target` value; `None` for anything not simulated.
     pub(crate) fn from_target(target: Option<&str>) -> Option<Self> {
-        match target?.strip_prefix(TARGET_PREFIX)? {
-            "StartGUISession" => Some(Self::StartGuiSession),
-            "StopGUISession" => Some(Self::StopGuiSession),
-            "GetOperation" => Some(Self::GetOperation),
-            "GetOperationsForResource" => Some(Self::GetOperationsForResource),
-            "CreateGUISessionAccessDetails" => Some(Self::CreateGuiSessionAccessDetails),
-            _ => None,
-        }
+        let name = target?.strip_prefix(TARGET_PREFIX)?;
+        Self::ALL.into_iter().find(|action| action.name() == name)
     }
 }
 
@@ -60,8 +87,41 @@ impl Action {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RequestFields {
     pub resource_name: Option<String>,
+    /// The computer's name in the instance calls (`GetInstance`, `StartInstance`, ...).
+    pub instance_name: Option<String>,
     pub operation_id: Option<String>,
     pub page_token: Option<String>,
+    /// `StopInstance`'s `force`.
+    pub force: Option<bool>,
+    /// `EnableAddOn`'s request.
+    pub add_on_request: Option<AddOnRequestFields>,
+    /// `DisableAddOn`'s add-on.
+    pub add_on_type: Option<String>,
+}
+
+/// `EnableAddOn`'s `addOnRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AddOnRequestFields {
+    pub add_on_type: Option<String>,
+    pub stop_instance_on_idle_request: Option<StopInstanceOnIdleFields>,
+}
+
+/// `addOnRequest.stopInstanceOnIdleRequest`: both members are Strings on the wire.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StopInstanceOnIdleFields {
+    pub threshold: Option<String>,
+    pub duration: Option<String>,
+}
+
+impl RequestFields {
+    /// The computer a call names, whichever member the action uses for it.
+    pub(crate) fn computer_name(&self) -> Option<&str> {
+        self.resource_name
+            .as_deref()
+            .or(self.instance_name.as_deref())
+    }
 }
 
 impl RequestFields {
@@ -291,4 +351,45 @@ pub(crate) struct SessionBody {
     pub name: &'static str,
     pub url: String,
     pub is_primary: bool,
+}
+
+/// `InstanceState`: `{code, name}`.
+#[derive(Serialize)]
+pub(crate) struct InstanceStateBody {
+    pub code: i32,
+    pub name: &'static str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct GetInstanceStateBody {
+    pub state: InstanceStateBody,
+}
+
+/// `AddOn`: threshold and duration belong to `StopInstanceOnIdle` only.
+#[derive(Serialize)]
+pub(crate) struct AddOnBody<'a> {
+    pub name: &'static str,
+    pub status: &'static str,
+    pub threshold: &'a str,
+    pub duration: &'a str,
+}
+
+/// The members of `Instance` the simulator knows.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct InstanceBody<'a> {
+    pub name: &'a str,
+    pub arn: String,
+    pub created_at: EpochMillis,
+    pub location: LocationBody<'a>,
+    pub resource_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blueprint_id: Option<&'a str>,
+    pub state: InstanceStateBody,
+    pub add_ons: Vec<AddOnBody<'a>>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct GetInstanceBody<'a> {
+    pub instance: InstanceBody<'a>,
 }
