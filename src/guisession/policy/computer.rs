@@ -76,19 +76,21 @@ impl Machine<'_> {
     /// The gate before a session start (or a lookup that may lead to one): `Ok` when the
     /// computer was just seen running; otherwise the transition that reads it, follows its
     /// start, starts it or says why no session can start.
-    pub(super) fn computer_ready(self, target: &Target) -> Result<Self, Transition> {
+    pub(super) fn computer_ready(self, target: &Target) -> Result<Self, Box<Transition>> {
         if let Some(effect) = self.computer_operation_to_follow(target) {
-            return Err(self.finish(effect));
+            return Err(Box::new(self.finish(effect)));
         }
         let checked_at = self.status.computer.as_ref().and_then(|c| c.checked_at);
         let Some(at) = checked_at.filter(|_| self.fresh(checked_at)) else {
             let fence = self.status.pending_start.clone();
-            return Err(self.check_computer(target.clone(), Some(StartCheck { fence })));
+            return Err(Box::new(
+                self.check_computer(target.clone(), Some(StartCheck { fence })),
+            ));
         };
         if self.computer_state() == Some(RUNNING) {
             return Ok(self);
         }
-        Err(self.computer_not_running(target.clone(), at))
+        Err(Box::new(self.computer_not_running(target.clone(), at)))
     }
 
     /// Whether the computer was just read and is not running.
@@ -528,7 +530,7 @@ impl Machine<'_> {
     pub(super) fn stop_computer_at_close(
         mut self,
         opens_at: Option<Timestamp>,
-    ) -> Result<Self, Transition> {
+    ) -> Result<Self, Box<Transition>> {
         if !self.computer_policy().stop_at_window_end {
             return Ok(self);
         }
@@ -543,35 +545,35 @@ impl Machine<'_> {
             // the settle end. Nobody takes it over outside a window.
             let settle_end = self.settle_end(&pending);
             if self.now < settle_end {
-                return Err(self.done(Next::At(settle_end)));
+                return Err(Box::new(self.done(Next::At(settle_end))));
             }
             self.computer().pending_start = None;
         }
         if let Some(effect) = self.computer_operation_to_follow(&target) {
-            return Err(self.finish(effect));
+            return Err(Box::new(self.finish(effect)));
         }
         if self.window_end_handled(opens_at) {
             return Ok(self);
         }
         let checked_at = self.status.computer.as_ref().and_then(|c| c.checked_at);
         if !self.fresh(checked_at) {
-            return Err(self.finish(Effect::CheckComputer {
+            return Err(Box::new(self.finish(Effect::CheckComputer {
                 target,
                 add_ons: false,
                 before_start: None,
-            }));
+            })));
         }
         match self.computer_state() {
             Some(RUNNING) => {
                 // Written before the call, with the precondition: one stop per close.
                 let stamp = self.stamp();
                 self.computer().window_end_stop_at = Some(stamp);
-                Err(self.finish(Effect::StopComputer(target)))
+                Err(Box::new(self.finish(Effect::StopComputer(target))))
             }
             Some(PENDING) => {
                 // Stopped once it is running: StopInstance refuses a pending computer.
                 let delay = self.pending_delay();
-                Err(self.done(Next::After(delay)))
+                Err(Box::new(self.done(Next::After(delay))))
             }
             _ => {
                 let stamp = self.stamp();

@@ -53,13 +53,13 @@ impl Machine<'_> {
                 // Too soon for a session, but the computer's condition is news now.
                 return match self.computer_ready(&target) {
                     Ok(this) => this.done(Next::At(earliest)),
-                    Err(t) => t,
+                    Err(t) => *t,
                 };
             }
         }
         match self.computer_ready(&target) {
             Ok(this) => this.fence_start(target),
-            Err(t) => t,
+            Err(t) => *t,
         }
     }
 

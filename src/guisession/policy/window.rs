@@ -86,7 +86,7 @@ impl Machine<'_> {
         // Then the computer, once no session runs on it.
         let this = match self.stop_computer_at_close(opens_at) {
             Ok(this) => this,
-            Err(t) => return t,
+            Err(t) => return *t,
         };
         // No window within the evaluator's look-ahead: look again a day later (an exclusion
         // ending beyond the horizon, or a spec edit, may change that).
