@@ -20,26 +20,26 @@ use crate::schedule::{self, WindowState};
 /// The state name of a computer a session can run on. Any other name, known or not, is "not
 /// running".
 pub const RUNNING: &str = "running";
-const PENDING: &str = "pending";
+pub(super) const PENDING: &str = "pending";
 const STOPPED: &str = "stopped";
-const STOPPING: &str = "stopping";
+pub(super) const STOPPING: &str = "stopping";
 
 /// How often the add-ons are read again for `status.computer.idleStop` when the spec does not
 /// manage them.
 const ADD_ONS_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 impl Machine<'_> {
-    fn computer_policy(&self) -> ComputerPolicy {
+    pub(super) fn computer_policy(&self) -> ComputerPolicy {
         self.view.spec.computer.clone().unwrap_or_default()
     }
 
-    fn computer(&mut self) -> &mut ComputerStatus {
+    pub(super) fn computer(&mut self) -> &mut ComputerStatus {
         self.status
             .computer
             .get_or_insert_with(ComputerStatus::default)
     }
 
-    fn computer_state(&self) -> Option<&str> {
+    pub(super) fn computer_state(&self) -> Option<&str> {
         self.status.computer.as_ref()?.state.as_deref()
     }
 
@@ -49,7 +49,7 @@ impl Machine<'_> {
         (self.settings.start_settle / 4).max(Duration::from_secs(1))
     }
 
-    fn fresh(&self, at: Option<Timestamp>) -> bool {
+    pub(super) fn fresh(&self, at: Option<Timestamp>) -> bool {
         at.is_some_and(|at| self.now < add(at, self.check_freshness()))
     }
 
@@ -101,7 +101,7 @@ impl Machine<'_> {
 
     /// A recorded StartInstance or StopInstance that has not finished: followed with
     /// GetOperation.
-    fn computer_operation_to_follow(&self, target: &Target) -> Option<Effect> {
+    pub(super) fn computer_operation_to_follow(&self, target: &Target) -> Option<Effect> {
         let op = self.status.computer.as_ref()?.operation.as_ref()?;
         let ours = op.is(Action::StartInstance) || op.is(Action::StopInstance);
         if !ours || op.finished() {
@@ -284,7 +284,7 @@ impl Machine<'_> {
     }
 
     /// The delay while the computer is on its way (pending, or stopping before a start).
-    fn pending_delay(&self) -> Duration {
+    pub(super) fn pending_delay(&self) -> Duration {
         self.not_running_for()
             .max(self.settings.follow_backoff_initial)
             .min(self.settings.follow_backoff_max)
@@ -370,64 +370,13 @@ impl Machine<'_> {
         self.record_computer_operation(op, PENDING)
     }
 
-    /// StopInstance at a window's end answered.
-    pub(super) fn computer_stop_answered(
-        mut self,
-        target: Target,
-        result: Result<Vec<Operation>, LightsailError>,
-    ) -> Transition {
-        if target != self.target() {
-            return self.observe();
-        }
-        let name = target.resource_name;
-        match result {
-            Ok(operations) => {
-                let Some(op) = pick(operations, Action::StopInstance) else {
-                    return self.observe();
-                };
-                self.note(
-                    false,
-                    "ComputerStopped",
-                    "StopInstance",
-                    format!(
-                        "schedule window closed: stopping the computer {name} (operation {})",
-                        op.id.as_deref().unwrap_or("?")
-                    ),
-                );
-                self.record_computer_operation(op, STOPPING)
-            }
-            Err(e) if e.answered && e.code == "InvalidInput" => {
-                // Not running any more: nothing to stop.
-                self.note(
-                    false,
-                    "ComputerNotRunning",
-                    "StopInstance",
-                    format!("{e}; the computer {name} is left as it is"),
-                );
-                self.forget_computer_state();
-                self.observe()
-            }
-            Err(e) if e.class == crate::aws::errors::ErrorClass::Retryable => {
-                // Tried again: the end of this window is not handled yet.
-                self.computer().window_end_stop_at = None;
-                self.note(true, "ComputerStopFailed", "StopInstance", e.to_string());
-                self.done(Next::Retry(e))
-            }
-            Err(e) => {
-                self.note(
-                    true,
-                    "ComputerStopFailed",
-                    "StopInstance",
-                    format!("{e}; the computer {name} keeps running"),
-                );
-                self.observe()
-            }
-        }
-    }
-
     /// A StartInstance or StopInstance answered with its operation: recorded, and the state
     /// it moves the computer to (`pending`, `stopping`) shown until it is read again.
-    fn record_computer_operation(mut self, op: Operation, moving_to: &str) -> Transition {
+    pub(super) fn record_computer_operation(
+        mut self,
+        op: Operation,
+        moving_to: &str,
+    ) -> Transition {
         let delay = self.follow_delay(&op);
         let finished = op.finished();
         let failed = op.failed();
@@ -445,7 +394,7 @@ impl Machine<'_> {
     }
 
     /// The state shown came from an answer, not a read: the next decision reads it.
-    fn forget_computer_state(&mut self) {
+    pub(super) fn forget_computer_state(&mut self) {
         self.computer().checked_at = None;
     }
 
@@ -524,156 +473,10 @@ impl Machine<'_> {
         let retry = add(self.now, self.settings.stalled_retry);
         self.done(Next::At(retry))
     }
-
-    /// `spec.computer.stopAtWindowEnd`, in a closed window once the session is stopped: `Ok`
-    /// when nothing (more) is to be done for this close.
-    pub(super) fn stop_computer_at_close(
-        mut self,
-        opens_at: Option<Timestamp>,
-    ) -> Result<Self, Box<Transition>> {
-        if !self.computer_policy().stop_at_window_end {
-            return Ok(self);
-        }
-        let target = self.target();
-        if let Some(pending) = self
-            .status
-            .computer
-            .as_ref()
-            .and_then(|c| c.pending_start.clone())
-        {
-            // A StartInstance fenced before the close: its call has landed (or never will) by
-            // the settle end. Nobody takes it over outside a window.
-            let settle_end = self.settle_end(&pending);
-            if self.now < settle_end {
-                return Err(Box::new(self.done(Next::At(settle_end))));
-            }
-            self.computer().pending_start = None;
-        }
-        if let Some(effect) = self.computer_operation_to_follow(&target) {
-            return Err(Box::new(self.finish(effect)));
-        }
-        if self.window_end_handled(opens_at) {
-            return Ok(self);
-        }
-        let checked_at = self.status.computer.as_ref().and_then(|c| c.checked_at);
-        if !self.fresh(checked_at) {
-            return Err(Box::new(self.finish(Effect::CheckComputer {
-                target,
-                add_ons: false,
-                before_start: None,
-            })));
-        }
-        match self.computer_state() {
-            Some(RUNNING) => {
-                // Written before the call, with the precondition: one stop per close.
-                let stamp = self.stamp();
-                self.computer().window_end_stop_at = Some(stamp);
-                Err(Box::new(self.finish(Effect::StopComputer(target))))
-            }
-            Some(PENDING) => {
-                // Stopped once it is running: StopInstance refuses a pending computer.
-                let delay = self.pending_delay();
-                Err(Box::new(self.done(Next::After(delay))))
-            }
-            _ => {
-                let stamp = self.stamp();
-                self.computer().window_end_stop_at = Some(stamp);
-                Ok(self)
-            }
-        }
-    }
-
-    /// Whether the close that `opens_at` ends was handled already: the recorded window-end
-    /// stop falls in the same closed stretch.
-    fn window_end_handled(&self, opens_at: Option<Timestamp>) -> bool {
-        let Some(at) = self
-            .status
-            .computer
-            .as_ref()
-            .and_then(|c| c.window_end_stop_at)
-        else {
-            return false;
-        };
-        let Some(spec) = &self.view.spec.schedule else {
-            return false;
-        };
-        matches!(schedule::evaluate(spec, at), Ok(WindowState::Closed { opens_at: o }) if o == opens_at)
-    }
-
-    /// `spec.computer.idleStop`: the effect that brings the computer's rule in line, when it
-    /// differs from what was last read (read again first, unless just read).
-    pub(super) fn idle_stop_effect(&self, target: &Target) -> Option<Effect> {
-        let want = self.view.spec.computer.as_ref()?.idle_stop.as_ref()?;
-        let minutes = want.minutes()?;
-        let computer = self.status.computer.as_ref();
-        let recorded = computer.and_then(|c| c.idle_stop.as_ref());
-        let same = |sent: Option<&String>, wanted: f64| {
-            sent.and_then(|s| s.trim().parse::<f64>().ok())
-                .is_some_and(|v| (v - wanted).abs() < 1e-9)
-        };
-        let matches = recorded.is_some_and(|r| {
-            !r.status
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case("disabled"))
-                && same(r.threshold.as_ref(), f64::from(want.threshold))
-                && same(r.duration.as_ref(), minutes as f64)
-        });
-        if matches {
-            return None;
-        }
-        if self.fresh(computer.and_then(|c| c.add_ons_checked_at)) {
-            return Some(Effect::EnableIdleStop {
-                target: target.clone(),
-                threshold: want.threshold.to_string(),
-                duration: minutes.to_string(),
-            });
-        }
-        Some(Effect::CheckComputer {
-            target: target.clone(),
-            add_ons: true,
-            before_start: None,
-        })
-    }
-
-    /// EnableAddOn answered.
-    pub(super) fn idle_stop_answered(
-        mut self,
-        target: Target,
-        threshold: String,
-        duration: String,
-        result: Result<Vec<Operation>, LightsailError>,
-    ) -> Transition {
-        if target != self.target() {
-            return self.observe();
-        }
-        let operations = match result {
-            Ok(operations) => operations,
-            Err(error) => return self.failed(error, false),
-        };
-        self.note(
-            false,
-            "IdleStopSet",
-            "EnableAddOn",
-            format!(
-                "the computer {} stops after {duration} idle minutes at or below {threshold}% CPU",
-                target.resource_name
-            ),
-        );
-        let c = self.computer();
-        c.idle_stop = Some(IdleStopStatus {
-            status: Some("Enabled".into()),
-            threshold: Some(threshold),
-            duration: Some(duration),
-        });
-        if let Some(op) = pick(operations, Action::EnableAddOn) {
-            c.operation = Some(op);
-        }
-        self.observe()
-    }
 }
 
 /// The operation of `action` among `operations`, else the first.
-fn pick(operations: Vec<Operation>, action: Action) -> Option<Operation> {
+pub(super) fn pick(operations: Vec<Operation>, action: Action) -> Option<Operation> {
     let position = operations.iter().position(|op| op.is(action)).unwrap_or(0);
     operations.into_iter().nth(position)
 }

@@ -25,6 +25,7 @@ mod access;
 mod computer;
 mod effects;
 mod failure;
+mod idle_stop;
 mod inputs;
 mod lookup;
 mod observe;
@@ -32,6 +33,7 @@ mod settings;
 mod start;
 mod stop;
 mod window;
+mod window_end;
 
 pub use computer::RUNNING;
 pub use effects::{AccessSecret, Effect, Next, Note, StartCheck, Transition};
