@@ -13,6 +13,7 @@ pub mod env;
 pub mod operator;
 pub mod root;
 pub mod tenant;
+pub mod verdicts;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

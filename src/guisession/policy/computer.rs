@@ -49,8 +49,28 @@ impl Machine<'_> {
         (self.settings.start_settle / 4).max(Duration::from_secs(1))
     }
 
+    /// Whether a read made at `at` still counts: only within the chain of answers it belongs
+    /// to (see [`Machine::chained`]) and for a short while.
     pub(super) fn fresh(&self, at: Option<Timestamp>) -> bool {
-        at.is_some_and(|at| self.now < add(at, self.check_freshness()))
+        self.chained && at.is_some_and(|at| self.now < add(at, self.check_freshness()))
+    }
+
+    /// The computer was last seen not running: a lookup (for a session to adopt) would be for
+    /// nothing until it is read again and runs.
+    fn known_not_running(&self) -> bool {
+        self.computer_state().is_some_and(|s| s != RUNNING)
+    }
+
+    /// [`Effect::Lookup`], unless the computer was last seen not running: then it is read
+    /// first, and looked up only once it runs.
+    pub(super) fn lookup(self, target: Target) -> Transition {
+        if !self.known_not_running() {
+            return self.finish(Effect::Lookup(target));
+        }
+        match self.gate(&target, false) {
+            Ok(this) => this.finish(Effect::Lookup(target)),
+            Err(t) => *t,
+        }
     }
 
     /// Whether the next read should be GetInstance, to show the idle-stop rule in status.
@@ -77,15 +97,21 @@ impl Machine<'_> {
     /// computer was just seen running; otherwise the transition that reads it, follows its
     /// start, starts it or says why no session can start.
     pub(super) fn computer_ready(self, target: &Target) -> Result<Self, Box<Transition>> {
+        self.gate(target, true)
+    }
+
+    /// [`Machine::computer_ready`]; `for_start`: the read is for a start, which goes on right
+    /// after it (see [`StartCheck`]).
+    fn gate(self, target: &Target, for_start: bool) -> Result<Self, Box<Transition>> {
         if let Some(effect) = self.computer_operation_to_follow(target) {
             return Err(Box::new(self.finish(effect)));
         }
         let checked_at = self.status.computer.as_ref().and_then(|c| c.checked_at);
         let Some(at) = checked_at.filter(|_| self.fresh(checked_at)) else {
-            let fence = self.status.pending_start.clone();
-            return Err(Box::new(
-                self.check_computer(target.clone(), Some(StartCheck { fence })),
-            ));
+            let check = for_start.then(|| StartCheck {
+                fence: self.status.pending_start.clone(),
+            });
+            return Err(Box::new(self.check_computer(target.clone(), check)));
         };
         if self.computer_state() == Some(RUNNING) {
             return Ok(self);

@@ -119,6 +119,7 @@ pub fn transition(
         status: view.status.clone(),
         notes: Vec::new(),
         finalizer: None,
+        chained: !matches!(input, Input::Observed),
     };
     let mut t = match input {
         Input::Observed => machine.observe(),
@@ -185,6 +186,10 @@ struct Machine<'a> {
     status: GuiSessionStatus,
     notes: Vec<Note>,
     finalizer: Option<bool>,
+    /// This decision follows an answer within one reconcile (any input but
+    /// [`Input::Observed`]): a computer read made in that chain still counts. A decision that
+    /// starts afresh (after a wait, a restart) reads the computer again.
+    chained: bool,
 }
 
 impl Machine<'_> {
@@ -196,6 +201,7 @@ impl Machine<'_> {
             status: self.status.clone(),
             notes: self.notes.clone(),
             finalizer: self.finalizer,
+            chained: self.chained,
         }
     }
 

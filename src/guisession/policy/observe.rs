@@ -98,7 +98,7 @@ impl Machine<'_> {
                 // Its writer may be calling Lightsail right now.
                 return self.done(Next::At(settle_end));
             }
-            return self.finish(Effect::Lookup(target));
+            return self.lookup(target);
         }
         let expiry = self.session_expiry();
         let live = expiry.is_some_and(|at| self.now < at);
@@ -131,7 +131,7 @@ impl Machine<'_> {
             {
                 self.start(target)
             }
-            None => self.finish(Effect::Lookup(target)),
+            None => self.lookup(target),
         }
     }
 
