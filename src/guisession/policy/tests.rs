@@ -5,6 +5,7 @@ use crate::aws::model::{AccessDetails, SessionUrl};
 use crate::guisession::types::Operation;
 use crate::guisession::types::{OperationStatus, PendingStart};
 
+mod computer;
 mod model;
 mod policy;
 mod review;
