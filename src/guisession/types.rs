@@ -97,7 +97,7 @@ pub struct ComputerPolicy {
     #[serde(default)]
     pub stop_at_window_end: bool,
 
-    /// When true, a computer that stops inside an open window after the operator saw it running there (its idle-stop rule fired, or someone stopped it) is started again with `startIfStopped`. When false (the default), such a stop is respected until the next window opens (without a schedule: until the spec changes): the GuiSession shows Ready with reason ComputerIdleStopped, and a computer someone starts again gets its session.
+    /// When true, a computer that stops inside an open window after the operator saw it running there (its idle-stop rule fired, or someone stopped it) is started again with `startIfStopped`. When false (the default), such a stop is respected until the next window opens (without a schedule: until it runs again): the GuiSession shows Ready with reason ComputerIdleStopped, and a computer someone starts again gets its session.
     #[serde(default)]
     pub restart_in_window: bool,
 
@@ -366,6 +366,9 @@ pub struct ComputerStatus {
     /// The last StartInstance, StopInstance or EnableAddOn operation of the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
+    /// When the operator last had the computer started or stopped: a read made before it (by a replica that was slow to record it) is out of date and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted_at: Option<Timestamp>,
     /// When the operator last handled the end of a schedule window (`spec.computer.stopAtWindowEnd`): it stopped the computer, or found it not running. Once per close.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_end_stop_at: Option<Timestamp>,

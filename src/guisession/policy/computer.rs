@@ -155,6 +155,14 @@ impl Machine<'_> {
             Err(error) => return self.failed(error, false),
         };
         let at = whole_seconds(at);
+        let known = self.status.computer.as_ref();
+        if known.and_then(|c| c.checked_at).is_some_and(|c| c > at)
+            || known.and_then(|c| c.acted_at).is_some_and(|a| at <= a)
+        {
+            // Read before what the status already knows (replayed on a fresher status after a
+            // write conflict): acting on it could start the computer a second time.
+            return self.observe();
+        }
         let running = seen.state == RUNNING;
         let c = self.computer();
         c.state = (!seen.state.is_empty()).then(|| seen.state.clone());
@@ -277,11 +285,13 @@ impl Machine<'_> {
             .is_some_and(|c| c.reason == reason)
     }
 
-    /// A stop inside the window the computer was last seen running in is respected (unless
-    /// `restartInWindow`): the idle-stop rule stopped it to save money, or a person did.
-    /// Without a schedule the whole time is one window.
+    /// With `spec.computer`, a stop inside the window the computer was last seen running in is
+    /// respected (unless `restartInWindow`): the idle-stop rule stopped it to save money, or a
+    /// person did. Without a schedule the whole time is one window, until it runs again.
     fn respects_stop(&self) -> bool {
-        if self.computer_policy().restart_in_window {
+        // Without spec.computer the computer is not the operator's concern: not running is
+        // ComputerStopped, whoever stopped it.
+        if self.view.spec.computer.is_none() || self.computer_policy().restart_in_window {
             return false;
         }
         let Some(seen) = self
@@ -406,10 +416,12 @@ impl Machine<'_> {
         let delay = self.follow_delay(&op);
         let finished = op.finished();
         let failed = op.failed();
+        let stamp = self.stamp();
         let c = self.computer();
         c.operation = Some(op.clone());
         c.state = Some(moving_to.to_owned());
         c.checked_at = None;
+        c.acted_at = Some(stamp);
         if failed {
             return self.computer_operation_failed(&op);
         }
