@@ -928,3 +928,55 @@ fn a_state_the_operator_does_not_know_is_not_running() {
         }
     }
 }
+
+/// A replica that read `stopped` before another one started the computer, and replays that
+/// read on the fresher status after a write conflict, must not start it again (seen with three
+/// replicas and 100 computers): the read is older than `actedAt`.
+#[test]
+fn a_read_older_than_the_last_start_is_ignored_not_acted_on() {
+    let mut o = with(Some(starts()));
+    let t = wake(&mut o, t0());
+    let stale = t.effect.clone();
+    let t = read(&mut o, &t, "stopped", t0());
+    assert_eq!(t.effect, Effect::StartComputer(target()));
+    let fence = computer_fence(&o);
+    let answer = Input::ComputerStartAnswered {
+        target: target(),
+        fence,
+        result: Ok(vec![instance_op(
+            "i-op-1",
+            Action::StartInstance,
+            t0(),
+            OperationStatus::Succeeded,
+        )]),
+    };
+    o.step(answer, at(5));
+    assert_eq!(
+        o.status.computer.as_ref().and_then(|c| c.acted_at),
+        Some(at(5))
+    );
+    // The other replica's read, from before the start, replayed now.
+    let Effect::CheckComputer { before_start, .. } = stale else {
+        panic!("{stale:?}");
+    };
+    let replayed = Input::ComputerChecked {
+        target: target(),
+        at: at(4),
+        before_start,
+        result: Ok(ComputerSeen {
+            state: "stopped".into(),
+            idle_stop: Some(None),
+        }),
+    };
+    let t = o.step(replayed, at(6));
+    assert!(
+        !matches!(t.effect, Effect::StartComputer(_)),
+        "a stale read starts nothing: {:?}",
+        t.effect
+    );
+    assert_eq!(
+        o.status.computer.as_ref().and_then(|c| c.state.as_deref()),
+        Some("pending"),
+        "and is not recorded"
+    );
+}
