@@ -1,7 +1,8 @@
 //! `scripts/demo`, the README's "run it" command, end to end: a real control plane, the simulator
 //! and the operator that cargo built for this test run. Each test checks what the demo promises a
-//! new user: a Ready GuiSession and a Stalled one, printed; URLs that answer while it runs; and no
-//! process or temp dir left once it stops, whether it exits by itself, on Ctrl-C, or on a failure.
+//! new user: a Ready GuiSession and a Stalled one, printed; a scheduled desktop whose stopped
+//! computer is started when its window opens; URLs that answer while it runs; and no process or
+//! temp dir left once it stops, whether it exits by itself, on Ctrl-C, or on a failure.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -322,6 +323,7 @@ fn exit_when_ready_prints_a_ready_session_and_leaves_nothing_behind() {
         !run.output.contains("authToken"),
         "a session URL was printed"
     );
+    assert_scheduled_desktop_got_there(&run);
     for promised in [
         "export KUBECONFIG=",
         "/_sim/calls",
@@ -334,6 +336,61 @@ fn exit_when_ready_prints_a_ready_session_and_leaves_nothing_behind() {
     let started = started(&run, OPERATOR);
     assert_eq!(started.processes.len(), 3, "{}", run.output);
     assert_nothing_left(&started, &run);
+}
+
+/// The scheduled desktop went through its three steps in order, each announced by the demo, and
+/// ended Ready with its computer running, started by one StartInstance call.
+fn assert_scheduled_desktop_got_there(run: &Run) {
+    let steps = [
+        "scheduled-desktop: outside its schedule (Ready True, reason OutsideSchedule)",
+        "scheduled-desktop: its window is open and its computer stopped: the operator starts the \
+         computer (Reconciling True, reason ComputerStarting)",
+        "scheduled-desktop: Ready (reason SessionActive)",
+    ];
+    let at: Vec<usize> = steps
+        .iter()
+        .map(|step| {
+            run.output
+                .find(step)
+                .unwrap_or_else(|| panic!("the demo never said {step:?}:\n{}", run.output))
+        })
+        .collect();
+    assert!(
+        at.is_sorted(),
+        "scheduled-desktop's steps out of order {at:?}:\n{}",
+        run.output
+    );
+    // The table printed once all got there.
+    let table = run
+        .output
+        .split_once("==> all got there")
+        .map(|(_, rest)| rest)
+        .expect("the demo says when all got there");
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("scheduled-desktop"))
+        .unwrap_or_else(|| panic!("no row for scheduled-desktop:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(4), Some(&"True"), "READY column of {row:?}");
+    assert_eq!(
+        run.after("  status.computer.state: "),
+        Some("running"),
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        run.after("  status.computer.operation: "),
+        Some("StartInstance Succeeded"),
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        run.after("StartInstance calls the simulator answered for scheduled-desktop: "),
+        Some("1"),
+        "the computer is started once:\n{}",
+        run.output
+    );
 }
 
 /// GET `url` (plain http on loopback) and return the status code and body.
@@ -411,6 +468,21 @@ fn ctrl_c_stops_every_process_the_demo_started() {
             "lightsail_gui_operator_reconciles_total"
         };
         assert!(body.contains(expected), "{url}: {body}");
+        if url.ends_with("/_sim/calls") {
+            // The scheduled desktop's computer, stopped at first, was started once, by the
+            // operator, when its window opened.
+            let report: serde_json::Value = serde_json::from_str(body).expect("JSON");
+            let starts: Vec<&serde_json::Value> = report["calls"]
+                .as_array()
+                .expect("calls")
+                .iter()
+                .filter(|c| c["action"] == "StartInstance")
+                .collect();
+            assert_eq!(starts.len(), 1, "{body}");
+            assert_eq!(starts[0]["resource"], "scheduled-desktop", "{body}");
+            assert_eq!(starts[0]["outcome"], "ok", "{body}");
+            assert_eq!(starts[0]["count"], 1, "{body}");
+        }
     }
 
     // After: all of them gone, and the URLs no longer answer.

@@ -63,6 +63,11 @@ async fn guisession_examples_pass_server_side_validation() {
             "no-such-computer",
             "no-such-computer",
         ),
+        (
+            "guisession-scheduled.yaml",
+            "scheduled-desktop",
+            "scheduled-desktop",
+        ),
     ] {
         let text = std::fs::read_to_string(examples().join(file)).expect("example");
         let docs = documents(&text);
