@@ -63,7 +63,9 @@ const CHECK_CREDENTIALS: &str = "AWS did not accept the operator's credentials: 
      access key, or the IRSA / EKS Pod Identity role";
 
 const CHECK_IAM: &str = "the operator's IAM role needs lightsail:StartGUISession, \
-     lightsail:StopGUISession, lightsail:GetOperation and lightsail:GetOperationsForResource";
+     lightsail:StopGUISession, lightsail:GetOperation, lightsail:GetOperationsForResource and \
+     lightsail:GetInstanceState (with spec.computer also lightsail:GetInstance, \
+     lightsail:StartInstance, lightsail:StopInstance and lightsail:EnableAddOn)";
 
 const THROTTLED: &str = "Lightsail is throttling the account: retrying with backoff; if it \
      persists, lower --rate-limit";
