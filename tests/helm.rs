@@ -528,6 +528,8 @@ fn full_values_render_every_option() {
         ("LGO_RETRY_MAX", "1m"),
         ("LGO_POLL_INITIAL", "500ms"),
         ("LGO_POLL_MAX", "10s"),
+        ("LGO_COMPUTER_RECHECK_INITIAL", "15s"),
+        ("LGO_COMPUTER_RECHECK_MAX", "2m"),
         ("LGO_RATE_LIMIT", "2"),
         ("LGO_RATE_BURST", "10"),
         ("LGO_CONCURRENCY", "8"),

@@ -277,9 +277,14 @@ async fn terminal_errors_stall_with_conditions_events_and_bounded_calls() {
         .iter()
         .map(|r| env.calls(r))
         .collect();
+    // At most 3 calls each, as before the computer check, except failing-vm: its start now
+    // costs 2 GetInstanceState more (the read before every start, and the one read after a
+    // failed StartGUISession operation, which may be the computer's doing): lookup, state,
+    // start, poll, state.
+    let most = [3, 3, 5];
     assert!(
-        before.iter().all(|n| *n <= 3),
-        "calls per stalled object: {before:?}"
+        before.iter().zip(most).all(|(n, most)| *n <= most),
+        "calls per stalled object: {before:?}, at most {most:?}"
     );
     let quiet = wait_for_no_change(&env.api, "unknown", Duration::from_secs(5)).await;
     assert!(quiet, "status kept changing while stalled");

@@ -64,7 +64,8 @@ const CHECK_CREDENTIALS: &str = "AWS did not accept the operator's credentials: 
 
 const CHECK_IAM: &str = "the operator's IAM role needs lightsail:StartGUISession, \
      lightsail:StopGUISession, lightsail:GetOperation, lightsail:GetOperationsForResource and \
-     lightsail:GetInstanceState (and, for spec.computer, the calls docs/helm-and-gitops.md lists)";
+     lightsail:GetInstanceState (with spec.computer also lightsail:GetInstance, \
+     lightsail:StartInstance, lightsail:StopInstance and lightsail:EnableAddOn)";
 
 const THROTTLED: &str = "Lightsail is throttling the account: retrying with backoff; if it \
      persists, lower --rate-limit";
