@@ -259,11 +259,26 @@ async fn fixing_a_broken_account_brings_its_sessions_back_without_polling() {
         ("True", "AccessDenied")
     );
 
-    // While broken: no polling. Nothing changes and no further AssumeRole goes out.
-    let attempts = assume_role_calls(&env, LAB_B);
+    // While broken: no polling. Once the account has counted its GuiSession (a change of its
+    // own status, which may come with one more check), nothing changes and no further
+    // AssumeRole with this account's external id goes out. Other tests' accounts may name the
+    // same role: their checks are not this account's.
+    wait_for_cluster_account(&accounts, &name, "counts its GuiSession", |a| {
+        a.status.as_ref().and_then(|s| s.gui_sessions) == Some(1)
+    })
+    .await;
+    let attempts_with = |external_id: &str| {
+        env.sim
+            .call_log()
+            .assume_role_requests(Some(&role_arn(LAB_B, "gui")), None)
+            .filter(|r| r.external_id.as_deref() == Some(external_id))
+            .count()
+    };
+    let attempts = attempts_with("wrong-external-id");
+    assert!(attempts >= 1, "the account was checked");
     assert!(wait_for_no_change(&env.api, "b", Duration::from_secs(4)).await);
     assert_eq!(
-        assume_role_calls(&env, LAB_B),
+        attempts_with("wrong-external-id"),
         attempts,
         "no retry loop while broken"
     );
@@ -282,6 +297,33 @@ async fn fixing_a_broken_account_brings_its_sessions_back_without_polling() {
         .delete(&name, &Default::default())
         .await
         .expect("delete the cluster account");
+}
+
+/// Waits (with a deadline) until the cluster account `name` satisfies `check`, Ready or not.
+async fn wait_for_cluster_account(
+    accounts: &Api<ClusterLightsailAccount>,
+    name: &str,
+    what: &str,
+    check: impl Fn(&ClusterLightsailAccount) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if accounts
+            .get_opt(name)
+            .await
+            .expect("get")
+            .as_ref()
+            .is_some_and(&check)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "account {name}: not {what} within {WAIT:?}"
+        );
+        // Polling a read with a deadline, not a sleep deciding the outcome.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn ready_fn(gs: &GuiSession) -> bool {
