@@ -52,7 +52,7 @@ fn benchmark_runs_at_smoke_size() {
         throttled_operator_rate: 50,
         throttled_operator_burst: 50,
         memory_only: false,
-        // Shorter than the benchmark's 5 s: the smoke run only checks that the variant works.
+        // Shorter than the benchmark's 3 s: the smoke run only checks that the variant works.
         stopped_starting_time: Duration::from_secs(2),
         stopped_only: false,
     };
