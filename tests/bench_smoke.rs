@@ -1,6 +1,7 @@
 //! The scale benchmark (`examples/bench`, run by `scripts/bench`) at a smoke size, so that it
 //! cannot rot. Asserts only what cannot depend on timing: everything got Ready, the call counts
-//! that are exact by design, and that the report has every field. Timings are not checked.
+//! that are exact by design (one StartInstance and one StartGUISession per stopped computer),
+//! and that the report has every field. Timings are not checked.
 
 mod support;
 
@@ -51,6 +52,9 @@ fn benchmark_runs_at_smoke_size() {
         throttled_operator_rate: 50,
         throttled_operator_burst: 50,
         memory_only: false,
+        // Shorter than the benchmark's 3 s: the smoke run only checks that the variant works.
+        stopped_starting_time: Duration::from_secs(2),
+        stopped_only: false,
     };
     let report = scenarios::run_blocking(&opts).expect("benchmark runs");
     let table = report.table();
@@ -128,6 +132,50 @@ fn benchmark_runs_at_smoke_size() {
         );
     }
 
+    // Stopped computers with startIfStopped: every one started exactly once, then its session
+    // exactly once, and all of them running with a Ready session.
+    let stopped = &report.stopped;
+    assert_eq!(stopped.n, N);
+    assert_eq!(
+        stopped.ready, N,
+        "stopped computers: all Ready with a session"
+    );
+    assert_eq!(
+        stopped.computers_with_one_instance_start, N,
+        "one StartInstance each"
+    );
+    assert_eq!(
+        stopped.computers_with_one_session_start, N,
+        "one StartGUISession each"
+    );
+    assert_eq!(
+        stopped.computers_running, N,
+        "stopped computers: all running"
+    );
+    let count =
+        |calls: &report::Calls, action: &str| calls.by_action.get(action).copied().unwrap_or(0);
+    assert_eq!(count(&stopped.calls, "StartInstance"), N as u64);
+    assert_eq!(count(&stopped.calls, "StartGUISession"), N as u64);
+    assert_eq!(stopped.calls.start_gui_session, N as u64);
+    // Every new session read its computer first; on running computers nothing was started.
+    for calls in [&report.burst.calls, &stopped.calls] {
+        let reads = count(calls, "GetInstanceState") + count(calls, "GetInstance");
+        assert!(reads >= N as u64, "a read per new session: {reads}");
+        assert_eq!(calls.by_action.values().sum::<u64>(), calls.total);
+    }
+    assert_eq!(count(&report.burst.calls, "StartInstance"), 0);
+    let comparison = report.new_sessions_table();
+    for row in [
+        "StartInstance",
+        "GetInstanceState",
+        "creation → Ready p50 / p95 / max",
+    ] {
+        assert!(
+            comparison.contains(row),
+            "comparison lacks {row}:\n{comparison}"
+        );
+    }
+
     // The JSON has every field, none null, and reads back as the same report.
     let json = serde_json::to_value(&report).expect("serializes");
     for key in [
@@ -143,6 +191,7 @@ fn benchmark_runs_at_smoke_size() {
         "restart",
         "throttled",
         "two_shards",
+        "stopped",
         "memory",
         "targets",
     ] {
@@ -160,13 +209,14 @@ fn benchmark_runs_at_smoke_size() {
     assert_eq!(back, report);
     assert_eq!(
         report.targets.len(),
-        14,
-        "every target of issues #7 and #15 judged"
+        15,
+        "every target of issues #7, #15 and #21 judged"
     );
     for name in [
         "restart: Lightsail calls",
         "restart: status writes (watch events / metric)",
         "two shards: objects with exactly 1 start",
+        "stopped computers: exactly 1 StartInstance and 1 StartGUISession each",
     ] {
         let target = report.targets.iter().find(|t| t.name == name);
         assert!(target.is_some_and(|t| t.met), "target {name}: {target:?}");
@@ -179,6 +229,7 @@ fn benchmark_runs_at_smoke_size() {
         "restart",
         "throttled",
         "two-shard",
+        "stopped",
         "memory",
     ] {
         assert!(

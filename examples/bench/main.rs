@@ -28,8 +28,10 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Measures the operator: burst, steady state, renewal wave, a restart with nothing due,
-/// throttled Lightsail, a burst served by two shards, memory, and plain-client baselines, all in
-/// one run. With `--churn`, only the churn scenario (examples/bench/churn.rs).
+/// throttled Lightsail, a burst served by two shards, a burst on stopped computers, memory, and
+/// plain-client baselines, all in one run. With `--churn`, only the churn scenario
+/// (examples/bench/churn.rs); with `--stopped-only`, only the burst and the stopped-computer
+/// variant.
 #[derive(Parser, Debug)]
 struct Args {
     /// GuiSessions.
@@ -76,6 +78,19 @@ struct Args {
     /// e.g. to compare allocators; the rest of the report stays zero.
     #[arg(long)]
     memory_only: bool,
+    /// How long the stopped-computer variant's computers stay `pending` after StartInstance (Go
+    /// duration): part of its time to Ready. The operator polls the StartInstance operation
+    /// 1 s after the call, then after as long again as has passed since the operation's
+    /// `createdAt` (whole seconds): the second poll comes 2–3 s after the call, the third 4–7 s.
+    /// With the default, 3s, under a burst's load the second poll finds the computer running
+    /// (990 of 1,000 at N = 1,000).
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    stopped_start_time: Duration,
+    /// Run only the burst (new sessions on running computers) and the stopped-computer variant
+    /// (new sessions on stopped computers with startIfStopped); the rest of the report stays
+    /// zero.
+    #[arg(long, conflicts_with = "memory_only")]
+    stopped_only: bool,
     /// Run only the churn scenario (issue "Second review", item 6): N GuiSessions, then waves
     /// that create, delete and relabel them, with watch gaps; records the operator's
     /// per-object maps (`tracked_objects`) against the live count after each wave.
@@ -166,6 +181,8 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(args.throttle_rps.ceil() as u32),
         throttled_operator_burst: args.throttled_operator_burst.unwrap_or(args.throttle_burst),
         memory_only: args.memory_only,
+        stopped_starting_time: args.stopped_start_time,
+        stopped_only: args.stopped_only,
     };
     let report = scenarios::run_blocking(&opts)?;
     print!("{}", report.table());

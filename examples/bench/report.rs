@@ -1,6 +1,7 @@
 //! The benchmark's results: what is written as JSON and printed as a table, and the targets of
 //! issues #7 and #15 checked against them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ pub struct Latency {
     pub count: usize,
     pub p50_ms: f64,
     pub p90_ms: f64,
+    #[serde(default)]
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
 }
@@ -32,6 +35,7 @@ impl Latency {
             count: samples.len(),
             p50_ms: pick(0.50),
             p90_ms: pick(0.90),
+            p95_ms: pick(0.95),
             p99_ms: pick(0.99),
             max_ms: pick(1.0),
         }
@@ -43,6 +47,16 @@ impl Latency {
             secs(self.p50_ms),
             secs(self.p90_ms),
             secs(self.p99_ms),
+            secs(self.max_ms)
+        )
+    }
+
+    /// `p50 / p95 / max`, the columns of the running-against-stopped comparison.
+    fn cell_p95(&self) -> String {
+        format!(
+            "{} / {} / {} s",
+            secs(self.p50_ms),
+            secs(self.p95_ms),
             secs(self.max_ms)
         )
     }
@@ -91,6 +105,9 @@ pub struct Config {
     pub throttle_burst: u32,
     pub throttled_operator_rate_limit: u32,
     pub throttled_operator_rate_burst: u32,
+    /// How long the stopped-computer variant's computers stay `pending` after StartInstance.
+    #[serde(default)]
+    pub stopped_starting_time_s: f64,
     pub started_at: String,
 }
 
@@ -101,6 +118,26 @@ pub struct Calls {
     pub get_operations_for_resource: u64,
     pub throttled: u64,
     pub total: u64,
+    /// Every action's calls, whatever their outcome.
+    #[serde(default)]
+    pub by_action: BTreeMap<String, u64>,
+}
+
+/// The order actions are listed in: the path of a new session, then the rest by name.
+const ACTION_ORDER: [&str; 6] = [
+    "GetInstanceState",
+    "GetInstance",
+    "StartInstance",
+    "GetOperationsForResource",
+    "StartGUISession",
+    "GetOperation",
+];
+
+fn action_rank(action: &str) -> usize {
+    ACTION_ORDER
+        .iter()
+        .position(|a| *a == action)
+        .unwrap_or(ACTION_ORDER.len())
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -298,6 +335,43 @@ pub struct Throttled {
     pub to_ready: Latency,
 }
 
+/// The burst again on computers that are `stopped` when their GuiSession is created, with
+/// `computer: {startIfStopped: true}`: each new session first starts its computer
+/// (StartInstance, followed with GetOperation), then starts as on a running one.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Stopped {
+    pub n: usize,
+    /// How long the simulator keeps a computer `pending` after StartInstance.
+    pub starting_time_s: f64,
+    /// First create sent → last object seen Ready with a session.
+    pub total_s: f64,
+    /// First create sent → last create answered.
+    pub create_s: f64,
+    pub ready: usize,
+    /// Creation → `status.operation` (the session's start recorded).
+    pub to_operation: Latency,
+    /// Creation → Ready with a session.
+    pub to_ready: Latency,
+    /// First create → all Ready.
+    pub calls: Calls,
+    /// Computers with exactly one StartInstance, and with exactly one StartGUISession, from the
+    /// first create to the end of the quiet window.
+    pub computers_with_one_instance_start: usize,
+    pub computers_with_one_session_start: usize,
+    /// Computers the simulator has `running` at the end.
+    pub computers_running: usize,
+    pub status_writes_watched: u64,
+    pub writes_per_object_mean: f64,
+    pub writes_per_object_min: usize,
+    pub writes_per_object_max: usize,
+    /// Lightsail calls in a quiet window after all Ready (none expected).
+    pub calls_after_ready: u64,
+    pub quiet_window_s: f64,
+    pub operator_cpu_s: f64,
+    pub apiserver_cpu_s: f64,
+    pub etcd_cpu_s: f64,
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 pub struct Memory {
     /// Operator RSS once its (empty) cache synced, before any object existed.
@@ -335,6 +409,8 @@ pub struct Report {
     pub throttled: Throttled,
     #[serde(default)]
     pub two_shards: TwoShards,
+    #[serde(default)]
+    pub stopped: Stopped,
     pub memory: Memory,
     pub targets: Vec<Target>,
 }
@@ -452,6 +528,19 @@ impl Report {
             "= N",
             format!("{one} of {n}"),
             one as u64 == n && self.two_shards.calls.start_gui_session == n,
+        );
+        let st = &self.stopped;
+        add(
+            "stopped computers: exactly 1 StartInstance and 1 StartGUISession each",
+            "= N",
+            format!(
+                "{} / {} of {n}",
+                st.computers_with_one_instance_start, st.computers_with_one_session_start
+            ),
+            st.computers_with_one_instance_start as u64 == n
+                && st.computers_with_one_session_start as u64 == n
+                && st.calls.by_action.get("StartInstance") == Some(&n)
+                && st.calls.start_gui_session == n,
         );
         self.targets = t;
     }
@@ -734,6 +823,48 @@ impl Report {
                 d.steady_rss_mib, bl.steady_rss_mib, m.steady_rss_mib
             ),
         );
+        let st = &self.stopped;
+        row(
+            "stopped",
+            format!(
+                "total: creation → all Ready, computers start in {:.1} s (running: burst's)",
+                st.starting_time_s
+            ),
+            format!("{:.2} s ({:.2} s)", st.total_s, b.total_s),
+        );
+        row(
+            "stopped",
+            "creation → Ready p50/p90/p99/max".into(),
+            st.to_ready.cell(),
+        );
+        row(
+            "stopped",
+            "computers with exactly 1 StartInstance / 1 StartGUISession; running".into(),
+            format!(
+                "{} / {} of {}; {}",
+                st.computers_with_one_instance_start,
+                st.computers_with_one_session_start,
+                st.n,
+                st.computers_running
+            ),
+        );
+        row(
+            "stopped",
+            "Lightsail calls per new session (running: burst's)".into(),
+            format!(
+                "{:.2} ({:.2})",
+                ratio(st.calls.total as f64, st.n as f64),
+                ratio(b.calls.total as f64, c.n as f64)
+            ),
+        );
+        row(
+            "stopped",
+            format!(
+                "Lightsail calls in {:.0} s quiet after all Ready",
+                st.quiet_window_s
+            ),
+            st.calls_after_ready.to_string(),
+        );
         row(
             "memory",
             "operator RSS: empty / peak / steady".into(),
@@ -779,6 +910,8 @@ impl Report {
             );
         }
         out.push('\n');
+        out.push_str(&self.new_sessions_table());
+        out.push('\n');
         let _ = writeln!(out, "| target | wanted | measured | met |");
         let _ = writeln!(out, "|---|---|---|---|");
         for t in &self.targets {
@@ -791,6 +924,86 @@ impl Report {
                 if t.met { "yes" } else { "**no**" }
             );
         }
+        out
+    }
+
+    /// New sessions on running computers (the burst) beside new sessions on stopped ones (the
+    /// stopped-computer variant): time to Ready and Lightsail calls per new session by action.
+    pub fn new_sessions_table(&self) -> String {
+        let (b, st) = (&self.burst, &self.stopped);
+        let (n_run, n_stop) = (self.config.n as f64, st.n as f64);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| new sessions | running computers (burst) | stopped computers, startIfStopped ({:.1} s start) |",
+            st.starting_time_s
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        let mut line = |figure: &str, running: String, stopped: String| {
+            let _ = writeln!(out, "| {figure} | {running} | {stopped} |");
+        };
+        line(
+            "total: first create → all Ready",
+            format!("{:.2} s", b.total_s),
+            format!("{:.2} s", st.total_s),
+        );
+        line(
+            "creation → status.operation p50 / p95 / max",
+            b.to_operation.cell_p95(),
+            st.to_operation.cell_p95(),
+        );
+        line(
+            "creation → Ready p50 / p95 / max",
+            b.to_ready.cell_p95(),
+            st.to_ready.cell_p95(),
+        );
+        line(
+            "**Lightsail calls per new session**",
+            format!("{:.2}", ratio(b.calls.total as f64, n_run)),
+            format!("{:.2}", ratio(st.calls.total as f64, n_stop)),
+        );
+        let mut actions: Vec<&String> = b
+            .calls
+            .by_action
+            .keys()
+            .chain(st.calls.by_action.keys())
+            .collect();
+        actions.sort_by_key(|a| (action_rank(a), a.as_str()));
+        actions.dedup();
+        for action in actions {
+            let per = |calls: &Calls, n: f64| {
+                ratio(calls.by_action.get(action).copied().unwrap_or(0) as f64, n)
+            };
+            line(
+                &format!("  {action}"),
+                format!("{:.2}", per(&b.calls, n_run)),
+                format!("{:.2}", per(&st.calls, n_stop)),
+            );
+        }
+        line(
+            "status writes/object (min–max seen)",
+            format!(
+                "{:.2} ({}–{})",
+                b.writes_per_object_mean, b.writes_per_object_min, b.writes_per_object_max
+            ),
+            format!(
+                "{:.2} ({}–{})",
+                st.writes_per_object_mean, st.writes_per_object_min, st.writes_per_object_max
+            ),
+        );
+        line(
+            "CPU: operator / apiserver + etcd",
+            format!(
+                "{:.1} s / {:.1} s",
+                b.operator_cpu_s,
+                b.apiserver_cpu_s + b.etcd_cpu_s
+            ),
+            format!(
+                "{:.1} s / {:.1} s",
+                st.operator_cpu_s,
+                st.apiserver_cpu_s + st.etcd_cpu_s
+            ),
+        );
         out
     }
 }

@@ -1,9 +1,10 @@
 //! The scenarios of issues #7 and #15, run against a real control plane, the Lightsail simulator
 //! and the operator binary as a separate process: burst, steady state, renewal wave, a restart
 //! with nothing due, the plain-client baselines (every status replayed, and two writes per
-//! object), a throttled Lightsail, and the burst served by two shards at once.
+//! object), a throttled Lightsail, the burst served by two shards at once, and the burst on
+//! computers that are stopped (issue #21).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -16,7 +17,8 @@ use kube::{Client, Resource};
 use lightsail_gui_operator::guisession::types::{GuiSession, GuiSessionStatus};
 use lightsail_gui_operator::process::cli::SHARD_LABEL;
 use lightsail_sim::{
-    CallReport, ComputerSpec, Faults, RateLimit, RunningSimulator, SimConfig, Simulator,
+    CallReport, ComputerSpec, Faults, InstanceState, RateLimit, RunningSimulator, SimConfig,
+    Simulator,
 };
 use serde_json::json;
 
@@ -46,6 +48,11 @@ pub struct Options {
     /// Only the burst, the steady state and a restart (right after it): the memory figures, for
     /// comparing builds quickly. Everything else in the report stays zero.
     pub memory_only: bool,
+    /// How long the stopped-computer variant's computers stay `pending` after StartInstance.
+    pub stopped_starting_time: Duration,
+    /// Only the burst and the stopped-computer variant right after it (time to Ready and calls
+    /// per new session, running against stopped). Everything else in the report stays zero.
+    pub stopped_only: bool,
 }
 
 const SIM_PREFIX: &str = "vm-";
@@ -54,6 +61,10 @@ const BASELINE_MANAGER: &str = "lgo-bench-baseline";
 /// The two-shard burst's computers: new ones, since for an object without a status the operator
 /// adopts a young session of its computer instead of starting one.
 const SHARDS_SIM_PREFIX: &str = "shard-";
+/// The stopped-computer variant's computers: `stopped` when their GuiSessions are created.
+const STOPPED_SIM_PREFIX: &str = "off-";
+/// The stopped-computer variant's quiet window after all Ready, at most.
+const STOPPED_QUIET: Duration = Duration::from_secs(10);
 /// The shard key of the two-shard burst's second operator.
 const BLUE: &str = "blue";
 /// How long before the first session is due the restart's quiet window ends at the latest.
@@ -189,6 +200,7 @@ impl Bench<'_> {
                 n,
                 opts.create_concurrency,
                 SIM_PREFIX,
+                None,
                 retries,
                 unlabelled,
                 |i| {
@@ -269,26 +281,42 @@ fn throttled_of(report: &CallReport) -> u64 {
 /// Calls between two reports.
 fn calls_between(before: &CallReport, after: &CallReport) -> Calls {
     let d = |f: &dyn Fn(&CallReport) -> u64| f(after).saturating_sub(f(before));
+    let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+    for c in &after.calls {
+        *by_action.entry(c.action.clone()).or_default() += c.count;
+    }
+    for c in &before.calls {
+        if let Some(v) = by_action.get_mut(&c.action) {
+            *v = v.saturating_sub(c.count);
+        }
+    }
+    by_action.retain(|_, v| *v > 0);
     Calls {
         start_gui_session: d(&|r| calls_of(r, "StartGUISession")),
         get_operation: d(&|r| calls_of(r, "GetOperation")),
         get_operations_for_resource: d(&|r| calls_of(r, "GetOperationsForResource")),
         throttled: d(&|r| throttled_of(r)),
         total: after.total.saturating_sub(before.total),
+        by_action,
     }
 }
 
 /// StartGUISession calls per resource between two reports.
 fn starts_per_resource(before: &CallReport, after: &CallReport) -> HashMap<String, u64> {
+    calls_per_resource(before, after, "StartGUISession")
+}
+
+/// Calls of `action` per resource between two reports.
+fn calls_per_resource(
+    before: &CallReport,
+    after: &CallReport,
+    action: &str,
+) -> HashMap<String, u64> {
     let mut out: HashMap<String, u64> = HashMap::new();
-    for c in after.calls.iter().filter(|c| c.action == "StartGUISession") {
+    for c in after.calls.iter().filter(|c| c.action == action) {
         *out.entry(c.resource.clone()).or_default() += c.count;
     }
-    for c in before
-        .calls
-        .iter()
-        .filter(|c| c.action == "StartGUISession")
-    {
+    for c in before.calls.iter().filter(|c| c.action == action) {
         if let Some(v) = out.get_mut(&c.resource) {
             *v = v.saturating_sub(c.count);
         }
@@ -309,19 +337,31 @@ fn blue_if_odd(i: usize) -> Label {
     (i % 2 == 1).then_some((SHARD_LABEL, BLUE))
 }
 
-fn guisession(i: usize, resource_prefix: &str, label: Label) -> anyhow::Result<GuiSession> {
+/// The i-th GuiSession of a scenario: computer `{resource_prefix}{i:05}`, labelled `label`,
+/// with `spec.computer` when given.
+fn guisession(
+    i: usize,
+    resource_prefix: &str,
+    computer: Option<&serde_json::Value>,
+    label: Label,
+) -> anyhow::Result<GuiSession> {
     let mut metadata = serde_json::Map::new();
     metadata.insert("name".into(), object_name(i).into());
     if let Some((key, value)) = label {
         metadata.insert("labels".into(), json!({ key: value }));
     }
+    // Below every --min-session-age used here: the operator's guard rail sets the real age, so
+    // the renewal wave needs no spec change, only an operator with a lower guard rail.
+    let mut spec =
+        json!({ "resourceName": format!("{resource_prefix}{i:05}"), "maxSessionAge": "1s" });
+    if let Some(computer) = computer {
+        spec["computer"] = computer.clone();
+    }
     Ok(serde_json::from_value(json!({
         "apiVersion": "lightsail.operators.dev/v1alpha1",
         "kind": "GuiSession",
         "metadata": metadata,
-        // Below every --min-session-age used here: the operator's guard rail sets the real age,
-        // so the renewal wave needs no spec change, only an operator with a lower guard rail.
-        "spec": { "resourceName": format!("{resource_prefix}{i:05}"), "maxSessionAge": "1s" },
+        "spec": spec,
     }))?)
 }
 
@@ -352,8 +392,9 @@ where
     }
 }
 
-/// Creates objects 0..n, object i labelled with `label(i)`, with `concurrency` calls in flight,
-/// recording when each create answered, and hands each created index to `created`.
+/// Creates objects 0..n, object i labelled with `label(i)` and with `spec.computer` set to
+/// `computer` when given, with `concurrency` calls in flight, recording when each create
+/// answered, and hands each created index to `created`.
 #[allow(clippy::too_many_arguments)]
 async fn create_all(
     api: &Api<GuiSession>,
@@ -361,6 +402,7 @@ async fn create_all(
     n: usize,
     concurrency: usize,
     resource_prefix: &str,
+    computer: Option<&serde_json::Value>,
     retries: &AtomicU64,
     label: impl Fn(usize) -> Label,
     created: impl Fn(usize),
@@ -368,7 +410,7 @@ async fn create_all(
     let label = &label;
     futures::stream::iter(0..n)
         .map(|i| async move {
-            let obj = guisession(i, resource_prefix, label(i))?;
+            let obj = guisession(i, resource_prefix, computer, label(i))?;
             let params = PostParams::default();
             with_retries(&format!("create {}", object_name(i)), retries, || {
                 api.create(&params, &obj)
@@ -422,7 +464,7 @@ async fn warm_up(client: &Client, api: &Api<GuiSession>, concurrency: usize) -> 
     let retries = AtomicU64::new(0);
     let ns = test_namespace(client, "bench-warm-up").await;
     let warm: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
-    let obj = guisession(0, "warm-up-", None)?;
+    let obj = guisession(0, "warm-up-", None, None)?;
     let started = Instant::now();
     let post = PostParams::default();
     with_retries("warm-up create", &retries, || warm.create(&post, &obj)).await?;
@@ -581,6 +623,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         throttle_burst: opts.throttle_burst,
         throttled_operator_rate_limit: opts.throttled_operator_rate,
         throttled_operator_rate_burst: opts.throttled_operator_burst,
+        stopped_starting_time_s: opts.stopped_starting_time.as_secs_f64(),
         started_at: jiff::Timestamp::now().to_string(),
     };
     let mut report = Report {
@@ -612,6 +655,13 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     for i in 0..opts.throttled_n {
         config = config.with_computer(ComputerSpec::new(format!("{THROTTLED_SIM_PREFIX}{i:05}")));
     }
+    for i in 0..n {
+        config = config.with_computer(
+            ComputerSpec::new(format!("{STOPPED_SIM_PREFIX}{i:05}"))
+                .stopped()
+                .starting_time(opts.stopped_starting_time),
+        );
+    }
     let sim = sim_rt
         .spawn(Simulator::start(config, "127.0.0.1:0"))
         .await??;
@@ -641,6 +691,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         n,
         opts.create_concurrency,
         SIM_PREFIX,
+        None,
         &retries,
         unlabelled,
         |_| {},
@@ -707,6 +758,17 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         apiserver_cpu_s: after.apiserver_cpu - before.apiserver_cpu,
         etcd_cpu_s: after.etcd_cpu - before.etcd_cpu,
     };
+
+    if opts.stopped_only {
+        tokio::task::block_in_place(|| {
+            let mut op = op;
+            op.terminate()
+        });
+        drop(tracker);
+        report.stopped = stopped_computers(&bench, &client, &retries).await?;
+        report.machine.loadavg_end = probe::loadavg();
+        return Ok(report);
+    }
 
     // ---- Steady state -------------------------------------------------------------------------
     progress(format!(
@@ -1018,6 +1080,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         tn,
         opts.create_concurrency,
         THROTTLED_SIM_PREFIX,
+        None,
         &retries,
         unlabelled,
         |_| {},
@@ -1068,6 +1131,9 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     // (`--shards blue`) and shard blue's (`--shard blue`).
     report.two_shards = two_shards(&bench, &client, &retries, &report).await?;
 
+    // ---- Stopped computers ------------------------------------------------------------------
+    report.stopped = stopped_computers(&bench, &client, &retries).await?;
+
     report.machine.loadavg_end = probe::loadavg();
     report.judge();
     Ok(report)
@@ -1105,6 +1171,7 @@ async fn two_shards(
         n,
         opts.create_concurrency,
         SHARDS_SIM_PREFIX,
+        None,
         retries,
         blue_if_odd,
         |_| {},
@@ -1192,4 +1259,111 @@ async fn two_shards(
         default_instance,
         shard_blue,
     })
+}
+
+/// The burst on stopped computers: N new GuiSessions with `computer: {startIfStopped: true}`
+/// for computers that are `stopped` (each `pending` for `--stopped-start-time` after its
+/// start), in a fresh namespace, served by a fresh operator with the burst's flags. Counts the
+/// Lightsail calls from the first create to all Ready (with a session), by action, then those
+/// of a short quiet window.
+async fn stopped_computers(
+    bench: &Bench<'_>,
+    client: &Client,
+    retries: &AtomicU64,
+) -> anyhow::Result<Stopped> {
+    let opts = bench.opts;
+    let n = opts.n;
+    let ns = test_namespace(client, "bench-stopped").await;
+    let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
+    let tracker = Tracker::start(api.clone(), n);
+    let op = bench.operator(&ns, &bench.unthrottled_args("1h"));
+    let op_pid = pid(&op)?;
+    progress(format!(
+        "stopped computers: creating {n} GuiSessions with startIfStopped for stopped computers \
+         ({:.1} s to start)",
+        opts.stopped_starting_time.as_secs_f64()
+    ));
+    let computer = json!({ "startIfStopped": true });
+    let before = bench.snapshot(Some(op_pid))?;
+    let created = create_all(
+        &api,
+        &tracker,
+        n,
+        opts.create_concurrency,
+        STOPPED_SIM_PREFIX,
+        Some(&computer),
+        retries,
+        unlabelled,
+        |_| {},
+    )
+    .await?;
+    let all_ready = tracker
+        .wait_all(
+            deadline_for(n, Duration::from_millis(200)) + opts.stopped_starting_time * 4,
+            "all Ready with a session (stopped computers)",
+            session_ready,
+        )
+        .await?;
+    let after = bench.snapshot(Some(op_pid))?;
+    let total = all_ready.duration_since(before.at).as_secs_f64();
+    progress(format!("stopped computers: all Ready after {total:.1} s"));
+    let quiet = STOPPED_QUIET.min(opts.steady_window);
+    let window_start = Instant::now();
+    // A fixed window: nothing is expected to happen after all are Ready, and that is measured.
+    tokio::time::sleep(quiet).await;
+    let end = bench.snapshot(None)?;
+    let (writes, to_op, to_ready) = tracker.read(|s| {
+        let writes: Vec<usize> = s.objects.iter().map(|o| o.seen.len()).collect();
+        (
+            writes,
+            latencies(&s.objects, |st| st.operation.is_some()),
+            latencies(&s.objects, session_ready),
+        )
+    });
+    let name = |i: usize| format!("{STOPPED_SIM_PREFIX}{i:05}");
+    let instance_starts = calls_per_resource(&before.calls, &end.calls, "StartInstance");
+    let session_starts = starts_per_resource(&before.calls, &end.calls);
+    let one = |starts: &HashMap<String, u64>| {
+        (0..n).filter(|i| starts.get(&name(*i)) == Some(&1)).count()
+    };
+    let running = (0..n)
+        .filter(|i| {
+            bench
+                .sim
+                .computer(&name(*i))
+                .is_some_and(|c| c.state == InstanceState::Running)
+        })
+        .count();
+    let watched: u64 = writes.iter().map(|w| *w as u64).sum();
+    tokio::task::block_in_place(|| {
+        let mut op = op;
+        op.terminate()
+    });
+    Ok(Stopped {
+        n,
+        starting_time_s: opts.stopped_starting_time.as_secs_f64(),
+        total_s: total,
+        create_s: created.duration_since(before.at).as_secs_f64(),
+        ready: to_ready.len(),
+        to_operation: Latency::of(to_op),
+        to_ready: Latency::of(to_ready),
+        calls: calls_between(&before.calls, &after.calls),
+        computers_with_one_instance_start: one(&instance_starts),
+        computers_with_one_session_start: one(&session_starts),
+        computers_running: running,
+        status_writes_watched: watched,
+        writes_per_object_mean: ratio(watched as f64, n as f64),
+        writes_per_object_min: writes.iter().copied().min().unwrap_or(0),
+        writes_per_object_max: writes.iter().copied().max().unwrap_or(0),
+        calls_after_ready: end.calls.total.saturating_sub(after.calls.total),
+        quiet_window_s: end.at.duration_since(window_start).as_secs_f64(),
+        operator_cpu_s: after.operator_cpu - before.operator_cpu,
+        apiserver_cpu_s: after.apiserver_cpu - before.apiserver_cpu,
+        etcd_cpu_s: after.etcd_cpu - before.etcd_cpu,
+    })
+}
+
+/// Ready with a session: a status with Ready=True for a computer not yet started has none.
+fn session_ready(status: &GuiSessionStatus) -> bool {
+    ready(status) && status.operation.is_some()
 }
