@@ -68,42 +68,6 @@ modelled_codes! {
         NotFoundException => "NotFound", RegionSetupInProgressException => "RegionSetupInProgress",
         ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
     }
-    GetOperationError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
-    GetOperationsForResourceError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
-    GetInstanceStateError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
-    GetInstanceError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
-    StartInstanceError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
-    StopInstanceError {
-        AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
-        InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
-        OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
-        ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
-    }
     EnableAddOnError {
         AccessDeniedException => "AccessDenied", InvalidInputException => "InvalidInput",
         NotFoundException => "NotFound", OperationFailureException => "OperationFailure",
@@ -111,6 +75,29 @@ modelled_codes! {
         UnauthenticatedException => "Unauthenticated",
     }
 }
+
+/// The errors of calls that model every Lightsail exception but the ones of account setup.
+macro_rules! modelled_codes_of_read_and_instance_calls {
+    ($($ty:ident),* $(,)?) => {
+        modelled_codes! {$(
+            $ty {
+                AccessDeniedException => "AccessDenied", AccountSetupInProgressException => "AccountSetupInProgress",
+                InvalidInputException => "InvalidInput", NotFoundException => "NotFound",
+                OperationFailureException => "OperationFailure", RegionSetupInProgressException => "RegionSetupInProgress",
+                ServiceException => "Service", UnauthenticatedException => "Unauthenticated",
+            }
+        )*}
+    };
+}
+
+modelled_codes_of_read_and_instance_calls!(
+    GetOperationError,
+    GetOperationsForResourceError,
+    GetInstanceStateError,
+    GetInstanceError,
+    StartInstanceError,
+    StopInstanceError
+);
 
 impl LightsailError {
     pub(super) fn from_sdk<E>(action: Action, err: SdkError<E, HttpResponse>) -> Self

@@ -336,13 +336,7 @@ impl Machine<'_> {
 
     /// Writes the computer's fence and asks for StartInstance.
     fn start_computer(mut self, target: Target) -> Transition {
-        let fence = PendingStart {
-            requested_at: self.stamp(),
-            resource_name: target.resource_name.clone(),
-            region: target.region.clone(),
-            account: target.account.clone(),
-            holder: self.settings.identity.clone(),
-        };
+        let fence = self.fence_for(&target);
         self.computer().pending_start = Some(fence);
         self.phase(Phase::ComputerStarting {
             message: format!("starting the computer {}", target.resource_name),

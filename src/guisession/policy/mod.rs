@@ -250,6 +250,18 @@ impl Machine<'_> {
         Target::of(self.view.spec, self.view.account, self.settings)
     }
 
+    /// A fence for a start of `target` (a session's or the computer's) decided now by this
+    /// replica.
+    fn fence_for(&self, target: &Target) -> PendingStart {
+        PendingStart {
+            requested_at: self.stamp(),
+            resource_name: target.resource_name.clone(),
+            region: target.region.clone(),
+            account: target.account.clone(),
+            holder: self.settings.identity.clone(),
+        }
+    }
+
     fn max_age(&self) -> Duration {
         effective_max_session_age(self.view.spec, self.settings)
     }

@@ -65,13 +65,7 @@ impl Machine<'_> {
 
     /// Writes the fence of a start to a computer just seen running.
     fn fence_start(mut self, target: Target) -> Transition {
-        self.status.pending_start = Some(PendingStart {
-            requested_at: self.stamp(),
-            resource_name: target.resource_name.clone(),
-            region: target.region.clone(),
-            account: target.account.clone(),
-            holder: self.settings.identity.clone(),
-        });
+        self.status.pending_start = Some(self.fence_for(&target));
         let renewing = self.was_ready() && self.status.session_started_at.is_some();
         if renewing {
             self.phase(Phase::Renewing {

@@ -980,3 +980,35 @@ fn a_read_older_than_the_last_start_is_ignored_not_acted_on() {
         "and is not recorded"
     );
 }
+
+/// While the computer's start runs, waking up follows its operation: no lookup for a session
+/// that cannot exist yet (a lookup per wake-up was seen in the benchmark's debug runs).
+#[test]
+fn a_computer_being_started_is_followed_without_lookups() {
+    let mut o = with(Some(starts()));
+    let t = wake(&mut o, t0());
+    let t = read(&mut o, &t, "stopped", t0());
+    assert_eq!(t.effect, Effect::StartComputer(target()));
+    let fence = computer_fence(&o);
+    let started = instance_op(
+        "i-op-1",
+        Action::StartInstance,
+        t0(),
+        OperationStatus::Started,
+    );
+    let answer = Input::ComputerStartAnswered {
+        target: target(),
+        fence,
+        result: Ok(vec![started]),
+    };
+    o.step(answer, at(1));
+    let poll = Effect::PollComputer {
+        target: target(),
+        operation_id: "i-op-1".into(),
+    };
+    assert_eq!(
+        o.observe(at(2)).effect,
+        poll,
+        "woken: the operation is followed"
+    );
+}
