@@ -454,8 +454,12 @@ impl Scenario {
         // its accounts.
         self.tenant_creates_session(
             "desk-a",
+            // With the computer options a tenant may use on its own computer, under the
+            // chart's RBAC: GetInstance and EnableAddOn in its own account.
             json!({"resourceName": A_DESKTOP, "access": {},
-                   "accountRef": {"kind": "LightsailAccount", "name": "team-a"}}),
+                   "accountRef": {"kind": "LightsailAccount", "name": "team-a"},
+                   "computer": {"startIfStopped": true,
+                                "idleStop": {"threshold": 5, "duration": "30m"}}}),
         )
         .await
         .expect("the tenant may create GuiSessions in its namespace");
@@ -481,6 +485,17 @@ impl Scenario {
         .await
         .expect("create lab-b");
         let desk_a = wait_for(&self.watched_a(), "desk-a", WAIT, "Ready", ready).await;
+        let idle_stop = desk_a
+            .status
+            .as_ref()
+            .and_then(|s| s.computer.as_ref())
+            .and_then(|c| c.idle_stop.as_ref())
+            .and_then(|r| r.threshold.clone());
+        assert_eq!(
+            idle_stop.as_deref(),
+            Some("5"),
+            "desk-a's idle-stop rule, set in LAB_A"
+        );
         wait_for(&sessions_b, "desk-b", WAIT, "Ready", ready).await;
         wait_for(&sessions_b, "lab-b", WAIT, "Ready", ready).await;
         let secret = self
@@ -560,8 +575,12 @@ impl Scenario {
             // And a GuiSession that would use it, on team B's private computer.
             self.tenant_creates_session(
                 &format!("use-{name}"),
+                // The computer options reach no further than the session: nothing is read,
+                // started or changed on team B's computer through a refused account.
                 json!({"resourceName": B_PRIVATE,
-                       "accountRef": {"kind": "LightsailAccount", "name": name}}),
+                       "accountRef": {"kind": "LightsailAccount", "name": name},
+                       "computer": {"startIfStopped": true,
+                                    "idleStop": {"threshold": 1, "duration": "1m"}}}),
             )
             .await
             .unwrap_or_else(|e| panic!("the tenant creates GuiSession use-{name}: {e}"));
@@ -681,9 +700,10 @@ impl Scenario {
             granted_to_a.is_empty(),
             "roles in LAB_B assumed for namespace A: {granted_to_a:?}"
         );
+        // Every Lightsail call (sessions, instances, add-ons), not STS.
         let in_lab_b: Vec<&CallLogEntry> = log
             .from_account(LAB_B)
-            .filter(|e| e.action.ends_with("GUISession"))
+            .filter(|e| !matches!(e.action.as_str(), "AssumeRole" | "GetCallerIdentity"))
             .collect();
         assert!(
             in_lab_b
@@ -699,7 +719,8 @@ impl Scenario {
         self.tenant_creates_session(
             "borrow-team-b",
             json!({"resourceName": B_PRIVATE,
-                   "accountRef": {"kind": "LightsailAccount", "name": "team-b"}}),
+                   "accountRef": {"kind": "LightsailAccount", "name": "team-b"},
+                   "computer": {"startIfStopped": true}}),
         )
         .await
         .expect("create borrow-team-b");
