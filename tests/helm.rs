@@ -146,6 +146,146 @@ fn chart_crd_copy_is_the_generated_crd() {
     );
 }
 
+/// Every value in values.yaml has a described property in values.schema.json (free-form
+/// objects such as `resources` are described as a whole), and every property of the schema is a
+/// value of values.yaml: the schema is the values' documentation (Artifact Hub and editors show
+/// it) and cannot drift from them.
+#[test]
+fn the_values_schema_describes_every_value_and_no_other() {
+    let values: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("values.schema.json")).expect("schema"),
+    )
+    .expect("values.schema.json parses");
+    fn leaves(v: &Value, path: &str, out: &mut Vec<String>) {
+        match v.as_object().filter(|m| !m.is_empty()) {
+            Some(map) => {
+                for (k, x) in map {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    leaves(x, &p, out);
+                }
+            }
+            None => out.push(path.to_owned()),
+        }
+    }
+    fn properties(s: &Value, path: &str, out: &mut Vec<(String, Value)>) {
+        for (k, x) in s["properties"].as_object().into_iter().flatten() {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            out.push((p.clone(), x.clone()));
+            properties(x, &p, out);
+        }
+    }
+    let mut value_paths = Vec::new();
+    leaves(&values, "", &mut value_paths);
+    let mut props = Vec::new();
+    properties(&schema, "", &mut props);
+    let described = |p: &str| {
+        props.iter().any(|(path, x)| {
+            path == p
+                && x["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.trim().is_empty())
+        })
+    };
+    let mut undocumented = Vec::new();
+    for value in &value_paths {
+        // The value's own property, or the nearest enclosing free-form object's.
+        let mut path = value.as_str();
+        let ok = loop {
+            if props.iter().any(|(p, _)| p == path) {
+                break described(path);
+            }
+            match path.rsplit_once('.') {
+                Some((parent, _)) => path = parent,
+                None => break false,
+            }
+        };
+        if !ok {
+            undocumented.push(value.clone());
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "values without a described property in values.schema.json: {undocumented:?}"
+    );
+    // `global` is Helm's own; `watchNamespace` is the documented old spelling of
+    // `watchNamespaces`, accepted but no longer in values.yaml.
+    let phantom: Vec<&String> = props
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !matches!(p.as_str(), "global" | "watchNamespace"))
+        .filter(|p| {
+            !value_paths
+                .iter()
+                .any(|v| v == *p || v.starts_with(&format!("{p}.")))
+        })
+        .collect();
+    assert!(
+        phantom.is_empty(),
+        "schema properties that are no value of values.yaml: {phantom:?}"
+    );
+}
+
+/// Artifact Hub shows what the chart installs: every CRD of files/crds, and the image of this
+/// version.
+#[test]
+fn artifact_hub_metadata_names_every_crd_and_the_image() {
+    let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_yaml::from_str(&text).expect("Chart.yaml parses");
+    let annotation = |key: &str| -> Value {
+        let text = chart["annotations"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("annotation {key}"));
+        serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{key}: {e}"))
+    };
+    let listed: Vec<String> = annotation("artifacthub.io/crds")
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name").to_owned())
+        .collect();
+    let mut shipped: Vec<String> = std::fs::read_dir(chart_dir().join("files/crds"))
+        .expect("files/crds")
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(e.path()).expect("crd"))
+                .expect("crd parses");
+            crd["metadata"]["name"].as_str().expect("name").to_owned()
+        })
+        .collect();
+    shipped.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort();
+    assert_eq!(listed_sorted, shipped, "artifacthub.io/crds");
+    let images = annotation("artifacthub.io/images");
+    let image = images[0]["image"].as_str().expect("image");
+    assert_eq!(
+        image,
+        format!(
+            "ghcr.io/lightsail-gui-operator/lightsail-gui-operator:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    for key in [
+        "artifacthub.io/license",
+        "artifacthub.io/links",
+        "artifacthub.io/changes",
+    ] {
+        assert!(chart["annotations"][key].is_string(), "{key}");
+    }
+}
+
 #[test]
 fn chart_app_version_is_the_crate_version() {
     let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml");
@@ -155,12 +295,23 @@ fn chart_app_version_is_the_crate_version() {
 }
 
 #[test]
-fn lint_strict_passes_with_default_and_full_values() {
-    for extra in [&[][..], &["--values", "ci/full-values.yaml"][..]] {
+fn lint_strict_passes_with_default_and_every_ci_values_file() {
+    let mut ci_files: Vec<String> = std::fs::read_dir(chart_dir().join("ci"))
+        .expect("ci/")
+        .filter_map(|e| e.ok())
+        .map(|e| format!("ci/{}", e.file_name().to_string_lossy()))
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    ci_files.sort();
+    assert!(!ci_files.is_empty(), "the chart has ci/ values files");
+    let mut runs: Vec<Vec<String>> = vec![Vec::new()];
+    runs.extend(ci_files.into_iter().map(|f| vec!["--values".to_owned(), f]));
+    for extra in &runs {
         let out = helm()
             .args(["lint", "--strict"])
             .arg(chart_dir())
             .args(extra)
+            .current_dir(chart_dir())
             .output()
             .expect("run helm lint");
         let text = format!(
