@@ -62,7 +62,29 @@ pub struct Metrics {
     computer_starts: Counter,
     computer_stops: Counter,
     computers_running: Gauge,
+    renewal_overdue: Gauge,
+    renewal_lateness: Histogram,
+    conditions: Family<ConditionLabels, Gauge>,
+    accounts_not_ready: Gauge,
+    errors: Family<ErrorLabels, Counter>,
+    last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConditionLabels {
+    r#type: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    action: String,
+    class: String,
+}
+
+/// How long after a session's expiry a renewal still counts as on time in
+/// `sessions_renewal_overdue`: a renewal takes a few calls, and a brief retry is normal.
+pub const RENEWAL_OVERDUE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -148,7 +170,50 @@ impl Default for Metrics {
             "GuiSessions whose computer the operator last saw running",
             computers_running.clone(),
         );
+        let renewal_overdue = Gauge::default();
+        registry.register(
+            "sessions_renewal_overdue",
+            "GuiSessions whose session expired more than 2 minutes ago and has not been renewed (not suspended, inside their schedule window)",
+            renewal_overdue.clone(),
+        );
+        let renewal_lateness =
+            Histogram::new([0.0, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0]);
+        registry.register(
+            "renewal_lateness_seconds",
+            "Time from a session's expiry to the decision that renewed it",
+            renewal_lateness.clone(),
+        );
+        let conditions = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "conditions",
+            "GuiSessions whose condition (Stalled or Reconciling) is True, by reason",
+            conditions.clone(),
+        );
+        let accounts_not_ready = Gauge::default();
+        registry.register(
+            "accounts_not_ready",
+            "LightsailAccounts and ClusterLightsailAccounts that are not Ready",
+            accounts_not_ready.clone(),
+        );
+        let errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "lightsail_errors",
+            "Failed Lightsail calls by action and class (retryable or terminal)",
+            errors.clone(),
+        );
+        let last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "last_successful_reconcile_timestamp_seconds",
+            "When a reconcile last ended without an error (Unix seconds; 0 before the first)",
+            last_success.clone(),
+        );
         Metrics {
+            renewal_overdue,
+            renewal_lateness,
+            conditions,
+            accounts_not_ready,
+            errors,
+            last_success,
             computer_starts,
             computer_stops,
             computers_running,
@@ -174,6 +239,49 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.observe(took.as_secs_f64());
+        if result == "ok" {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.last_success.set(now.as_secs_f64());
+        }
+    }
+
+    /// A failed Lightsail call, by its class.
+    pub fn count_lightsail_error(&self, action: &str, class: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                action: action.to_owned(),
+                class: class.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A renewal decided `late` after the session's expiry.
+    pub fn observe_renewal_lateness(&self, late: Duration) {
+        self.renewal_lateness.observe(late.as_secs_f64());
+    }
+
+    pub fn set_renewal_overdue(&self, overdue: i64) {
+        self.renewal_overdue.set(overdue);
+    }
+
+    pub fn set_accounts_not_ready(&self, count: i64) {
+        self.accounts_not_ready.set(count);
+    }
+
+    /// Sets the conditions gauge from counts by (type, reason). Reasons no object has any more
+    /// are dropped, so that the series stay as few as the reasons in use.
+    pub fn set_condition_counts(&self, counts: &HashMap<(&'static str, String), i64>) {
+        self.conditions.clear();
+        for ((type_, reason), count) in counts {
+            self.conditions
+                .get_or_create(&ConditionLabels {
+                    r#type: (*type_).to_owned(),
+                    reason: reason.clone(),
+                })
+                .set(*count);
+        }
     }
 
     pub fn observe_lightsail_call(&self, action: &str, outcome: &str, took: Duration) {
@@ -247,6 +355,27 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condition_counts_are_labelled_by_type_and_reason_and_forget_old_reasons() {
+        let m = Metrics::default();
+        m.set_condition_counts(&HashMap::from([
+            (("Stalled", "NotFound".to_owned()), 2),
+            (("Reconciling", "Retrying".to_owned()), 1),
+        ]));
+        m.set_condition_counts(&HashMap::from([(
+            ("Stalled", "AccessDenied".to_owned()),
+            1,
+        )]));
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"lightsail_gui_operator_conditions{type="Stalled",reason="AccessDenied"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("NotFound"), "{text}");
+    }
 
     #[test]
     fn session_gauge_is_set_from_counts() {

@@ -887,3 +887,84 @@ async fn a_guisession_moves_between_shards_without_a_second_start() {
     })
     .await;
 }
+
+/// The metrics table of README.md, as (name, type) rows.
+fn documented_metrics() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).expect("README");
+    let table = readme
+        .split("| metric | type | labels | meaning |")
+        .nth(1)
+        .expect("README has the metrics table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
+
+/// The families a scrape of `/metrics` exports, as the names a query uses (counters with
+/// `_total`) and their types.
+fn exported_metrics(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| match kind {
+            "counter" => (format!("{name}_total"), kind.to_owned()),
+            _ => (name.to_owned(), kind.to_owned()),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_exported_metric_is_documented_and_every_documented_one_exported() {
+    let env = env(
+        "metrics",
+        SimConfig::default().with_computer(ComputerSpec::new("metrics-vm")),
+    )
+    .await;
+    let op = env.operator(|o| o.arg("--min-session-age", "1s"));
+    // A session that is renewed, and one that stalls (NotFound): every family gets a sample.
+    apply(
+        &env.api,
+        guisession(
+            "renewed",
+            json!({"resourceName": "metrics-vm", "maxSessionAge": "3s"}),
+        ),
+    )
+    .await;
+    apply(
+        &env.api,
+        guisession("missing", json!({"resourceName": "metrics-missing"})),
+    )
+    .await;
+    wait_for(&env.api, "missing", WAIT, "Stalled", stalled).await;
+    let mut documented = documented_metrics();
+    documented.sort();
+    assert!(documented.len() >= 18, "{documented:?}");
+    let mut exported = Vec::new();
+    eventually(WAIT, "every documented metric exported", || {
+        let (_, text) = op.http_get("/metrics");
+        exported = exported_metrics(&text);
+        exported.sort();
+        documented.iter().all(|d| exported.contains(d))
+    })
+    .await;
+    assert_eq!(
+        exported, documented,
+        "README's metrics table and /metrics differ (name and type)"
+    );
+    // A renewal recorded is a lateness observed.
+    eventually(WAIT, "a renewal's lateness observed", || {
+        op.metric("lightsail_gui_operator_renewal_lateness_seconds_count") >= 1.0
+    })
+    .await;
+    assert!(env.starts("metrics-vm") >= 2);
+    assert!(
+        op.metric("lightsail_gui_operator_last_successful_reconcile_timestamp_seconds")
+            > 1_700_000_000.0
+    );
+}

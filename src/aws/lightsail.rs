@@ -338,7 +338,14 @@ impl Lightsail {
             .map_err(|e| LightsailError::from_sdk(action, e));
         let outcome = match &result {
             Ok(_) => "ok",
-            Err(e) => e.code.as_str(),
+            Err(e) => {
+                let class = match e.class {
+                    ErrorClass::Retryable => "retryable",
+                    ErrorClass::Terminal => "terminal",
+                };
+                self.metrics.count_lightsail_error(action.as_str(), class);
+                e.code.as_str()
+            }
         };
         self.metrics
             .observe_lightsail_call(action.as_str(), outcome, started.elapsed());

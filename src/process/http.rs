@@ -16,6 +16,8 @@ pub(super) struct Health {
     pub(super) synced: AtomicBool,
     pub(super) states: SessionStates,
     pub(super) metrics: Arc<Metrics>,
+    /// For the accounts gauge.
+    pub(super) ctx: Arc<crate::guisession::controller::Context>,
 }
 
 impl Health {
@@ -30,7 +32,18 @@ impl Health {
 }
 
 pub(super) async fn metrics_handler(State(health): State<Arc<Health>>) -> String {
-    health.metrics.set_session_counts(&health.states.counts());
+    let now = jiff::Timestamp::now().as_second();
+    let states = &health.states;
+    health.metrics.set_session_counts(&states.counts());
+    health
+        .metrics
+        .set_renewal_overdue(states.renewal_overdue(now, crate::metrics::RENEWAL_OVERDUE_AFTER));
+    health
+        .metrics
+        .set_condition_counts(&states.condition_counts());
+    health
+        .metrics
+        .set_accounts_not_ready(health.ctx.accounts_not_ready());
     health
         .metrics
         .set_computers_running(health.states.computers_running());

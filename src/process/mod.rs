@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         synced: AtomicBool::new(false),
         states: SessionStates::default(),
         metrics,
+        ctx: ctx.clone(),
     });
     let server = serve_http(&args, health.clone()).await?;
 

@@ -28,6 +28,74 @@ fn the_sessions_gauge_keeps_its_counts_through_a_relist_and_drops_what_it_lost()
     assert_eq!(states.counts().get("starting"), None);
 }
 
+/// A GuiSession whose status says `phase` and that its session expires at `expires` (Unix s).
+fn with_status(
+    name: &str,
+    phase: crate::guisession::conditions::Phase,
+    expires: i64,
+) -> GuiSession {
+    let mut gs = session(name);
+    let now = jiff::Timestamp::from_second(expires).expect("ts");
+    gs.status = Some(crate::guisession::types::GuiSessionStatus {
+        session_expires_at: Some(now),
+        conditions: Some(crate::guisession::conditions::conditions(
+            &phase, None, None, None, now,
+        )),
+        ..Default::default()
+    });
+    gs
+}
+
+#[test]
+fn overdue_renewals_and_condition_reasons_are_counted_from_the_watch() {
+    use crate::guisession::conditions::Phase;
+    let states = SessionStates::default();
+    let grace = std::time::Duration::from_secs(120);
+    let stalled = Phase::Stalled {
+        reason: "AccessDenied".into(),
+        message: "m".into(),
+    };
+    let retrying = Phase::Retrying {
+        reason: "Throttling".into(),
+        message: "m".into(),
+    };
+    // Expired at 1000: overdue from 1120 on, unless nothing is meant to run.
+    states.observe(&watcher::Event::Apply(with_status(
+        "retrying", retrying, 1000,
+    )));
+    states.observe(&watcher::Event::Apply(with_status(
+        "stalled", stalled, 1000,
+    )));
+    states.observe(&watcher::Event::Apply(with_status(
+        "closed",
+        Phase::OutsideSchedule { opens_at: None },
+        1000,
+    )));
+    states.observe(&watcher::Event::Apply(with_status(
+        "fresh",
+        Phase::Active {
+            expires_at: jiff::Timestamp::from_second(5000).expect("ts"),
+        },
+        5000,
+    )));
+    assert_eq!(states.renewal_overdue(1100, grace), 0, "within the grace");
+    assert_eq!(
+        states.renewal_overdue(1121, grace),
+        2,
+        "retrying and stalled"
+    );
+    let conditions = states.condition_counts();
+    assert_eq!(
+        conditions.get(&("Stalled", "AccessDenied".to_owned())),
+        Some(&1)
+    );
+    assert_eq!(
+        conditions.get(&("Reconciling", "Retrying".to_owned())),
+        Some(&1)
+    );
+    assert_eq!(conditions.len(), 2, "{conditions:?}");
+}
+
 fn cached(name: &str, uid: &str, generation: i64) -> CachedGuiSession {
     let mut obj = session(name);
     obj.metadata.uid = Some(uid.into());

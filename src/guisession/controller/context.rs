@@ -126,6 +126,27 @@ impl Context {
         *self.accounts.write().unwrap_or_else(|p| p.into_inner()) = stores;
     }
 
+    /// Accounts of either kind in the caches that are not Ready (0 while no cache is held).
+    pub fn accounts_not_ready(&self) -> i64 {
+        use crate::account::controller::AccountObject;
+        fn not_ready<K: AccountObject>(store: &Store<K>) -> usize {
+            store
+                .state()
+                .iter()
+                .filter(|a| {
+                    !a.account_status()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|cs| {
+                            cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+                .count()
+        }
+        self.account_stores().map_or(0, |s| {
+            i64::try_from(not_ready(&s.namespaced) + not_ready(&s.cluster)).unwrap_or(i64::MAX)
+        })
+    }
+
     pub(super) fn account_stores(&self) -> Option<AccountStores> {
         self.accounts
             .read()

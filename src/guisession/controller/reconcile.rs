@@ -337,6 +337,15 @@ impl Reconcile<'_> {
             )
             .await?;
         self.ctx.metrics.count_status_write();
+        // A renewal recorded: how long after the old session's expiry it was decided.
+        if let (Some(due), Some(renewed)) =
+            (current.session_expires_at, step.status.session_started_at)
+            && current.session_started_at.is_some_and(|old| old != renewed)
+        {
+            self.ctx
+                .metrics
+                .observe_renewal_lateness(until(due, renewed));
+        }
         Ok(())
     }
 
