@@ -2,7 +2,7 @@
 //! cannot rot. Asserts only what cannot depend on timing: everything got Ready, the call counts
 //! that are exact by design (one StartInstance and one StartGUISession per stopped computer),
 //! and that the report has every field. Timings are not checked. Then draws the run's plots from
-//! its JSON and reads them back as XML: one point or dot per recorded sample.
+//! its JSON and reads them back as XML: one point per recorded sample.
 
 mod support;
 
@@ -323,12 +323,17 @@ fn check_plots(report: &report::Report) {
     );
     assert_eq!(ready.dots, 0);
 
-    // Renewal: a due instant and a lateness per renewed session, a dot each.
+    // Renewal: a due instant and a lateness per renewed session; two cumulative curves (past
+    // due, and past due or the operator's start), each (0, 0) and then a point per renewal.
     assert_eq!(s.renewal_due_s.len(), N, "a due instant per renewal");
     assert_eq!(s.renewal_lateness_s.len(), N, "a lateness per renewal");
     let lateness = drawn(&read_svg(&path(plot::LATENESS)));
-    assert_eq!(lateness.dots, N, "renewal lateness: a dot per renewal");
-    assert!(lateness.lines.is_empty());
+    assert_eq!(
+        lateness.lines,
+        [N + 1, N + 1],
+        "renewal lateness: two curves of N + 1 points"
+    );
+    assert_eq!(lateness.dots, 0);
 
     // RSS: one series per operator process the run started (burst + steady state, renewal,
     // restart, throttled, two shards' two, stopped computers), a line each with every sample.

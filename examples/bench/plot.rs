@@ -105,10 +105,6 @@ fn max(values: impl Iterator<Item = f64>) -> f64 {
     values.fold(f64::NEG_INFINITY, f64::max)
 }
 
-fn min(values: impl Iterator<Item = f64>) -> f64 {
-    values.fold(f64::INFINITY, f64::min)
-}
-
 fn area(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>, Error> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -130,6 +126,8 @@ where
         .bold_line_style(BLACK.mix(0.15))
         .light_line_style(BLACK.mix(0.05))
         .axis_style(BLACK)
+        .x_label_formatter(&|v| format!("{v}"))
+        .y_label_formatter(&|v| format!("{v}"))
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -164,17 +162,30 @@ fn ready_over_time(report: &Report, what: &str, path: &Path) -> Result<(), Error
     Ok(())
 }
 
-/// One dot per renewed session: when it was due (against the wave's operator spawn) and how late
-/// it was renewed; a grey line marks the spawn.
+/// Two cumulative curves of the renewal wave: sessions renewed within x seconds of falling due,
+/// and within x seconds of falling due or of the wave's operator starting, whichever is later
+/// (every session fell due before: the benchmark starts the operator late on purpose, and the
+/// first curve includes that wait while the second is the operator's own lateness). Each is
+/// (0, 0) and then one point per renewal.
 fn renewal_lateness(report: &Report, what: &str, path: &Path) -> Result<(), Error> {
     let s = &report.series;
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let past_due = sorted(s.renewal_lateness_s.clone());
+    let past_start = sorted(
+        s.renewal_due_s
+            .iter()
+            .zip(&s.renewal_lateness_s)
+            .map(|(due, late)| late - (-due).max(0.0))
+            .collect(),
+    );
     let root = area(path)?;
-    let lo = min(s.renewal_due_s.iter().copied()).min(0.0);
-    let hi = max(s.renewal_due_s.iter().copied()).max(0.0);
     let mut chart = ChartBuilder::on(&root)
         .caption(
             format!(
-                "Renewal wave: lateness per session, maxSessionAge {:.0} s ({what})",
+                "Renewal wave, maxSessionAge {:.0} s: sessions renewed within x s ({what})",
                 report.renewal.max_session_age_s
             ),
             ("sans-serif", 20),
@@ -183,25 +194,42 @@ fn renewal_lateness(report: &Report, what: &str, path: &Path) -> Result<(), Erro
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(
-            span(lo - (hi - lo) * 0.05, hi),
-            span(0.0, max(s.renewal_lateness_s.iter().copied())),
+            span(0.0, max(past_due.iter().chain(&past_start).copied())),
+            span(0.0, past_due.len() as f64),
         )?;
     mesh_style(
         &mut chart,
-        "session due, seconds after the wave's operator was spawned (< 0: due before)",
-        "renewed − due, seconds",
+        "lateness, seconds (first Ready with a new session seen − due)",
+        "sessions renewed",
     )?;
-    let top = chart.y_range().end;
-    chart.draw_series(std::iter::once(PathElement::new(
-        vec![(0.0, 0.0), (0.0, top)],
-        BLACK.mix(0.4),
-    )))?;
-    chart.draw_series(
-        s.renewal_due_s
-            .iter()
-            .zip(&s.renewal_lateness_s)
-            .map(|(d, l)| Circle::new((*d, *l), 2, PALETTE[0].filled())),
-    )?;
+    let curves = [
+        (
+            past_due,
+            "after falling due (the operator was stopped until the wave)",
+        ),
+        (
+            past_start,
+            "after falling due or the wave's operator starting, whichever is later",
+        ),
+    ];
+    for (i, (late, label)) in curves.into_iter().enumerate() {
+        let color = PALETTE[i];
+        let points = std::iter::once((0.0, 0.0)).chain(
+            late.into_iter()
+                .enumerate()
+                .map(|(k, l)| (l, (k + 1) as f64)),
+        );
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleMiddle)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
