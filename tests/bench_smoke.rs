@@ -1,10 +1,13 @@
 //! The scale benchmark (`examples/bench`, run by `scripts/bench`) at a smoke size, so that it
 //! cannot rot. Asserts only what cannot depend on timing: everything got Ready, the call counts
 //! that are exact by design (one StartInstance and one StartGUISession per stopped computer),
-//! and that the report has every field. Timings are not checked.
+//! and that the report has every field. Timings are not checked. Then draws the run's plots from
+//! its JSON and reads them back as XML: one point per recorded sample.
 
 mod support;
 
+#[path = "../examples/bench/plot.rs"]
+mod plot;
 #[path = "../examples/bench/probe.rs"]
 mod probe;
 #[path = "../examples/bench/report.rs"]
@@ -14,6 +17,7 @@ mod scenarios;
 #[path = "../examples/bench/tracker.rs"]
 mod tracker;
 
+use std::path::Path;
 use std::time::Duration;
 
 const N: usize = 20;
@@ -207,6 +211,7 @@ fn benchmark_runs_at_smoke_size() {
     assert!(nulls.is_empty(), "null fields: {nulls:?}");
     let back: report::Report = serde_json::from_value(json).expect("reads back");
     assert_eq!(back, report);
+    check_plots(&report);
     assert_eq!(
         report.targets.len(),
         15,
@@ -237,4 +242,143 @@ fn benchmark_runs_at_smoke_size() {
             "table lacks {scenario}"
         );
     }
+}
+
+/// `#rrggbb` of a series colour, as the SVG backend writes it.
+fn hex(c: plotters::style::RGBColor) -> String {
+    format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+}
+
+/// An SVG file parsed (so well-formed XML, or the test fails), as its text.
+fn read_svg(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("{} is not well-formed XML: {e}", path.display()));
+    assert_eq!(
+        doc.root_element().tag_name().name(),
+        "svg",
+        "{}",
+        path.display()
+    );
+    text
+}
+
+/// The data series of a plot: the points of each `<polyline>` drawn in a series colour, and the
+/// `<circle>`s filled with one (axes, grid and marks are black or grey).
+struct Drawn {
+    lines: Vec<usize>,
+    dots: usize,
+}
+
+fn drawn(text: &str) -> Drawn {
+    let doc = roxmltree::Document::parse(text).expect("parsed before");
+    let palette: Vec<String> = plot::PALETTE.iter().map(|c| hex(*c)).collect();
+    let is_series = |colour: Option<&str>| colour.is_some_and(|c| palette.iter().any(|p| p == c));
+    let mut out = Drawn {
+        lines: Vec::new(),
+        dots: 0,
+    };
+    for node in doc.descendants() {
+        match node.tag_name().name() {
+            "polyline" if is_series(node.attribute("stroke")) => out.lines.push(
+                node.attribute("points")
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .count(),
+            ),
+            "circle" if is_series(node.attribute("fill")) => out.dots += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Writes the run's JSON, draws its plots from the file as `bench --plot` does, and checks
+/// that each is well-formed SVG with one point per sample.
+fn check_plots(report: &report::Report) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("smoke.json");
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(report).expect("serializes"),
+    )
+    .expect("writes the JSON");
+    let written = plot::render_file(&json, dir.path()).expect("draws the plots");
+    let s = &report.series;
+    let path = |p: &str| plot::file(dir.path(), "smoke", p);
+    assert_eq!(
+        written,
+        [path(plot::READY), path(plot::LATENESS), path(plot::RSS)],
+        "all three plots drawn"
+    );
+
+    // Burst: one Ready time per object, sorted; the line is (0, 0) and then one point each.
+    assert_eq!(s.burst_ready_s.len(), N, "a Ready time per object");
+    assert!(s.burst_ready_s.is_sorted(), "Ready times sorted");
+    let ready = drawn(&read_svg(&path(plot::READY)));
+    assert_eq!(
+        ready.lines,
+        [N + 1],
+        "ready over time: one line of N + 1 points"
+    );
+    assert_eq!(ready.dots, 0);
+
+    // Renewal: a due instant and a lateness per renewed session; two cumulative curves (past
+    // due, and past due or the operator's start), each (0, 0) and then a point per renewal.
+    assert_eq!(s.renewal_due_s.len(), N, "a due instant per renewal");
+    assert_eq!(s.renewal_lateness_s.len(), N, "a lateness per renewal");
+    let lateness = drawn(&read_svg(&path(plot::LATENESS)));
+    assert_eq!(
+        lateness.lines,
+        [N + 1, N + 1],
+        "renewal lateness: two curves of N + 1 points"
+    );
+    assert_eq!(lateness.dots, 0);
+
+    // RSS: one series per operator process the run started (burst + steady state, renewal,
+    // restart, throttled, two shards' two, stopped computers), a line each with every sample.
+    let processes: Vec<&str> = s.rss.iter().map(|r| r.process.as_str()).collect();
+    assert_eq!(
+        processes,
+        [
+            "burst + steady state",
+            "renewal",
+            "restart",
+            "throttled",
+            "two shards: default",
+            "two shards: blue",
+            "stopped computers"
+        ],
+        "an RSS series per operator process"
+    );
+    assert!(s.rss_interval_s > 0.0);
+    for r in &s.rss {
+        assert_eq!(
+            r.t_s.len(),
+            r.rss_mib.len(),
+            "{}: a value per sample",
+            r.process
+        );
+        assert!(!r.t_s.is_empty(), "{}: sampled", r.process);
+        assert!(r.t_s.is_sorted(), "{}: times in order", r.process);
+    }
+    let text = read_svg(&path(plot::RSS));
+    let rss = drawn(&text);
+    let samples: Vec<usize> = s.rss.iter().map(|r| r.t_s.len()).collect();
+    assert_eq!(
+        rss.lines, samples,
+        "RSS: a line per process, a point per sample"
+    );
+    for process in processes {
+        assert!(text.contains(process), "RSS legend lacks {process}");
+    }
+}
+
+/// JSON written before the series were recorded still reads, and draws nothing.
+#[test]
+fn plots_of_older_json_are_skipped() {
+    let json = Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks/scale-n1000.json");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let written = plot::render_file(&json, dir.path()).expect("reads the older JSON");
+    assert!(written.is_empty(), "drew {written:?} without series");
 }

@@ -6,12 +6,17 @@
 //! cargo build --release --bin lightsail-gui-operator --example bench
 //! $CARGO_TARGET_DIR/release/examples/bench --n 1000 --json bench-1000.json
 //! $CARGO_TARGET_DIR/release/examples/bench --n 1000 --churn --json churn-1000.json
+//! $CARGO_TARGET_DIR/release/examples/bench --plot benchmarks/scale-n1000.json benchmarks
 //! ```
+//!
+//! A run with `--json x.json` also draws its plots beside it (`x-ready-over-time.svg`,
+//! `x-renewal-lateness.svg`, `x-rss.svg`; examples/bench/plot.rs).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 mod churn;
+mod plot;
 mod probe;
 mod report;
 mod scenarios;
@@ -117,9 +122,13 @@ struct Args {
     /// Churn: the same after the last wave.
     #[arg(long, default_value = "300s", value_parser = duration)]
     churn_final_deadline: Duration,
-    /// Write the results here as JSON.
+    /// Write the results here as JSON, and draw the plots beside it.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Run nothing: draw the plots of a JSON file written by an earlier run into a directory
+    /// (`<dir>/<json file's stem>-<plot>.svg`).
+    #[arg(long, num_args = 2, value_names = ["JSON", "DIR"])]
+    plot: Option<Vec<PathBuf>>,
     /// Ignored: `cargo bench`-style runners pass it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -137,6 +146,10 @@ fn default_operator() -> anyhow::Result<PathBuf> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some([json, dir]) = args.plot.as_deref() {
+        plot::render_file(json, dir)?;
+        return Ok(());
+    }
     let operator = match args.operator {
         Some(p) => p,
         None => default_operator()?,
@@ -186,7 +199,16 @@ fn main() -> anyhow::Result<()> {
     };
     let report = scenarios::run_blocking(&opts)?;
     print!("{}", report.table());
-    write_json(args.json, &report)
+    write_json(args.json.clone(), &report)?;
+    if let Some(json) = &args.json {
+        let name = json
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("the JSON file has no name")?;
+        let dir = json.parent().unwrap_or(std::path::Path::new("."));
+        plot::render(&report, name, dir)?;
+    }
+    Ok(())
 }
 
 fn write_json(path: Option<PathBuf>, report: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -168,3 +168,103 @@ pub fn version_of(program: &Path, args: &[&str]) -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// Samples the VmRSS of the operator processes a run starts, every `interval` from when each is
+/// watched until it exits: the RSS-over-the-run plot.
+pub struct RssSampler {
+    state: std::sync::Arc<std::sync::Mutex<SamplerState>>,
+    interval: std::time::Duration,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct SamplerState {
+    start: std::time::Instant,
+    /// (index into `series`, pid) of the processes still running.
+    live: Vec<(usize, u32)>,
+    series: Vec<crate::report::RssSeries>,
+}
+
+impl SamplerState {
+    /// One sample of every live process (of `only`, when given); a process that has exited (no
+    /// VmRSS: gone, or a zombie) is dropped.
+    fn sample(&mut self, only: Option<usize>) {
+        let t = crate::report::round3(self.start.elapsed().as_secs_f64());
+        let series = &mut self.series;
+        self.live.retain(|&(i, pid)| {
+            if only.is_some_and(|o| o != i) {
+                return true;
+            }
+            match memory(pid) {
+                Ok(m) if m.rss_bytes > 0 => {
+                    series[i].t_s.push(t);
+                    series[i].rss_mib.push(crate::report::round3(
+                        m.rss_bytes as f64 / crate::report::MIB,
+                    ));
+                    true
+                }
+                _ => false,
+            }
+        });
+    }
+}
+
+fn lock_sampler(state: &std::sync::Mutex<SamplerState>) -> std::sync::MutexGuard<'_, SamplerState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RssSampler {
+    /// Starts sampling on the current runtime; times are counted from `start`.
+    pub fn start(start: std::time::Instant, interval: std::time::Duration) -> RssSampler {
+        let state = std::sync::Arc::new(std::sync::Mutex::new(SamplerState {
+            start,
+            live: Vec::new(),
+            series: Vec::new(),
+        }));
+        let task = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(interval);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    lock_sampler(&state).sample(None);
+                }
+            })
+        };
+        RssSampler {
+            state,
+            interval,
+            task,
+        }
+    }
+
+    /// Samples `pid` from now on (one sample at once) as the operator of `process`.
+    pub fn watch(&self, process: &str, pid: u32) {
+        let mut s = lock_sampler(&self.state);
+        let i = s.series.len();
+        s.series.push(crate::report::RssSeries {
+            process: process.to_owned(),
+            ..Default::default()
+        });
+        s.live.push((i, pid));
+        s.sample(Some(i));
+    }
+
+    /// The interval and every process's samples so far, those with none left out.
+    pub fn series(&self) -> (f64, Vec<crate::report::RssSeries>) {
+        let s = lock_sampler(&self.state);
+        let series = s
+            .series
+            .iter()
+            .filter(|r| !r.t_s.is_empty())
+            .cloned()
+            .collect();
+        (self.interval.as_secs_f64(), series)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -413,6 +413,51 @@ pub struct Report {
     pub stopped: Stopped,
     pub memory: Memory,
     pub targets: Vec<Target>,
+    /// The time series the plots are drawn from (examples/bench/plot.rs); empty in JSON written
+    /// before they were recorded.
+    #[serde(default)]
+    pub series: Series,
+}
+
+/// What the plots of BENCHMARKS.md are drawn from. Times in seconds, rounded to the millisecond;
+/// memory in MiB.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Burst: for each object, first create sent → its first Ready status seen on the watch,
+    /// sorted, so that the k-th value (from 1) is when k objects were Ready.
+    #[serde(default)]
+    pub burst_ready_s: Vec<f64>,
+    /// Renewal wave, one entry per renewed session (in object order): when it was due (its old
+    /// session's start + the wave's maxSessionAge), relative to the wave's operator being
+    /// spawned (negative: due before that operator ran)...
+    #[serde(default)]
+    pub renewal_due_s: Vec<f64>,
+    /// ...and how late it was renewed: its first Ready status with a new operation seen on the
+    /// watch, minus when it was due. The operator being down until the wave started is part of
+    /// it: every session was due before.
+    #[serde(default)]
+    pub renewal_lateness_s: Vec<f64>,
+    /// How often the operators' RSS was sampled.
+    #[serde(default)]
+    pub rss_interval_s: f64,
+    /// VmRSS of each operator process the run started, sampled from its start to its end.
+    #[serde(default)]
+    pub rss: Vec<RssSeries>,
+}
+
+/// One operator process's RSS over the run.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
+pub struct RssSeries {
+    /// The scenario it served (`burst + steady`, `renewal`, ...).
+    pub process: String,
+    /// Seconds since the run started (the control plane's start included).
+    pub t_s: Vec<f64>,
+    pub rss_mib: Vec<f64>,
+}
+
+/// `x` rounded to three decimals: milliseconds of a time in seconds, KiB of a size in MiB.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// `a / b`, 0 when there is nothing to divide by (JSON has no NaN).

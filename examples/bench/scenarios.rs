@@ -70,6 +70,8 @@ const BLUE: &str = "blue";
 /// How long before the first session is due the restart's quiet window ends at the latest.
 const RESTART_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 const ATTEMPTS: u32 = 5;
+/// How often the operators' RSS is sampled for the RSS-over-the-run plot.
+const RSS_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) fn progress(msg: impl AsRef<str>) {
     eprintln!("bench: {}", msg.as_ref());
@@ -120,6 +122,8 @@ struct Bench<'a> {
     ticks: f64,
     /// (etcd, kube-apiserver); unknown for a control plane this process did not find.
     control_plane_pids: Option<(u32, u32)>,
+    /// Every operator process's RSS over the run.
+    rss: probe::RssSampler,
 }
 
 impl Bench<'_> {
@@ -142,8 +146,9 @@ impl Bench<'_> {
         })
     }
 
-    /// Starts the operator on `namespace` with `args` and waits for its cache to sync.
-    fn operator(&self, namespace: &str, args: &[(&str, String)]) -> Operator {
+    /// Starts the operator of scenario `process` on `namespace` with `args`, waits for its cache
+    /// to sync, and samples its RSS from then on.
+    fn operator(&self, process: &str, namespace: &str, args: &[(&str, String)]) -> Operator {
         let mut opts = OperatorOptions::new(namespace, &self.sim_url)
             .binary(&self.opts.operator)
             // The production default: info, not the debug lines the tests ask for.
@@ -157,6 +162,9 @@ impl Bench<'_> {
             op.wait_for_log("GuiSession cache synced", Duration::from_secs(120), |_| {
                 Some(())
             });
+            if let Some(pid) = op.pid() {
+                self.rss.watch(process, pid);
+            }
             op
         })
     }
@@ -597,6 +605,7 @@ pub(crate) fn git_commit() -> String {
 
 pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Result<Report> {
     lightsail_gui_operator::install_crypto_provider();
+    let rss = probe::RssSampler::start(Instant::now(), RSS_INTERVAL);
     let n = opts.n;
     if n == 0 || n > 99_999 {
         bail!("N must be between 1 and 99,999 (object names have five digits)");
@@ -672,6 +681,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         sim,
         ticks: probe::clock_ticks(),
         control_plane_pids,
+        rss,
     };
 
     // ---- Burst --------------------------------------------------------------------------------
@@ -679,7 +689,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
     let tracker = Tracker::start(api.clone(), n);
     warm_up(&client, &api, opts.create_concurrency).await?;
-    let op = bench.operator(&ns, &bench.unthrottled_args("1h"));
+    let op = bench.operator("burst + steady state", &ns, &bench.unthrottled_args("1h"));
     let op_pid = pid(&op)?;
     let empty = probe::memory(op_pid)?;
     progress(format!("burst: creating {n} GuiSessions"));
@@ -735,6 +745,20 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
             latencies(&s.objects, ready),
         )
     });
+    report.series.burst_ready_s = tracker.read(|s| {
+        let mut at: Vec<f64> = s
+            .objects
+            .iter()
+            .filter_map(|o| {
+                let seen = o.seen.iter().find(|x| ready(&x.status))?;
+                Some(round3(
+                    seen.at.saturating_duration_since(before.at).as_secs_f64(),
+                ))
+            })
+            .collect();
+        at.sort_by(f64::total_cmp);
+        at
+    });
     let calls = calls_between(&before.calls, &after.calls);
     let watched: u64 = writes.iter().map(|w| *w as u64).sum();
     report.burst = Burst {
@@ -766,6 +790,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         });
         drop(tracker);
         report.stopped = stopped_computers(&bench, &client, &retries).await?;
+        (report.series.rss_interval_s, report.series.rss) = bench.rss.series();
         report.machine.loadavg_end = probe::loadavg();
         return Ok(report);
     }
@@ -853,7 +878,13 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         ));
         let changes_before = tracker.status_changes();
         let before = bench.snapshot(None)?;
-        let wave_op = bench.operator(&ns, &bench.unthrottled_args(&format!("{window_secs:.0}s")));
+        // The same instant on the wall clock, which sessionStartedAt is on.
+        let spawned_wall = jiff::Timestamp::now();
+        let wave_op = bench.operator(
+            "renewal",
+            &ns,
+            &bench.unthrottled_args(&format!("{window_secs:.0}s")),
+        );
         let synced = Instant::now();
         let wave_pid = pid(&wave_op)?;
         let renewed = |s: &crate::tracker::State| {
@@ -893,6 +924,30 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
                 })
                 .collect::<Vec<_>>()
         });
+        // Each renewed session's due instant and lateness, both against the wave's spawn.
+        let max_age = jiff::SignedDuration::from_secs_f64(window_secs);
+        let (due, lateness): (Vec<f64>, Vec<f64>) = tracker.read(|s| {
+            s.objects
+                .iter()
+                .zip(&burst_op_ids)
+                .zip(&burst_statuses)
+                .filter_map(|((o, old), statuses)| {
+                    let due = statuses
+                        .last()?
+                        .session_started_at?
+                        .checked_add(max_age)
+                        .ok()?;
+                    let due_s = due.duration_since(spawned_wall).as_secs_f64();
+                    let seen = o.first_after(before.at, |st| {
+                        ready(st) && operation_id(st) != old.as_deref()
+                    })?;
+                    let seen_s = seen.at.saturating_duration_since(before.at).as_secs_f64();
+                    Some((round3(due_s), round3(seen_s - due_s)))
+                })
+                .unzip()
+        });
+        report.series.renewal_due_s = due;
+        report.series.renewal_lateness_s = lateness;
         let wave_writes = tracker.status_changes() - changes_before;
         let total = done.duration_since(before.at).as_secs_f64();
         report.renewal = Renewal {
@@ -945,7 +1000,11 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     let before = bench.snapshot(None)?;
     let spawned_at = jiff::Timestamp::now();
     let spawned = Instant::now();
-    let restart_op = bench.operator(&ns, &bench.unthrottled_args(&format!("{window_secs:.0}s")));
+    let restart_op = bench.operator(
+        "restart",
+        &ns,
+        &bench.unthrottled_args(&format!("{window_secs:.0}s")),
+    );
     let to_synced = match logged_at(&restart_op, "GuiSession cache synced") {
         Some(at) => at.duration_since(spawned_at).as_secs_f64(),
         None => spawned.elapsed().as_secs_f64(),
@@ -1008,6 +1067,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     });
     drop(tracker);
     if opts.memory_only {
+        (report.series.rss_interval_s, report.series.rss) = bench.rss.series();
         report.machine.loadavg_end = probe::loadavg();
         return Ok(report);
     }
@@ -1062,6 +1122,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
         })
         .map_err(|e| anyhow::anyhow!("simulator faults: {e}"))?;
     let op = bench.operator(
+        "throttled",
         &ns,
         &[
             ("--min-session-age", "1h".into()),
@@ -1134,6 +1195,7 @@ pub async fn run(opts: &Options, sim_rt: tokio::runtime::Handle) -> anyhow::Resu
     // ---- Stopped computers ------------------------------------------------------------------
     report.stopped = stopped_computers(&bench, &client, &retries).await?;
 
+    (report.series.rss_interval_s, report.series.rss) = bench.rss.series();
     report.machine.loadavg_end = probe::loadavg();
     report.judge();
     Ok(report)
@@ -1156,8 +1218,8 @@ async fn two_shards(
     default_args.push(("--shards", BLUE.into()));
     let mut blue_args = bench.unthrottled_args("1h");
     blue_args.push(("--shard", BLUE.into()));
-    let default_op = bench.operator(&ns, &default_args);
-    let blue_op = bench.operator(&ns, &blue_args);
+    let default_op = bench.operator("two shards: default", &ns, &default_args);
+    let blue_op = bench.operator("two shards: blue", &ns, &blue_args);
     let (default_pid, blue_pid) = (pid(&default_op)?, pid(&blue_op)?);
     let (default_empty, blue_empty) = (probe::memory(default_pid)?, probe::memory(blue_pid)?);
     progress(format!(
@@ -1276,7 +1338,7 @@ async fn stopped_computers(
     let ns = test_namespace(client, "bench-stopped").await;
     let api: Api<GuiSession> = Api::namespaced(client.clone(), &ns);
     let tracker = Tracker::start(api.clone(), n);
-    let op = bench.operator(&ns, &bench.unthrottled_args("1h"));
+    let op = bench.operator("stopped computers", &ns, &bench.unthrottled_args("1h"));
     let op_pid = pid(&op)?;
     progress(format!(
         "stopped computers: creating {n} GuiSessions with startIfStopped for stopped computers \
