@@ -1,5 +1,7 @@
 // Wrapper module that pins syft, which tests/sbom.rs runs on the image's OCI layout to make the
-// SBOM the release workflow attests.
+// SBOM the release workflow attests. A large module graph (2.1 GB of modules): a cold build with
+// empty Go caches took 5m43s on a loaded 2-core machine (3m13s CPU), 2 min with the modules
+// already downloaded; cached, scripts/go-tool-build answers in a few ms.
 module lightsail-gui-operator/tools/syft
 
 go 1.26.8
