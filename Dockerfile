@@ -22,9 +22,16 @@ COPY src ./src
 # workspace; only the operator's binary is built.
 COPY simulator/Cargo.toml ./simulator/Cargo.toml
 COPY simulator/src ./simulator/src
+# `cargo auditable build` embeds the binary's dependency list (every crate linked in) in a .dep-v0
+# section: the SBOM the release attests is read from it (syft finds no crate in the image without
+# it). The version is the one scripts/image installs (tools/cargo-auditable/version.env).
+COPY tools/cargo-auditable/version.env ./tools/cargo-auditable/version.env
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    . ./tools/cargo-auditable/version.env \
+    && cargo install --locked --version "=$CARGO_AUDITABLE_VERSION" cargo-auditable
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin lightsail-gui-operator \
+    cargo auditable build --release --locked --bin lightsail-gui-operator \
     && install -D -m 0755 target/release/lightsail-gui-operator /out/lightsail-gui-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -3,7 +3,9 @@
 //! their `run:` scripts, and does flag a deliberately broken workflow, so the check is not
 //! vacuous. The release workflow's version guard runs here on the checked-in Cargo.toml,
 //! Chart.yaml and values.yaml: it accepts the tag of the crate's version in this repository and
-//! refuses every kind of drift, and the image it publishes is the chart's default.
+//! refuses every kind of drift, and the image it publishes is the chart's default. Its signing,
+//! SBOM and provenance steps are present, and its summary, run here, prints the cosign commands
+//! that verify them (tests/sbom.rs makes the SBOM locally with the same pinned syft).
 //!
 //! shellcheck: actionlint checks `run:` scripts only with a shellcheck binary. .ci/run installs
 //! it, so CI always checks them; on a machine without it these tests still run actionlint's own
@@ -22,6 +24,8 @@ const REPOSITORY: &str = "lightsail-gui-operator/lightsail-gui-operator";
 const IMAGE: &str = "ghcr.io/lightsail-gui-operator/lightsail-gui-operator";
 const CHARTS: &str = "oci://ghcr.io/lightsail-gui-operator/charts";
 const CHART: &str = "charts/lightsail-gui-operator";
+/// The chart's OCI repository, which its signature names.
+const CHART_REPOSITORY: &str = "ghcr.io/lightsail-gui-operator/charts/lightsail-gui-operator";
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -403,6 +407,10 @@ fn release_publishes_the_guarded_image_and_chart_and_records_the_digest() {
     let permissions = &workflow["jobs"]["release"]["permissions"];
     assert_eq!(permissions["packages"], "write");
     assert_eq!(permissions["contents"], "read");
+    // Keyless signing and GitHub's attestations, and nothing else.
+    assert_eq!(permissions["id-token"], "write");
+    assert_eq!(permissions["attestations"], "write");
+    assert_eq!(permissions.as_mapping().expect("permissions").len(), 4);
 
     // The image: both platforms, tagged with the guarded version, pushed.
     let build = step_using("docker/build-push-action");
@@ -430,6 +438,38 @@ fn release_publishes_the_guarded_image_and_chart_and_records_the_digest() {
     );
     assert!(run_script(&chart).contains(r#"helm push "$PACKAGE" "$CHARTS""#));
 
+    // Signed by digest, the image recursively (index and platforms) and the chart; the SBOM made
+    // by the pinned syft of tests/sbom.rs and attested as SPDX JSON; provenance two ways.
+    let scripts: String = release_steps().iter().map(run_script_or_empty).collect();
+    for expected in [
+        r#"cosign sign --yes --recursive "$IMAGE@$DIGEST""#,
+        r#"cosign sign --yes "$repository@$digest""#,
+        "scripts/go-tool-build syft",
+        r#"cosign attest --yes --type spdxjson --predicate "$sbom" "$subject""#,
+    ] {
+        assert!(scripts.contains(expected), "no {expected:?} in {RELEASE}");
+    }
+    step_using("sigstore/cosign-installer");
+    assert_eq!(with["provenance"], "mode=max");
+    let provenance: Vec<Value> = release_steps()
+        .into_iter()
+        .filter(|s| {
+            s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/attest-build-provenance@"))
+        })
+        .map(|s| s["with"]["subject-digest"].clone())
+        .collect();
+    assert_eq!(
+        provenance,
+        [
+            "${{ steps.image.outputs.digest }}",
+            "${{ steps.chart.outputs.digest }}"
+        ]
+        .map(Value::from),
+        "build provenance of the image and of the chart"
+    );
+
     // The summary step, run here: it records the image's digest and how to pin it.
     let summary_step = release_steps()
         .into_iter()
@@ -451,13 +491,25 @@ fn release_publishes_the_guarded_image_and_chart_and_records_the_digest() {
             ("DIGEST", &digest),
             ("CHARTS", CHARTS),
             ("CHART_DIGEST", &chart_digest),
+            ("CHART_REPOSITORY", CHART_REPOSITORY),
+            ("REPOSITORY", REPOSITORY),
         ],
     );
     assert!(ran.ok, "{}", ran.text);
+    // How to verify, with this workflow's identity at a release tag and GitHub's OIDC issuer.
+    let identity = format!(
+        "--certificate-identity-regexp '^https://github.com/{REPOSITORY}/.github/workflows/\
+         release.yml@refs/tags/v.*$' --certificate-oidc-issuer \
+         https://token.actions.githubusercontent.com"
+    );
     for expected in [
         format!("`{IMAGE}:{version}` | `{digest}`"),
         format!("`{CHARTS}/lightsail-gui-operator --version {version}` | `{chart_digest}`"),
         format!("--set image.digest={digest}"),
+        format!("\ncosign verify {IMAGE}@{digest} {identity}\n"),
+        format!("\ncosign verify-attestation --type spdxjson {IMAGE}@{digest} {identity}\n"),
+        format!("\ncosign verify {CHART_REPOSITORY}@{chart_digest} {identity}\n"),
+        format!("gh attestation verify oci://{IMAGE}@{digest} --repo {REPOSITORY}"),
     ] {
         assert!(
             ran.summary.contains(&expected),
