@@ -4,6 +4,11 @@
 //! tests/fixtures/alerts/alerts.test.yaml, where every alert has a case that fires and one that
 //! stays silent. Every alert carries a severity, a summary naming its count, a description and a
 //! runbook_url whose anchor is a heading of docs/runbooks.md.
+//!
+//! The chart's Grafana dashboard (`templates/grafana-dashboard.yaml`, files/dashboards/): every
+//! panel's PromQL parses (promtool check rules on a rule file made of the panel expressions, as
+//! promtool has no offline query parser), and every operator metric that the dashboard and the
+//! alerts name is one of the operator's metric names (METRICS).
 mod support;
 
 use std::collections::BTreeSet;
@@ -209,4 +214,216 @@ fn promtool_test_rules_catches_a_wrong_expectation() {
     assert_ne!(wrong_alert, text);
     let (ok, out) = promtool_test(&wrong_alert);
     assert!(!ok && out.contains("OperatorNoLeader"), "{out}");
+}
+
+/// The operator's metric names as exposed on /metrics (prometheus-client appends `_total` to
+/// counters; a histogram also exposes NAME_bucket, NAME_sum and NAME_count).
+const METRICS: [&str; 18] = [
+    "reconciles_total",
+    "reconcile_duration_seconds",
+    "lightsail_calls_total",
+    "lightsail_call_duration_seconds",
+    "sessions",
+    "status_writes_total",
+    "status_conflicts_total",
+    "leader",
+    "tracked_objects",
+    "computer_starts_total",
+    "computer_stops_total",
+    "computers_running",
+    "sessions_renewal_overdue",
+    "renewal_lateness_seconds",
+    "conditions",
+    "accounts_not_ready",
+    "lightsail_errors_total",
+    "last_successful_reconcile_timestamp_seconds",
+];
+const HISTOGRAMS: [&str; 3] = [
+    "reconcile_duration_seconds",
+    "lightsail_call_duration_seconds",
+    "renewal_lateness_seconds",
+];
+const PREFIX: &str = "lightsail_gui_operator_";
+
+/// The operator metrics `expr` names, without the prefix, a histogram's series folded into its
+/// name (NAME_bucket -> NAME).
+fn operator_metrics(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find(PREFIX) {
+        let tail = &rest[at + PREFIX.len()..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(tail.len());
+        let name = &tail[..end];
+        let folded = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| {
+                name.strip_suffix(s)
+                    .filter(|base| HISTOGRAMS.contains(base))
+            })
+            .unwrap_or(name);
+        names.insert(folded.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+fn dashboard() -> Value {
+    let docs = render_ok(
+        "lgo",
+        "ops",
+        &["--set", "metrics.grafanaDashboard.enabled=true"],
+    );
+    let cm = the(&docs, "ConfigMap");
+    serde_json::from_str(
+        cm["data"]["lightsail-gui-operator.json"]
+            .as_str()
+            .expect("dashboard JSON in the ConfigMap"),
+    )
+    .expect("the dashboard is JSON")
+}
+
+/// (panel title, refId, expr) of every query panel.
+fn dashboard_queries(dashboard: &Value) -> Vec<(String, String, String)> {
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().expect("panel title").to_owned();
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "panel {title} has no query");
+        for t in targets {
+            queries.push((
+                title.clone(),
+                t["refId"].as_str().expect("refId").to_owned(),
+                t["expr"].as_str().expect("expr").to_owned(),
+            ));
+        }
+    }
+    queries
+}
+
+#[test]
+fn the_dashboard_is_off_by_default_and_labelled_for_the_grafana_sidecar() {
+    let docs = render_ok("lgo", "ops", &[]);
+    assert!(
+        !docs.iter().any(
+            |d| d["kind"] == "ConfigMap" && d["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ),
+        "no dashboard unless asked for"
+    );
+    let docs = render_ok(
+        "lgo",
+        "ops",
+        &[
+            "--set",
+            "metrics.grafanaDashboard.enabled=true",
+            "--set",
+            "metrics.grafanaDashboard.namespace=monitoring",
+        ],
+    );
+    let cm = the(&docs, "ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(cm["metadata"]["namespace"], "monitoring");
+    let board = dashboard();
+    assert_eq!(board["uid"], "lightsail-gui-operator");
+    // Every panel reads the data source the user picks.
+    for panel in board["panels"].as_array().unwrap() {
+        if panel["type"] != "row" {
+            assert_eq!(
+                panel["datasource"]["uid"], "${datasource}",
+                "{}",
+                panel["title"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_dashboard_query_parses_with_promtool_and_names_only_operator_metrics() {
+    let board = dashboard();
+    let queries = dashboard_queries(&board);
+    // Grafana's variables, as Grafana expands them for "All".
+    let expand = |e: &str| {
+        e.replace("$__rate_interval", "5m")
+            .replace("$namespace", ".*")
+            .replace("$job", ".*")
+    };
+    let rules: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, expr))| {
+            let expr = expand(expr);
+            assert!(!expr.contains('$'), "an unknown variable in {expr}");
+            json!({ "record": format!("dashboard:query_{i}"), "expr": expr })
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("dashboard-rules.yaml");
+    let groups = json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    std::fs::write(&file, serde_yaml::to_string(&groups).unwrap()).unwrap();
+    let (ok, text) = promtool(&[Path::new("check"), Path::new("rules"), &file]);
+    assert!(ok, "a panel's PromQL does not parse:\n{text}");
+    assert!(
+        text.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "{text}"
+    );
+
+    let known = BTreeSet::from(METRICS);
+    let mut named = BTreeSet::new();
+    for (title, ref_id, expr) in &queries {
+        for m in operator_metrics(expr) {
+            assert!(
+                known.contains(m.as_str()),
+                "panel {title} ({ref_id}) names {PREFIX}{m}, which the operator does not export"
+            );
+            named.insert(m);
+        }
+    }
+    // The dashboard shows what issue #23 asks for, and the pods' CPU and memory.
+    for m in [
+        "sessions",
+        "sessions_renewal_overdue",
+        "renewal_lateness_seconds",
+        "lightsail_calls_total",
+        "lightsail_errors_total",
+        "reconcile_duration_seconds",
+        "leader",
+    ] {
+        assert!(named.contains(m), "no panel shows {PREFIX}{m}");
+    }
+    let all: String = queries.iter().map(|(_, _, e)| e.as_str()).collect();
+    for m in [
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+    ] {
+        assert!(all.contains(m), "no panel shows {m}");
+    }
+}
+
+#[test]
+fn every_metric_the_alerts_name_is_an_operator_metric() {
+    // The scanner itself: histogram series fold into their name, an unknown name is reported.
+    assert_eq!(
+        operator_metrics(
+            "rate(lightsail_gui_operator_renewal_lateness_seconds_bucket[5m]) \
+             / lightsail_gui_operator_bogus_count + lightsail_gui_operator_leader"
+        ),
+        BTreeSet::from(["renewal_lateness_seconds", "bogus_count", "leader"].map(String::from))
+    );
+    let known = BTreeSet::from(METRICS);
+    for r in alert_rules(&rule(&[])) {
+        let expr = r["expr"].as_str().expect("expr");
+        let names = operator_metrics(expr);
+        assert!(!names.is_empty(), "{expr}");
+        for m in names {
+            assert!(
+                known.contains(m.as_str()),
+                "{}: {PREFIX}{m} is not exported",
+                r["alert"]
+            );
+        }
+    }
 }
