@@ -1071,13 +1071,16 @@ async fn chart_applies_and_its_pod_passes_restricted_pod_security() {
     let client = control_plane.client().await;
     let namespace = support::restricted_namespace(&client, "helm-pss").await;
     let release = format!("pss-{}", std::process::id());
-    // Every optional object the apiserver can take (no ServiceMonitor: its CRD is not here).
+    // Every optional object the apiserver can take (no ServiceMonitor or PrometheusRule: their
+    // CRDs are not here).
     let manifests = render(
         &release,
         &namespace,
         &[
             "--set",
             "replicas=2",
+            "--set",
+            "metrics.grafanaDashboard.enabled=true",
             "--set",
             "networkPolicy.enabled=true",
             "--set",
