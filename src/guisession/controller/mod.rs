@@ -40,8 +40,10 @@ pub const DATA_DIGEST_ANNOTATION: &str = "lightsail.operators.dev/data-sha256";
 /// Finalizer carried only by GuiSessions with `stopOnDelete`.
 pub const FINALIZER: &str = "lightsail.operators.dev/stop-session";
 
-/// Most state-machine steps in one reconcile (a lookup, a start and a first record take three).
-const MAX_STEPS: usize = 8;
+/// Most state-machine steps in one reconcile. A first start takes five (a lookup, a read of the
+/// computer, the permit, the fence and the call); a write conflict that moves the object to
+/// another computer starts that chain again, and a stopped computer's start adds its own.
+const MAX_STEPS: usize = 16;
 /// Most write conflicts in one reconcile before it backs off.
 const MAX_CONFLICTS: u32 = 5;
 
