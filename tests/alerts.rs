@@ -8,7 +8,7 @@
 //! The chart's Grafana dashboard (`templates/grafana-dashboard.yaml`, files/dashboards/): every
 //! panel's PromQL parses (promtool check rules on a rule file made of the panel expressions, as
 //! promtool has no offline query parser), and every operator metric that the dashboard and the
-//! alerts name is one of the operator's metric names (METRICS).
+//! alerts name is one of the operator's metric names (README's metrics table).
 mod support;
 
 use std::collections::BTreeSet;
@@ -216,38 +216,28 @@ fn promtool_test_rules_catches_a_wrong_expectation() {
     assert!(!ok && out.contains("OperatorNoLeader"), "{out}");
 }
 
-/// The operator's metric names as exposed on /metrics (prometheus-client appends `_total` to
-/// counters; a histogram also exposes NAME_bucket, NAME_sum and NAME_count).
-const METRICS: [&str; 18] = [
-    "reconciles_total",
-    "reconcile_duration_seconds",
-    "lightsail_calls_total",
-    "lightsail_call_duration_seconds",
-    "sessions",
-    "status_writes_total",
-    "status_conflicts_total",
-    "leader",
-    "tracked_objects",
-    "computer_starts_total",
-    "computer_stops_total",
-    "computers_running",
-    "sessions_renewal_overdue",
-    "renewal_lateness_seconds",
-    "conditions",
-    "accounts_not_ready",
-    "lightsail_errors_total",
-    "last_successful_reconcile_timestamp_seconds",
-];
-const HISTOGRAMS: [&str; 3] = [
-    "reconcile_duration_seconds",
-    "lightsail_call_duration_seconds",
-    "renewal_lateness_seconds",
-];
+/// The operator's metric names as exposed on /metrics (counters with `_total`), from README's
+/// metrics table, which `tests/operator.rs` keeps in step with a running operator's /metrics;
+/// and which of them are histograms (whose NAME_bucket, NAME_sum and NAME_count fold into NAME).
+fn operator_metric_names() -> (BTreeSet<String>, BTreeSet<String>) {
+    let documented = support::documented_metrics();
+    let strip = |n: &str| n.strip_prefix(PREFIX).unwrap_or(n).to_owned();
+    (
+        documented.iter().map(|(n, _)| strip(n)).collect(),
+        documented
+            .iter()
+            .filter(|(_, kind)| kind == "histogram")
+            .map(|(n, _)| strip(n))
+            .collect(),
+    )
+}
+
 const PREFIX: &str = "lightsail_gui_operator_";
 
 /// The operator metrics `expr` names, without the prefix, a histogram's series folded into its
 /// name (NAME_bucket -> NAME).
 fn operator_metrics(expr: &str) -> BTreeSet<String> {
+    let (_, histograms) = operator_metric_names();
     let mut names = BTreeSet::new();
     let mut rest = expr;
     while let Some(at) = rest.find(PREFIX) {
@@ -260,7 +250,7 @@ fn operator_metrics(expr: &str) -> BTreeSet<String> {
             .iter()
             .find_map(|s| {
                 name.strip_suffix(s)
-                    .filter(|base| HISTOGRAMS.contains(base))
+                    .filter(|base| histograms.contains(*base))
             })
             .unwrap_or(name);
         names.insert(folded.to_owned());
@@ -371,7 +361,7 @@ fn every_dashboard_query_parses_with_promtool_and_names_only_operator_metrics() 
         "{text}"
     );
 
-    let known = BTreeSet::from(METRICS);
+    let (known, _) = operator_metric_names();
     let mut named = BTreeSet::new();
     for (title, ref_id, expr) in &queries {
         for m in operator_metrics(expr) {
@@ -413,7 +403,7 @@ fn every_metric_the_alerts_name_is_an_operator_metric() {
         ),
         BTreeSet::from(["renewal_lateness_seconds", "bogus_count", "leader"].map(String::from))
     );
-    let known = BTreeSet::from(METRICS);
+    let (known, _) = operator_metric_names();
     for r in alert_rules(&rule(&[])) {
         let expr = r["expr"].as_str().expect("expr");
         let names = operator_metrics(expr);

@@ -888,24 +888,6 @@ async fn a_guisession_moves_between_shards_without_a_second_start() {
     .await;
 }
 
-/// The metrics table of README.md, as (name, type) rows.
-fn documented_metrics() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).expect("README");
-    let table = readme
-        .split("| metric | type | labels | meaning |")
-        .nth(1)
-        .expect("README has the metrics table");
-    table
-        .lines()
-        .skip(2)
-        .take_while(|l| l.starts_with('|'))
-        .map(|row| {
-            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
-        })
-        .collect()
-}
-
 /// The families a scrape of `/metrics` exports, as the names a query uses (counters with
 /// `_total`) and their types.
 fn exported_metrics(text: &str) -> Vec<(String, String)> {
@@ -942,7 +924,7 @@ async fn every_exported_metric_is_documented_and_every_documented_one_exported()
     )
     .await;
     wait_for(&env.api, "missing", WAIT, "Stalled", stalled).await;
-    let mut documented = documented_metrics();
+    let mut documented = support::documented_metrics();
     documented.sort();
     assert!(documented.len() >= 18, "{documented:?}");
     let mut exported = Vec::new();

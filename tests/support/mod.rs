@@ -309,3 +309,21 @@ pub async fn install_crds(client: &Client) {
         }
     }
 }
+
+/// The metrics table of README.md, as (name, type) rows.
+pub fn documented_metrics() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README");
+    let table = readme
+        .split("| metric | type | labels | meaning |")
+        .nth(1)
+        .expect("README has the metrics table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
