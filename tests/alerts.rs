@@ -417,3 +417,115 @@ fn every_metric_the_alerts_name_is_an_operator_metric() {
         }
     }
 }
+
+/// The samples of a `/metrics` scrape, each as a promtool input series that keeps its value for
+/// `minutes`, with the labels a ServiceMonitor scrape adds (`namespace`, `job`, `instance`).
+fn scraped_series(text: &str, minutes: u32) -> Vec<Value> {
+    let target = r#"namespace="ops",job="lgo",instance="op-0""#;
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(_, value)| value.parse::<f64>().is_ok_and(f64::is_finite))
+        .map(|(series, value)| {
+            let series = match series.split_once('{') {
+                Some((name, labels)) => format!("{name}{{{target},{labels}"),
+                None => format!("{series}{{{target}}}"),
+            };
+            json!({"series": series, "values": format!("{value}+0x{minutes}")})
+        })
+        .collect()
+}
+
+/// Acceptance of #23: one GuiSession's computer vanishes while 50 others renew. Evaluated with
+/// promtool on what the operator then exports, exactly one alert expression has a value,
+/// GuiSessionsStalled's, and it is 1, for the vanished computer's reason; the others are empty.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_computer_among_50_renewing_drives_exactly_the_stalled_alert_to_1() {
+    use support::env::*;
+    use support::operator::*;
+    const N: usize = 51;
+    let names: Vec<String> = (0..N).map(|i| format!("fleet-{i:02}")).collect();
+    let config = names
+        .iter()
+        .fold(lightsail_sim::SimConfig::default(), |c, n| {
+            c.with_computer(lightsail_sim::ComputerSpec::new(n))
+        });
+    let env = env("alerts-vanish", config).await;
+    // 51 sessions renewed every 10 s need more than the default 5 requests a second.
+    let op = env.operator(|o| {
+        o.arg("--min-session-age", "1s")
+            .arg("--rate-limit", "200")
+            .arg("--rate-burst", "200")
+    });
+    for name in &names {
+        apply(
+            &env.api,
+            guisession(name, json!({"resourceName": name, "maxSessionAge": "10s"})),
+        )
+        .await;
+    }
+    for name in &names {
+        wait_for(&env.api, name, WAIT, "Ready", ready).await;
+    }
+    let gone = &names[0];
+    assert!(env.sim.remove_computer(gone));
+    wait_for(&env.api, gone, WAIT, "Stalled (NotFound)", |gs| {
+        condition(gs, "Stalled").is_some_and(|c| c.status == "True" && c.reason == "NotFound")
+    })
+    .await;
+    // The others renew meanwhile: each starts again after the computer went.
+    for name in &names[1..] {
+        eventually(WAIT, "a renewal of every other session", || {
+            env.starts(name) >= 2
+        })
+        .await;
+    }
+    // The operator's own watch may see the stall a moment after the test's did.
+    let stalled_series = r#"lightsail_gui_operator_conditions{type="Stalled",reason="NotFound"} 1"#;
+    let mut scraped = String::new();
+    eventually(WAIT, "the stall in the operator's metrics", || {
+        scraped = op.http_get("/metrics").1;
+        scraped.lines().any(|l| l == stalled_series)
+    })
+    .await;
+
+    let rule = rule(&[]);
+    let dir = rules_dir(&rule);
+    let exprs: Vec<(String, String)> = alert_rules(&rule)
+        .iter()
+        .map(|r| {
+            (
+                r["alert"].as_str().expect("alert").to_owned(),
+                r["expr"].as_str().expect("expr").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(exprs.len(), 6, "{exprs:?}");
+    let tests = exprs
+        .iter()
+        .map(|(alert, expr)| {
+            let expected = if alert == "GuiSessionsStalled" {
+                json!([{"labels": r#"{namespace="ops",job="lgo",reason="NotFound"}"#, "value": 1}])
+            } else {
+                json!([])
+            };
+            json!({"expr": expr, "eval_time": "20m", "exp_samples": expected})
+        })
+        .collect::<Vec<_>>();
+    let test = json!({
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": scraped_series(&scraped, 30),
+            "promql_expr_test": tests,
+        }],
+    });
+    let file = dir.path().join("vanished.test.yaml");
+    std::fs::write(&file, serde_yaml::to_string(&test).expect("yaml")).expect("write");
+    let (ok, out) = promtool(&[Path::new("test"), Path::new("rules"), &file]);
+    assert!(
+        ok,
+        "the alert expressions on the scraped metrics:\n{out}\n--- scraped:\n{scraped}"
+    );
+}
