@@ -15,10 +15,12 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use lightsail_sim::{
     AccountSpec, CallLog, ComputerSpec, DEFAULT_ACCOUNT_ID, Faults, RoleSpec, RunningSimulator,
-    SignedDuration, SimConfig, Simulator, StsFaults, role_arn,
+    SignedDuration, SimConfig, StsFaults, role_arn,
 };
 use serde_json::json;
-use simulator_support::{HttpReply, SimProcess, TEST_REGION, control, run_binary, send};
+use simulator_support::{
+    HttpReply, SimProcess, TEST_REGION, control, run_binary, send, start, stop,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -26,19 +28,6 @@ const BASE: &str = DEFAULT_ACCOUNT_ID;
 const A: &str = "111122223333";
 const B: &str = "444455556666";
 const BASE_USER_ARN: &str = "arn:aws:iam::000000000000:user/lightsail-sim";
-
-async fn start(config: SimConfig) -> RunningSimulator {
-    match Simulator::start(config, "127.0.0.1:0").await {
-        Ok(simulator) => simulator,
-        Err(e) => panic!("simulator did not start: {e:#}"),
-    }
-}
-
-async fn stop(simulator: RunningSimulator) {
-    if let Err(e) = simulator.shutdown().await {
-        panic!("simulator did not shut down cleanly: {e:#}");
-    }
-}
 
 fn base_credentials(sim: &RunningSimulator) -> Credentials {
     Credentials::new(

@@ -15,39 +15,16 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_sim::{
     AccountSpec, ComputerSpec, ErrorStyle, INSTANCE_NOT_RUNNING, InstanceState, LightsailException,
-    RoleSpec, RunningSimulator, SessionWhenNotRunning, SimConfig, Simulator, role_arn,
+    RoleSpec, RunningSimulator, SessionWhenNotRunning, SimConfig, role_arn,
 };
 use serde_json::json;
-use simulator_support::{TEST_REGION, control, run_binary, sdk_client, wait_until};
+use simulator_support::{TEST_REGION, client, control, run_binary, start, stop, wait_until};
 use std::time::{Duration, SystemTime};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Short starting and stopping times, so transitions are watched rather than waited for.
 const QUICK: Duration = Duration::from_millis(200);
 const OTHER_ACCOUNT: &str = "111122223333";
-
-async fn start(config: SimConfig) -> RunningSimulator {
-    match Simulator::start(config, "127.0.0.1:0").await {
-        Ok(simulator) => simulator,
-        Err(e) => panic!("simulator did not start: {e:#}"),
-    }
-}
-
-async fn stop(simulator: RunningSimulator) {
-    if let Err(e) = simulator.shutdown().await {
-        panic!("simulator did not shut down cleanly: {e:#}");
-    }
-}
-
-fn client(sim: &RunningSimulator) -> aws_sdk_lightsail::Client {
-    sdk_client(
-        &sim.endpoint_url(),
-        sim.access_key_id(),
-        sim.secret_access_key(),
-        TEST_REGION,
-        RetryConfig::disabled(),
-    )
-}
 
 /// The error code and message of a failed SDK call, and its HTTP status.
 fn refusal<E, R: std::fmt::Debug>(

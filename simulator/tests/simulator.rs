@@ -25,36 +25,13 @@ use lightsail_sim::{
 };
 use serde_json::json;
 use simulator_support::{
-    HttpReply, Signing, SimProcess, TEST_REGION, aws_request, control, request_bytes, run_binary,
-    sdk_client, send, wait_until,
+    HttpReply, Signing, SimProcess, TEST_REGION, aws_request, client, control, request_bytes,
+    run_binary, sdk_client, send, start, stop, wait_until,
 };
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn start(config: SimConfig) -> RunningSimulator {
-    match Simulator::start(config, "127.0.0.1:0").await {
-        Ok(simulator) => simulator,
-        Err(e) => panic!("simulator did not start: {e:#}"),
-    }
-}
-
-async fn stop(simulator: RunningSimulator) {
-    if let Err(e) = simulator.shutdown().await {
-        panic!("simulator did not shut down cleanly: {e:#}");
-    }
-}
-
-fn client(sim: &RunningSimulator) -> aws_sdk_lightsail::Client {
-    sdk_client(
-        &sim.endpoint_url(),
-        sim.access_key_id(),
-        sim.secret_access_key(),
-        TEST_REGION,
-        RetryConfig::disabled(),
-    )
-}
 
 fn signing(sim: &RunningSimulator) -> Signing<'_> {
     Signing {

@@ -316,3 +316,29 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A simulator on a free local port; the test fails if it cannot start.
+pub async fn start(config: lightsail_sim::SimConfig) -> lightsail_sim::RunningSimulator {
+    match lightsail_sim::Simulator::start(config, "127.0.0.1:0").await {
+        Ok(simulator) => simulator,
+        Err(e) => panic!("simulator did not start: {e:#}"),
+    }
+}
+
+/// Shuts `simulator` down; the test fails if it does not stop cleanly.
+pub async fn stop(simulator: lightsail_sim::RunningSimulator) {
+    if let Err(e) = simulator.shutdown().await {
+        panic!("simulator did not shut down cleanly: {e:#}");
+    }
+}
+
+/// An SDK client for `sim` with its base credentials in [`TEST_REGION`], retries off.
+pub fn client(sim: &lightsail_sim::RunningSimulator) -> aws_sdk_lightsail::Client {
+    sdk_client(
+        &sim.endpoint_url(),
+        sim.access_key_id(),
+        sim.secret_access_key(),
+        TEST_REGION,
+        aws_sdk_lightsail::config::retry::RetryConfig::disabled(),
+    )
+}
