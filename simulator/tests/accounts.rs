@@ -6,7 +6,7 @@ mod simulator_support;
 use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_lightsail::config::retry::RetryConfig;
 use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lightsail::error::SdkError;
 use aws_sdk_sts::operation::assume_role::{AssumeRoleError, AssumeRoleOutput};
 use aws_smithy_async::time::TimeSource;
 use aws_types::os_shim_internal::{Env, Fs};
@@ -19,7 +19,7 @@ use lightsail_sim::{
 };
 use serde_json::json;
 use simulator_support::{
-    HttpReply, SimProcess, TEST_REGION, control, run_binary, send, start, stop,
+    HttpReply, SimProcess, TEST_REGION, control, refusal, run_binary, send, start, stop,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -113,32 +113,6 @@ fn seconds_until(output: &AssumeRoleOutput) -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     expiration - now
-}
-
-/// The error code, message and HTTP status of a failed SDK call.
-fn refusal<E, R: std::fmt::Debug>(
-    result: Result<R, SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
-) -> (String, String, u16)
-where
-    E: ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + aws_smithy_runtime_api::client::result::CreateUnhandledError
-        + 'static,
-{
-    match result {
-        Ok(output) => panic!("succeeded: {output:?}"),
-        Err(error) => {
-            let status = error.raw_response().map_or(0, |r| r.status().as_u16());
-            let error = error.into_service_error();
-            (
-                error.code().unwrap_or_default().to_owned(),
-                error.message().unwrap_or_default().to_owned(),
-                status,
-            )
-        }
-    }
 }
 
 async fn start_session(client: &aws_sdk_lightsail::Client, name: &str) -> String {

@@ -5,52 +5,26 @@ mod simulator_support;
 
 use aws_sdk_lightsail::config::retry::RetryConfig;
 use aws_sdk_lightsail::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_lightsail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lightsail::operation::start_instance::StartInstanceError;
 use aws_sdk_lightsail::types::{
     AddOnRequest, AddOnType, Operation, OperationStatus, OperationType, RegionName, ResourceType,
     Status, StopInstanceOnIdleRequest,
 };
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use http::{Method, StatusCode};
 use lightsail_sim::{
     AccountSpec, ComputerSpec, ErrorStyle, INSTANCE_NOT_RUNNING, InstanceState, LightsailException,
     RoleSpec, RunningSimulator, SessionWhenNotRunning, SimConfig, role_arn,
 };
 use serde_json::json;
-use simulator_support::{TEST_REGION, client, control, run_binary, start, stop, wait_until};
+use simulator_support::{
+    TEST_REGION, client, control, refusal, run_binary, start, stop, wait_until,
+};
 use std::time::{Duration, SystemTime};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Short starting and stopping times, so transitions are watched rather than waited for.
 const QUICK: Duration = Duration::from_millis(200);
 const OTHER_ACCOUNT: &str = "111122223333";
-
-/// The error code and message of a failed SDK call, and its HTTP status.
-fn refusal<E, R: std::fmt::Debug>(
-    result: Result<R, SdkError<E, HttpResponse>>,
-) -> (String, String, u16)
-where
-    E: ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + aws_smithy_runtime_api::client::result::CreateUnhandledError
-        + 'static,
-{
-    match result {
-        Ok(output) => panic!("succeeded: {output:?}"),
-        Err(error) => {
-            let status = error.raw_response().map_or(0, |r| r.status().as_u16());
-            let error = error.into_service_error();
-            (
-                error.code().unwrap_or_default().to_owned(),
-                error.message().unwrap_or_default().to_owned(),
-                status,
-            )
-        }
-    }
-}
 
 fn the_operation(operations: &[Operation]) -> Operation {
     match operations {

@@ -342,3 +342,35 @@ pub fn client(sim: &lightsail_sim::RunningSimulator) -> aws_sdk_lightsail::Clien
         aws_sdk_lightsail::config::retry::RetryConfig::disabled(),
     )
 }
+
+/// The error code, message and HTTP status of a failed SDK call; panics if it succeeded.
+pub fn refusal<E, R: std::fmt::Debug>(
+    result: Result<
+        R,
+        aws_sdk_lightsail::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> (String, String, u16)
+where
+    E: aws_sdk_lightsail::error::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + aws_smithy_runtime_api::client::result::CreateUnhandledError
+        + 'static,
+{
+    match result {
+        Ok(output) => panic!("succeeded: {output:?}"),
+        Err(error) => {
+            let status = error.raw_response().map_or(0, |r| r.status().as_u16());
+            let error = error.into_service_error();
+            (
+                error.code().unwrap_or_default().to_owned(),
+                error.message().unwrap_or_default().to_owned(),
+                status,
+            )
+        }
+    }
+}
