@@ -294,6 +294,39 @@ fn chart_app_version_is_the_crate_version() {
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
 }
 
+/// The CRDs' validation rules are GA from Kubernetes 1.29: `kubeVersion` refuses an older
+/// cluster with helm's own error before anything is applied, and admits 1.29 and the version the
+/// tests run (which `helm template` assumes without a cluster, as a released helm does).
+#[test]
+fn the_chart_refuses_a_kubernetes_older_than_its_crds_need() {
+    let versions = std::fs::read_to_string(support::repo_root().join("tools/control-plane/versions.env"))
+        .expect("versions.env");
+    let tested = versions
+        .lines()
+        .find_map(|l| l.strip_prefix("KUBERNETES_VERSION="))
+        .expect("KUBERNETES_VERSION in versions.env");
+    for admitted in ["1.29.0", tested] {
+        render("lgo", "lgo-system", &["--kube-version", admitted])
+            .unwrap_or_else(|e| panic!("Kubernetes {admitted} refused: {e}"));
+    }
+    let assumed = render_ok("lgo", "lgo-system", &[]);
+    assert!(!assumed.is_empty(), "helm template without --kube-version");
+    for refused in ["1.28.9", "1.25.0"] {
+        let error = render("lgo", "lgo-system", &["--kube-version", refused])
+            .err()
+            .unwrap_or_else(|| panic!("Kubernetes {refused} admitted"));
+        assert!(
+            error.contains("chart requires kubeVersion: >=1.29.0-0")
+                && error.contains(&format!("Kubernetes v{refused}")),
+            "{error}"
+        );
+    }
+    // The constraint stands for the CEL rules: the CRDs have them.
+    let crds = std::fs::read_to_string(chart_dir().join("files/crds/guisession.yaml"))
+        .expect("GuiSession CRD");
+    assert!(crds.contains("x-kubernetes-validations"));
+}
+
 #[test]
 fn lint_strict_passes_with_default_and_every_ci_values_file() {
     let mut ci_files: Vec<String> = std::fs::read_dir(chart_dir().join("ci"))
