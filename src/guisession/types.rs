@@ -31,6 +31,7 @@ pub const DEFAULT_MAX_SESSION_AGE: &str = "1h";
     printcolumn = r#"{"name":"Region","type":"string","description":"AWS Region of the last operation","jsonPath":".status.operation.location.regionName"}"#,
     printcolumn = r#"{"name":"Operation","type":"string","description":"Status of the last Lightsail operation","jsonPath":".status.operation.status"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","description":"Whether a GUI session is available","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Computer","type":"string","description":"State of the computer when the operator last read it (running, stopped, ...)","jsonPath":".status.computer.state"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","description":"When the current session is replaced by a new one","jsonPath":".status.sessionExpiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

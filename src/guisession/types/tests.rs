@@ -49,7 +49,15 @@ fn crd_has_expected_shape() {
     let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
-        ["Resource", "Region", "Operation", "Ready", "Expires", "Age"]
+        [
+            "Resource",
+            "Region",
+            "Operation",
+            "Ready",
+            "Computer",
+            "Expires",
+            "Age"
+        ]
     );
 }
 
