@@ -299,8 +299,9 @@ fn chart_app_version_is_the_crate_version() {
 /// tests run (which `helm template` assumes without a cluster, as a released helm does).
 #[test]
 fn the_chart_refuses_a_kubernetes_older_than_its_crds_need() {
-    let versions = std::fs::read_to_string(support::repo_root().join("tools/control-plane/versions.env"))
-        .expect("versions.env");
+    let versions =
+        std::fs::read_to_string(support::repo_root().join("tools/control-plane/versions.env"))
+            .expect("versions.env");
     let tested = versions
         .lines()
         .find_map(|l| l.strip_prefix("KUBERNETES_VERSION="))

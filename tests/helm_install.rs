@@ -16,23 +16,6 @@ use lightsail_gui_operator::guisession::types::GuiSession;
 
 const CRD: &str = "guisessions.lightsail.operators.dev";
 
-/// Runs helm against the test control plane; stdout and stderr together, or a panic.
-fn helm(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = support::helm()
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("run helm");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "helm {args:?} failed:\n{text}");
-    text
-}
-
 /// A copy of the chart whose CRD gained a short name, standing in for a CRD change in a new
 /// chart version.
 fn chart_with_changed_crd(dir: &Path) -> std::path::PathBuf {
@@ -58,7 +41,6 @@ fn chart_with_changed_crd(dir: &Path) -> std::path::PathBuf {
 #[tokio::test]
 async fn install_upgrade_and_uninstall_like_a_user() {
     let control_plane = support::control_plane();
-    let kubeconfig = &control_plane.kubeconfig;
     let client = control_plane.client().await;
     let namespace = support::restricted_namespace(&client, "helm-install").await;
     let chart = support::chart_dir();
@@ -66,7 +48,7 @@ async fn install_upgrade_and_uninstall_like_a_user() {
 
     // Install: the release notes tell the user how to create and check a first GuiSession, and
     // nothing the chart makes breaks the namespace's restricted Pod Security Standard.
-    let installed = helm(kubeconfig, &["install", "lgo", chart, "-n", &namespace]);
+    let installed = control_plane.helm_ok(&["install", "lgo", chart, "-n", &namespace]);
     assert!(installed.contains("STATUS: deployed"), "{installed}");
     assert!(
         installed.contains("kubectl wait --for=condition=Ready guisession/research-desktop"),
@@ -92,18 +74,15 @@ async fn install_upgrade_and_uninstall_like_a_user() {
     // folder never would be) and the PodDisruptionBudget appears.
     let dir = tempfile::tempdir().expect("tempdir");
     let next = chart_with_changed_crd(dir.path());
-    let upgraded = helm(
-        kubeconfig,
-        &[
-            "upgrade",
-            "lgo",
-            next.to_str().expect("utf-8 path"),
-            "-n",
-            &namespace,
-            "--set",
-            "replicas=2",
-        ],
-    );
+    let upgraded = control_plane.helm_ok(&[
+        "upgrade",
+        "lgo",
+        next.to_str().expect("utf-8 path"),
+        "-n",
+        &namespace,
+        "--set",
+        "replicas=2",
+    ]);
     assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
     let crd = crds.get(CRD).await.expect("CRD");
     assert!(
@@ -120,7 +99,7 @@ async fn install_upgrade_and_uninstall_like_a_user() {
         .expect("a PodDisruptionBudget for two replicas");
 
     // Uninstall: the controller's objects go, the CRD and the user's GuiSession stay.
-    let uninstalled = helm(kubeconfig, &["uninstall", "lgo", "-n", &namespace]);
+    let uninstalled = control_plane.helm_ok(&["uninstall", "lgo", "-n", &namespace]);
     assert!(
         uninstalled.contains("kept due to the resource policy"),
         "{uninstalled}"

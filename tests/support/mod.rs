@@ -231,6 +231,26 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// `helm ARGS` against this control plane, the way a user runs it: stdout and stderr
+    /// together, or a panic with both.
+    pub fn helm_ok(&self, args: &[&str]) -> String {
+        let out = helm()
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run helm");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "helm {args:?} failed:\n{text}");
+        text
+    }
+}
+
 /// Creates a namespace of its own for one test, named after it.
 pub async fn test_namespace(client: &Client, test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
