@@ -84,9 +84,10 @@ fn expected_watch_rules() -> BTreeSet<(String, String, String, String)> {
     ])
 }
 
-/// What the controller may do cluster-wide for accounts, wherever it watches: with
-/// `kube_system` (no `accounts.clusterId`) it may read that one Namespace, whose uid is the
-/// cluster's id; with `static_keys` read Secrets cluster-wide (all namespaces watched).
+/// What the controller may do cluster-wide for accounts, wherever it watches, plus reading its
+/// own CRDs by name (checked against its own at start): with `kube_system` (no
+/// `accounts.clusterId`) it may read that one Namespace, whose uid is the cluster's id; with
+/// `static_keys` read Secrets cluster-wide (all namespaces watched).
 fn expected_account_rules(
     static_keys: bool,
     kube_system: bool,
@@ -97,6 +98,16 @@ fn expected_account_rules(
         row(group, "clusterlightsailaccounts/status", "patch", ""),
         row("", "namespaces", "list,watch", ""),
     ]);
+    let own_crds: Vec<String> = CrdKind::value_variants()
+        .iter()
+        .filter_map(|kind| kind.crd().0.metadata.name)
+        .collect();
+    rules.insert(row(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        "get",
+        &own_crds.join(","),
+    ));
     if kube_system {
         rules.insert(row("", "namespaces", "get", "kube-system"));
     }

@@ -15,11 +15,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use clap::ValueEnum;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube::runtime::wait::await_condition;
 use lightsail_gui_operator::guisession::types::GuiSession;
+use lightsail_gui_operator::process::cli::CrdKind;
 use lightsail_sim::{ComputerSpec, OUTCOME_OK, SimConfig, Simulator};
 use serde_json::{Value, json};
 use support::chart::{operator_env, service_account_kubeconfig, the};
@@ -450,4 +452,65 @@ async fn helm_upgrade_from_the_previous_chart_restarts_no_session_and_orphans_no
         before.len(),
         after.len()
     );
+}
+
+/// An operator newer than the CRDs in the cluster (CRDs kept outside the chart with
+/// `crds.install=false` and not updated) would fail every status write ("field not declared in
+/// schema"): it refuses to start instead, naming the CRD, the missing field and the command that
+/// updates it; with the CRD updated it starts. A control plane of its own: the other test's
+/// release owns the CRDs of this binary's shared one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_newer_than_the_crds_refuses_to_start_and_names_what_they_lack() {
+    let control_plane = ControlPlane::start_own();
+    let admin = control_plane.client().await;
+    // This version's CRDs, except that GuiSession's lacks status.computer, as before the
+    // computer behind the session was managed.
+    for kind in CrdKind::value_variants() {
+        let mut crd = kind.crd().0;
+        if let CrdKind::GuiSession = kind {
+            let status = crd.spec.versions[0]
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+                .and_then(|s| s.properties.as_mut())
+                .and_then(|p| p.get_mut("status"))
+                .and_then(|s| s.properties.as_mut())
+                .expect("status properties");
+            assert!(status.remove("computer").is_some(), "status.computer");
+        }
+        support::apply_crd(&admin, &crd).await;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_lightsail-gui-operator"))
+        .args(["run", "--leader-elect=false", "--http-addr", "127.0.0.1:0"])
+        .args(["--log-format", "text"])
+        .env_clear()
+        .env("KUBECONFIG", &control_plane.kubeconfig)
+        .env("HOME", dir.path())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("the operator exits instead of running on CRDs older than itself")
+        .expect("run the operator");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for expected in [
+        "the CustomResourceDefinition guisessions.lightsail.operators.dev in the cluster is older \
+         than this operator: it does not declare v1alpha1: .status.computer.",
+        "lightsail-gui-operator crd --kind guisession | kubectl apply --server-side -f -",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+
+    // Updated, the same binary starts and serves.
+    support::install_crds(&admin).await;
+    let operator = Operator::start(
+        &control_plane,
+        OperatorOptions::new("", "http://127.0.0.1:9"),
+    );
+    eventually(WAIT, "/readyz 200 on updated CRDs", || {
+        operator.http_get("/readyz").0 == 200
+    })
+    .await;
 }

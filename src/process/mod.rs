@@ -2,6 +2,7 @@
 //! controller loop.
 
 pub mod cli;
+mod crd_check;
 mod http;
 mod logging;
 mod session_states;
@@ -147,9 +148,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails fast, with the reason, on what would otherwise be an endless watch retry (an
-/// unreachable apiserver, a missing CRD, missing RBAC or a bad label selector), and returns the
-/// cluster id.
+/// Fails fast, with the reason, on what would otherwise be an endless watch retry or an endless
+/// run of failed status writes (an unreachable apiserver, a missing or outdated CRD, missing
+/// RBAC or a bad label selector), and returns the cluster id.
 async fn preflight(client: &Client, args: &RunArgs, scope: &WatchScope) -> anyhow::Result<String> {
     args.check_shards().map_err(anyhow::Error::msg)?;
     let mut probe = ListParams::default().limit(1);
@@ -162,6 +163,7 @@ async fn preflight(client: &Client, args: &RunArgs, scope: &WatchScope) -> anyho
              may this identity list them (in every namespace of --namespace), and is --selector valid?"
         })?;
     }
+    crd_check::check_installed_crds(client).await?;
     Ok(match &args.cluster_id {
         Some(id) => id.clone(),
         None => Api::<Namespace>::all(client.clone())

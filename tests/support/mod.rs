@@ -297,8 +297,6 @@ pub async fn restricted_namespace(client: &Client, test: &str) -> String {
 
 /// Applies every CRD in `crds/` (server-side apply), once per test binary.
 pub async fn install_crds(client: &Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     let dir = repo_root().join("crds");
     let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("crds/").flatten().collect();
     entries.sort_by_key(|e| e.path());
@@ -308,25 +306,34 @@ pub async fn install_crds(client: &Client) {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("read crd");
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&text).expect("parse crd");
-        let name = crd.metadata.name.clone().expect("crd name");
-        api.patch(
-            &name,
-            &PatchParams::apply("lgo-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply crd");
-        // Served only once Established: a request before that is a 404.
-        let established = kube::runtime::wait::await_condition(
-            api.clone(),
-            &name,
-            kube::runtime::wait::conditions::is_crd_established(),
-        );
-        match tokio::time::timeout(std::time::Duration::from_secs(60), established).await {
-            Ok(Ok(_)) => {}
-            other => panic!("CRD {name} not established within 60 s: {other:?}"),
-        }
+        apply_crd(client, &serde_yaml::from_str(&text).expect("parse crd")).await;
+    }
+}
+
+/// Applies one CRD (server-side apply) and returns once it is Established.
+pub async fn apply_crd(
+    client: &Client,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().expect("crd name");
+    api.patch(
+        &name,
+        &PatchParams::apply("lgo-tests").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .expect("apply crd");
+    // Served only once Established: a request before that is a 404.
+    let established = kube::runtime::wait::await_condition(
+        api.clone(),
+        &name,
+        kube::runtime::wait::conditions::is_crd_established(),
+    );
+    match tokio::time::timeout(std::time::Duration::from_secs(60), established).await {
+        Ok(Ok(_)) => {}
+        other => panic!("CRD {name} not established within 60 s: {other:?}"),
     }
 }
 
