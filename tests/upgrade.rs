@@ -249,16 +249,25 @@ async fn helm_upgrade_from_the_previous_chart_restarts_no_session_and_orphans_no
         .expect("simulator");
     let sim_url = sim.endpoint_url();
     let dir = tempfile::tempdir().expect("tempdir");
-    let set: Vec<&str> = VALUES.iter().flat_map(|v| ["--set", v]).collect();
+    // `helm install|upgrade` of a chart, with the same values each time, as a user repeats a
+    // command line; returns helm's output and the release's manifest.
+    let helm_release = |verb: &str, chart: &std::path::Path| {
+        let mut args = vec![
+            verb,
+            RELEASE,
+            chart.to_str().expect("utf-8 path"),
+            "-n",
+            &system,
+        ];
+        args.extend(VALUES.iter().flat_map(|v| ["--set", *v]));
+        let out = control_plane.helm_ok(&args);
+        (out, manifest(control_plane, &system))
+    };
 
     // ---- the previous chart, installed the way its users installed it
     let previous = repo_root().join("tests/fixtures/upgrade/previous-chart");
-    let mut install = vec!["install", RELEASE, previous.to_str().expect("utf-8 path")];
-    install.extend(["-n", &system]);
-    install.extend(&set);
-    let installed = control_plane.helm_ok(&install);
+    let (installed, before_docs) = helm_release("install", &previous);
     assert!(installed.contains("STATUS: deployed"), "{installed}");
-    let before_docs = manifest(control_plane, &system);
     let before: BTreeSet<Key> = before_docs.iter().map(key).collect();
     let crds_before = served_crds(control_plane, &before_docs);
 
@@ -293,13 +302,8 @@ async fn helm_upgrade_from_the_previous_chart_restarts_no_session_and_orphans_no
 
     // ---- helm upgrade to this chart, same command line; the previous operator still runs
     let upgrade_started = Timestamp::now();
-    let chart = chart_dir();
-    let mut upgrade = vec!["upgrade", RELEASE, chart.to_str().expect("utf-8 path")];
-    upgrade.extend(["-n", &system]);
-    upgrade.extend(&set);
-    let upgraded = control_plane.helm_ok(&upgrade);
+    let (upgraded, after_docs) = helm_release("upgrade", &chart_dir());
     assert!(upgraded.contains("REVISION: 2"), "{upgraded}");
-    let after_docs = manifest(control_plane, &system);
     let after: BTreeSet<Key> = after_docs.iter().map(key).collect();
 
     // Nothing orphaned: what the previous chart made and this one does not is gone; what both
