@@ -10,7 +10,8 @@
 use anyhow::{Context as _, bail};
 use clap::ValueEnum as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,
+    CustomResourceDefinition, CustomResourceDefinitionVersion, JSONSchemaProps,
+    JSONSchemaPropsOrArray,
 };
 use kube::Client;
 use kube::api::Api;
@@ -51,11 +52,9 @@ pub async fn check_installed_crds(client: &Client) -> anyhow::Result<()> {
         let missing = missing_in(&expected, &served);
         if !missing.is_empty() {
             let named: Vec<&str> = missing.iter().take(NAMED).map(String::as_str).collect();
-            let more = missing.len().saturating_sub(NAMED);
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
+            let more = match missing.len().saturating_sub(NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
             };
             bail!(
                 "the CustomResourceDefinition {name} in the cluster is older than this operator: \
@@ -93,16 +92,17 @@ pub fn missing_in(
             missing.push(format!("version {}", version.name));
             continue;
         };
-        let schema = |v: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion| {
-            v.schema.as_ref().and_then(|s| s.open_api_v3_schema.clone())
-        };
-        if let (Some(want), Some(have)) = (schema(version), schema(served_version)) {
+        if let (Some(want), Some(have)) = (schema_of(version), schema_of(served_version)) {
             let mut paths = Vec::new();
-            missing_fields(&want, &have, "", &mut paths);
+            missing_fields(want, have, "", &mut paths);
             missing.extend(paths.into_iter().map(|p| format!("{}: {p}", version.name)));
         }
     }
     missing
+}
+
+fn schema_of(version: &CustomResourceDefinitionVersion) -> Option<&JSONSchemaProps> {
+    version.schema.as_ref()?.open_api_v3_schema.as_ref()
 }
 
 /// Appends to `out` the path of every property under `want` that `have` lacks. A schema that
